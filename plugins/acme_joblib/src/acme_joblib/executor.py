@@ -1,0 +1,96 @@
+"""The joblib (loky) executor.
+
+The run's program (function, broadcast arguments, storage writer) is written once to a
+temporary file that every worker loads once per run, so broadcast arguments cost one
+transfer per worker, not one per call. Batches are submitted to loky's reusable pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from typing import Any
+
+from acme_core.calls import CallBatch, ProgramFile, run_batch
+from acme_core.executor import ExecutorSettings, FuturesExecutor, RunContext
+
+log = logging.getLogger("acme_joblib")
+
+OPTIONS = {
+    "idle_timeout": "seconds an idle worker stays alive for the next run (default 300)",
+}
+
+
+def usable_cores() -> int:
+    """Cores this process may use (affinity and cgroup limits respected)."""
+    from joblib import cpu_count
+
+    return max(1, cpu_count(only_physical_cores=False))
+
+
+class JoblibExecutor(FuturesExecutor):
+    """Runs batches in loky worker processes.
+
+    Examples
+    --------
+    >>> from acme_core import ParallelMap
+    >>> ParallelMap(abs, [-1, -2], write_worker_results=False, backend="joblib",
+    ...             n_workers=2, verbose=False).compute()
+    [1, 2]
+    """
+
+    def __init__(self, settings: ExecutorSettings) -> None:
+        super().__init__(settings)
+        timeout = settings.options.get("idle_timeout", 300)
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise ValueError(
+                f"backend_options['idle_timeout'] has to be a number of seconds > 0, not {timeout!r}.")
+        self._timeout = timeout
+        n = settings.n_workers
+        self._n = usable_cores() if n == "auto" else int(n)
+        self._pool: Any = None
+        self._ref: ProgramFile | None = None
+
+    @property
+    def n_workers(self) -> int:
+        return self._n
+
+    def _get_pool(self) -> Any:
+        from joblib.externals.loky import get_reusable_executor
+
+        return get_reusable_executor(max_workers=self._n, timeout=self._timeout)
+
+    def start(self, run: RunContext) -> None:
+        assert run.program_bytes is not None
+        fd, path = tempfile.mkstemp(prefix=f"acme_core_{run.info.run_id}_", suffix=".pickle")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(run.program_bytes)
+        self._ref = ProgramFile(path, run.info.run_id, run.sys_path)
+        self._pool = self._get_pool()
+
+    def _submit_future(self, batch: CallBatch) -> Any:
+        if self._pool._flags.broken or self._pool._flags.shutdown:
+            log.warning("The worker pool broke (a worker died); starting a fresh one.")
+            self._pool = self._get_pool()
+        return self._pool.submit(run_batch, self._ref, batch)
+
+    def _is_lost_worker(self, exc: BaseException) -> bool:
+        from joblib.externals.loky.process_executor import BrokenProcessPool
+
+        return isinstance(exc, BrokenProcessPool)
+
+    def close(self) -> None:
+        if self._ref is not None:
+            try:
+                os.remove(self._ref.path)
+            except FileNotFoundError:
+                pass
+            self._ref = None
+        if self.settings.stop_client is True:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, kill_workers=True)
+            self._pool = None

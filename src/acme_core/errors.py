@@ -1,0 +1,55 @@
+"""The exception classes users catch."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .failures import FailureTable
+
+
+class PluginError(RuntimeError):
+    """A plugin is missing, broken, or two plugins claim the same name.
+
+    Examples
+    --------
+    >>> from acme_core.errors import PluginError
+    >>> issubclass(PluginError, RuntimeError)
+    True
+    """
+
+
+class UnknownKeywordError(TypeError, ValueError):
+    """A keyword argument ``func`` does not accept.
+
+    A ``TypeError`` as Python raises for a bad call, and a ``ValueError`` as ACME raised for
+    surplus keywords, so scripts written for either keep catching it.
+
+    Examples
+    --------
+    >>> from acme_core.errors import UnknownKeywordError
+    >>> issubclass(UnknownKeywordError, TypeError) and issubclass(UnknownKeywordError, ValueError)
+    True
+    """
+
+
+class ParallelComputationError(RuntimeError):
+    """Some calls failed; the others finished and their results are stored.
+
+    Attributes
+    ----------
+    failures : FailureTable
+        One row per failed call: index, arguments, exception type, message, traceback,
+        attempts, kind (``"error"`` raised by the function, ``"lost-worker"``, ``"storage"``)
+        and where it ran.
+
+    Examples
+    --------
+    >>> from acme_core.errors import ParallelComputationError
+    >>> issubclass(ParallelComputationError, RuntimeError)
+    True
+    """
+
+    def __init__(self, message: str, failures: FailureTable) -> None:
+        super().__init__(message)
+        self.failures = failures

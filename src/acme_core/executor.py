@@ -1,0 +1,199 @@
+"""The executor protocol: start workers, run batches of calls, stream outcomes back.
+
+An executor is what ``backend=`` names. Its life in one ``compute()``::
+
+    executor = spec.factory(settings)     # validates, starts nothing (at ParallelMap(...))
+    executor.start(run)                   # workers up (or attached to)
+    executor.submit(batch)                # many times; never blocks on the call itself
+    executor.collect(timeout)             # outcomes of whatever finished, [] on timeout
+    executor.cancel()                     # only on Ctrl-C / errors: drop what has not run
+    executor.close()                      # end of run; stop what it started, as stop_client says
+
+A batch whose worker died must come back as ``batch.lost(reason)``: one failure of kind
+``"lost-worker"`` per call, never silence. The run loop re-submits those calls.
+
+:class:`FuturesExecutor` does the bookkeeping for pools that hand out futures with
+``add_done_callback`` (``concurrent.futures``, loky, dask): a subclass only implements
+``start``, ``_submit_future`` and ``close``.
+"""
+
+from __future__ import annotations
+
+import abc
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .calls import CallBatch, CallOutcome, CallProgram
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .run import RunInfo
+
+
+@dataclass
+class ExecutorSettings:
+    """What a backend is configured with: ACME's backend parameters and its own options.
+
+    Examples
+    --------
+    >>> from acme_core.executor import ExecutorSettings
+    >>> ExecutorSettings().n_workers
+    'auto'
+    """
+
+    partition: str = "auto"
+    n_workers: int | str = "auto"
+    mem_per_worker: str = "auto"
+    setup_timeout: float = 60
+    setup_interactive: bool = True
+    stop_client: bool | str = "auto"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunContext:
+    """What an executor gets at :meth:`Executor.start`.
+
+    ``program`` is the run's call program; ``program_bytes`` its cloudpickle bytes (set
+    when the backend's spec says ``needs_pickle``), proven picklable before anything
+    started; ship them as :class:`~acme_core.calls.PickledProgram` or
+    :class:`~acme_core.calls.ProgramFile` with ``sys_path``. ``output_dir`` is the run's
+    directory, or None for in-memory runs.
+    """
+
+    info: RunInfo
+    program: CallProgram
+    program_bytes: bytes | None
+    n_calls: int
+    output_dir: str | None
+    sys_path: tuple[str, ...] = ()
+
+
+class Executor(abc.ABC):
+    """Base class of every backend.
+
+    Examples
+    --------
+    A backend that runs each batch at once in the calling process::
+
+        from acme_core.calls import run_batch
+        from acme_core.executor import Executor
+
+        class Inline(Executor):
+            def start(self, run):
+                self._program, self._done = run.program, []
+            def submit(self, batch):
+                self._done += run_batch(self._program, batch)
+            def collect(self, timeout):
+                done, self._done = self._done, []
+                return done
+            def close(self):
+                pass
+    """
+
+    def __init__(self, settings: ExecutorSettings) -> None:
+        self.settings = settings
+
+    @property
+    def n_workers(self) -> int:
+        """How many calls can run at once (used to size batches and in-flight work)."""
+        return 1
+
+    @abc.abstractmethod
+    def start(self, run: RunContext) -> None:
+        """Start or attach to workers for one run."""
+
+    @abc.abstractmethod
+    def submit(self, batch: CallBatch) -> None:
+        """Queue ``batch``; its outcomes come back through :meth:`collect`."""
+
+    @abc.abstractmethod
+    def collect(self, timeout: float | None) -> list[CallOutcome]:
+        """Block up to ``timeout`` seconds for finished calls; return their outcomes."""
+
+    def cancel(self) -> None:  # noqa: B027 - optional
+        """Drop batches that have not started (Ctrl-C); the default does nothing."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """End of the run: release what ``start`` made, as ``settings.stop_client`` says."""
+
+    def shutdown(self) -> None:  # noqa: B027 - optional
+        """Stop workers kept alive for reuse across runs (``with`` block exit)."""
+
+
+class FuturesExecutor(Executor):
+    """An :class:`Executor` over any pool whose futures support ``add_done_callback``.
+
+    Subclasses implement :meth:`_submit_future` (return a future whose result is the list
+    of outcomes) and may override :meth:`_is_lost_worker` to recognise a dead worker.
+
+    Examples
+    --------
+    >>> from concurrent.futures import ThreadPoolExecutor
+    >>> from acme_core.calls import run_batch
+    >>> from acme_core.executor import FuturesExecutor
+    >>> class Threads(FuturesExecutor):
+    ...     def start(self, run):
+    ...         self._pool, self._program = ThreadPoolExecutor(2), run.program
+    ...     def _submit_future(self, batch):
+    ...         return self._pool.submit(run_batch, self._program, batch)
+    ...     def close(self):
+    ...         self._pool.shutdown()
+    """
+
+    def __init__(self, settings: ExecutorSettings) -> None:
+        super().__init__(settings)
+        self._done: queue.SimpleQueue[tuple[CallBatch, Any]] = queue.SimpleQueue()
+        self._pending: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    @abc.abstractmethod
+    def _submit_future(self, batch: CallBatch) -> Any:
+        """Start ``batch`` and return a future of its ``list[CallOutcome]``."""
+
+    def _is_lost_worker(self, exc: BaseException) -> bool:
+        """True when ``exc`` (raised by the future) means the worker died."""
+        return False
+
+    def submit(self, batch: CallBatch) -> None:
+        future = self._submit_future(batch)
+        with self._lock:
+            self._pending[id(future)] = future
+        future.add_done_callback(lambda f, b=batch: self._done.put((b, f)))
+
+    def collect(self, timeout: float | None) -> list[CallOutcome]:
+        try:
+            first = self._done.get(timeout=timeout)
+        except queue.Empty:
+            return []
+        finished = [first]
+        while True:
+            try:
+                finished.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        outcomes: list[CallOutcome] = []
+        for batch, future in finished:
+            with self._lock:
+                self._pending.pop(id(future), None)
+            outcomes += self._outcomes_of(batch, future)
+        return outcomes
+
+    def _outcomes_of(self, batch: CallBatch, future: Any) -> list[CallOutcome]:
+        if future.cancelled():
+            return batch.lost("cancelled before it ran")
+        exc = future.exception()
+        if exc is None:
+            return future.result()
+        if self._is_lost_worker(exc):
+            return batch.lost(f"{type(exc).__name__}: {exc}")
+        # the executor itself failed to run the batch (e.g. a serialisation error)
+        return batch.lost(f"the backend could not run this batch: {type(exc).__name__}: {exc}")
+
+    def cancel(self) -> None:
+        with self._lock:
+            pending = list(self._pending.values())
+        for future in pending:
+            future.cancel()

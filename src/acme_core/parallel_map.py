@@ -1,0 +1,412 @@
+"""``ParallelMap``: ACME's user-facing class, with backends and storages chosen by name."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import output_dir as outdir
+from . import plugins
+from .arguments import build_call_plan
+from .calls import CallBatch, CallOutcome, CallProgram
+from .dryrun import dry_run
+from .errors import ParallelComputationError
+from .executor import ExecutorSettings, RunContext
+from .failures import FailureTable
+from .hookspecs import BACKEND_PARAMETERS, ExecutorSpec, StorageSpec
+from .logs import LogFile, configure
+from .parameters import BACKEND_DEFAULTS, Settings, check_flag, validate
+from .pickling import pickle_calls, pickle_program
+from .run import RunInfo, RunLoop, RunSummary, progress_bar
+from .storage.base import StorageSettings
+
+log = logging.getLogger("acme_core")
+
+#: ParallelMap's own keywords: a function keyword of the same name cannot be distributed.
+RESERVED = ("backend", "storage", "backend_options", "retries")
+
+
+class ParallelMap:
+    """Call ``func`` concurrently over many inputs and store every result.
+
+    Arguments are distributed as ACME does: lists, tuples, ranges and 1-D arrays whose
+    length is the number of calls are split element-wise, everything else goes whole to
+    every call. Results go to one HDF5 file per call plus a container (the default), to
+    memory (``write_worker_results=False``), or to any storage named by ``storage``.
+
+    Parameters
+    ----------
+    func : callable
+        The function to call.
+    *args, **kwargs
+        Arguments of ``func``; see above for how they spread over calls.
+    n_inputs : "auto" or int
+        Number of calls; "auto" infers it from the sequence arguments.
+    write_worker_results : bool
+        True: results go to disk and ``compute()`` returns file paths. False: results are
+        returned in memory.
+    output_dir : str, optional
+        Where results go; default a new ``ACME_YYYYMMDD-hhmmss-ffffff`` in the current
+        working directory. An existing directory must be empty.
+    result_shape : tuple, optional
+        Stack each call's first return value into one array of this shape; its single
+        ``None`` is the axis of calls.
+    result_dtype : str
+        NumPy dtype of the stacked array (default float64).
+    single_file, write_pickle : bool
+        ACME's storage flags (one HDF5 file; one pickle per call).
+    partition, n_workers, mem_per_worker, setup_timeout, setup_interactive, stop_client
+        Backend parameters; a backend that does not use one ignores it with a warning.
+    verbose : bool, optional
+        None: INFO messages, True: DEBUG, False: warnings only (and no progress bar).
+    dryrun : bool
+        Run one sampled call in this process first and report its time and memory.
+    logfile : bool or str, optional
+        None: a log file beside on-disk results; True/False force it on/off; str: this file.
+    cleanup_threshold_days : int, optional
+        Before a run with ``output_dir=None``, delete our ``ACME_*`` runs in the current
+        directory older than this many days.
+    backend : str
+        Executor name (``python -m acme_core plugins`` lists them); "auto" lets installed
+        plugins claim the run (a running dask client, an HPC site) and falls back to the
+        local default.
+    storage : str
+        Storage name; "auto" follows ACME's flags.
+    backend_options : dict, optional
+        Backend-specific settings; unknown keys are an error that lists the accepted ones.
+    retries : int
+        Re-runs of a call whose function raised (calls lost with a dead worker are always
+        re-submitted, up to 3 times).
+
+    Examples
+    --------
+    >>> from acme_core import ParallelMap
+    >>> def f(x, y, z=3):
+    ...     return (x + y) * z
+    >>> with ParallelMap(f, [2, 4, 6, 8], 4, write_worker_results=False,
+    ...                  backend="threads", verbose=False) as pmap:
+    ...     pmap.compute()
+    [18, 24, 30, 36]
+    """
+
+    #: ACME's size threshold (MB) of the large-argument warning.
+    _maxArgSize: float = 1024
+
+    def __init__(self, func: Any, *args: Any, n_inputs: int | str = "auto",
+                 write_worker_results: bool = True, output_dir: str | None = None,
+                 result_shape: Sequence[Any] | None = None, result_dtype: str = "float",
+                 single_file: bool = False, write_pickle: bool = False, partition: str = "auto",
+                 n_workers: int | str = "auto", mem_per_worker: str = "auto",
+                 setup_timeout: float = 60, setup_interactive: bool = True,
+                 stop_client: bool | str = "auto", verbose: bool | None = None,
+                 dryrun: bool = False, logfile: bool | str | None = None,
+                 cleanup_threshold_days: int | None = None, backend: str = "auto",
+                 storage: str = "auto", backend_options: Mapping[str, Any] | None = None,
+                 retries: int = 0, **kwargs: Any) -> None:
+        self._settings = s = validate(
+            n_inputs=n_inputs, write_worker_results=write_worker_results, output_dir=output_dir,
+            result_shape=result_shape, result_dtype=result_dtype, single_file=single_file,
+            write_pickle=write_pickle, partition=partition, n_workers=n_workers,
+            mem_per_worker=mem_per_worker, setup_timeout=setup_timeout,
+            setup_interactive=setup_interactive, stop_client=stop_client, verbose=verbose,
+            dryrun=dryrun, logfile=logfile, cleanup_threshold_days=cleanup_threshold_days,
+            backend=backend, storage=storage, backend_options=backend_options, retries=retries)
+        self._loggers = configure(_logger_names(), s.verbose)
+        self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
+        self.backend, executor_spec = _choose_backend(s)
+        self.storage, storage_spec = _choose_storage(s)
+        _check_backend_settings(self.backend, executor_spec, s)
+        self.output_dir = self._output_path(storage_spec)
+        self._storage = storage_spec.factory(StorageSettings(
+            func_name=plan.func_name, n_calls=plan.n_inputs, output_dir=self.output_dir,
+            result_shape=s.result_shape if not (s.write_pickle and s.storage == "auto") else None,
+            result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id))
+        self._executor = executor_spec.factory(ExecutorSettings(
+            **{k: getattr(s, k) for k in BACKEND_DEFAULTS}, options=s.backend_options))
+        self._run_id = uuid.uuid4().hex
+        slots, constants = plan.layout()
+        self._program = CallProgram(self._run_id, plan.func, slots, constants,
+                                    self._storage.writer(), plan.pass_task_id)
+        self._program_bytes: bytes | None = None
+        self._call_blobs: list[bytes] | None = None
+        if executor_spec.needs_pickle:
+            self._program_bytes = pickle_program(self._program, plan, self.backend)
+            self._call_blobs = pickle_calls(plan, self.backend)
+        # ---- everything above only validates; from here on things are made ----
+        self.failures = FailureTable()
+        self._log_file: LogFile | None = None
+        self._aborted = False
+        if s.dryrun and not dry_run(self._program, plan, s.setup_interactive):
+            log.info("Dry-run aborted by the user: nothing was started.")
+            self._aborted = True
+            return
+        self._make_outputs(storage_spec)
+
+    # ------------------------------------------------------------------ set-up
+    def _output_path(self, spec: StorageSpec) -> str | None:
+        s = self._settings
+        if not spec.on_disk:
+            if s.output_dir is not None:
+                log.warning("Output directory specification has no effect if "
+                            "`write_worker_results` is `False`.")
+            return None
+        if s.output_dir is None:
+            return outdir.default_path()
+        outdir.check_available(s.output_dir)
+        return s.output_dir
+
+    def _make_outputs(self, spec: StorageSpec) -> None:
+        s, plan = self._settings, self._plan
+        if self.output_dir is not None:
+            if s.output_dir is None and s.cleanup_threshold_days is not None:
+                outdir.cleanup_old_runs(os.path.dirname(self.output_dir), s.cleanup_threshold_days)
+            outdir.create(self.output_dir, {
+                "acme_core_run": 1, "run_id": self._run_id, "func": plan.func_name,
+                "n_inputs": plan.n_inputs, "storage": self.storage, "backend": self.backend,
+                "created": dt.datetime.now().isoformat(timespec="seconds")})
+            self._storage.prepare()
+        path = _log_path(s.logfile, self.output_dir, plan.func_name)
+        if path is not None:
+            self._log_file = LogFile(path, self._loggers)
+        log.info(f"This is acme-core v. {_version()}: {plan.n_inputs} calls of `{plan.func_name}` "
+                 f"on backend {self.backend!r}, storage {self.storage!r}")
+
+    # ------------------------------------------------------------------ attributes
+    @property
+    def n_inputs(self) -> int:
+        """The number of calls."""
+        return self._plan.n_inputs
+
+    @property
+    def results_container(self) -> str | None:
+        """The file users open to read every result (None for in-memory results)."""
+        return self._storage.results_container
+
+    @property
+    def logfile(self) -> str | None:
+        """The log file's path, if one is written."""
+        return self._log_file.path if self._log_file is not None else None
+
+    # ------------------------------------------------------------------ running
+    def compute(self, debug: bool = False) -> Any:
+        """Run every call and return the results.
+
+        Parameters
+        ----------
+        debug : bool
+            Run every call one after another in this process, so ``pdb`` and ``%debug``
+            work; the first exception propagates unchanged.
+
+        Returns
+        -------
+        list or numpy.ndarray or None
+            Per-call HDF5 paths (``storage="hdf5"``), return values in call order
+            (``"memory"``), a stacked array (``result_shape`` in memory), or None when a
+            dry-run was declined or ``func`` saves its own output through ``taskID``.
+
+        Raises
+        ------
+        ParallelComputationError
+            When some calls failed; every other result is stored, ``err.failures`` (and
+            ``self.failures``) lists the failed calls.
+
+        Examples
+        --------
+        >>> from acme_core import ParallelMap
+        >>> pmap = ParallelMap(pow, [1, 2, 3], 2, write_worker_results=False,
+        ...                    backend="threads", verbose=False)
+        >>> pmap.compute(debug=True)
+        [1, 4, 9]
+        """
+        check_flag("debug", debug)
+        if self._aborted:
+            return None
+        try:
+            return self._debug_run() if debug else self._parallel_run()
+        finally:
+            self._close_log()
+
+    def _debug_run(self) -> Any:
+        log.warning("Running in debug mode: every call runs here, one after another.")
+        program, plan = self._program, self._plan
+        for index in range(plan.n_inputs):
+            args, kwargs = program.arguments(index, plan.split_values(index))
+            receipt = program.writer.write(index, program.func(*args, **kwargs))
+            self._storage.collect(CallOutcome(index, receipt))
+        return self._finish(RunSummary(n_calls=plan.n_inputs, n_done=plan.n_inputs))
+
+    def _parallel_run(self) -> Any:
+        plan, hooks = self._plan, plugins.get_plugin_manager().hook
+        info = RunInfo(self._run_id, plan.func_name, plan.n_inputs, self.backend, self.storage,
+                       self.output_dir)
+        self._executor.start(RunContext(info, self._program, self._program_bytes,
+                                        plan.n_inputs, self.output_dir, tuple(sys.path)))
+        log.info(f"Preparing {plan.n_inputs} parallel calls of `{plan.func_name}` using "
+                 f"{self._executor.n_workers} workers")
+        if plugins.has_listeners("acme_core_run_started"):
+            hooks.acme_core_run_started(run=info)
+        progress = progress_bar(plan.n_inputs, self._settings.verbose is not False
+                                and sys.stderr is not None and sys.stderr.isatty())
+        loop = RunLoop(self._executor, info, self._make_batch, self._storage.collect, hooks,
+                       retries=self._settings.retries, progress=progress,
+                       listeners=(plugins.has_listeners("acme_core_call_finished"),
+                                  plugins.has_listeners("acme_core_call_failed")))
+        try:
+            summary = loop.run(range(plan.n_inputs))
+        finally:
+            if progress is not None:
+                progress.close()
+            self._executor.close()
+        if plugins.has_listeners("acme_core_run_finished"):
+            hooks.acme_core_run_finished(run=info, summary=summary)
+        return self._finish(summary)
+
+    def _make_batch(self, indices: Sequence[int], attempt: int) -> CallBatch:
+        if self._call_blobs is not None:
+            split = tuple(self._call_blobs[i] for i in indices)
+            return CallBatch(self._run_id, tuple(indices), split, True, attempt)
+        split = tuple(self._plan.split_values(i) for i in indices)
+        return CallBatch(self._run_id, tuple(indices), split, False, attempt)
+
+    def _finish(self, summary: RunSummary) -> Any:
+        result = self._storage.finish()
+        plan = self._plan
+        self.failures = FailureTable([(f, plan.describe_call(f.index)) for f in summary.failures])
+        where = self.results_container or self.output_dir
+        if summary.interrupted:
+            log.error(f"Interrupted: {summary.n_done} of {plan.n_inputs} calls finished"
+                      + (f"; their results are in {where}" if where else "") + ".")
+            raise KeyboardInterrupt
+        if self.failures:
+            raise ParallelComputationError(_failure_message(self.failures, plan.n_inputs, where),
+                                           self.failures)
+        if where is not None:
+            log.info(f"SUCCESS! Results have been saved to {where}")
+        else:
+            log.info("Finished parallel computation")
+        return result
+
+    # ------------------------------------------------------------------ life cycle
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+
+    def cleanup(self) -> None:
+        """Stop workers kept for reuse when ``stop_client=True`` (ACME's ``cleanup()``)."""
+        self._close_log()
+        if self._settings.stop_client is True:
+            self._executor.shutdown()
+
+    def __enter__(self) -> ParallelMap:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cleanup()
+
+    def __repr__(self) -> str:
+        return (f"<ParallelMap {self._plan.func_name}: {self.n_inputs} calls, "
+                f"backend={self.backend!r}, storage={self.storage!r}>")
+
+
+def _logger_names() -> list[str]:
+    names = ["acme_core"]
+    for _, plugin in plugins.get_plugin_manager().list_name_plugin():
+        top = getattr(plugin, "__name__", "").split(".")[0]
+        if top and top not in names:
+            names.append(top)
+    return names
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _choose_backend(s: Settings) -> tuple[str, ExecutorSpec]:
+    name = s.backend
+    if name == "auto":
+        claim = plugins.resolve_auto_backend()
+        log.debug(f"backend='auto' resolved to {claim.backend!r}: {claim.reason}")
+        name = claim.backend
+    return name, plugins.get_executor_spec(name)
+
+
+def _implied_storage(s: Settings) -> str:
+    if not s.write_worker_results:
+        if s.single_file:
+            log.warning("Generating a single output file only possible if "
+                        "`write_worker_results` is `True`; single_file is ignored.")
+        if s.write_pickle:
+            log.warning("Pickling of results only possible if `write_worker_results` is `True`; "
+                        "write_pickle is ignored.")
+        return "memory"
+    if s.write_pickle:
+        if s.result_shape is not None:
+            log.warning("Pickling of results does not support output array shape "
+                        "specification; result_shape is ignored.")
+        return "pickle"
+    return "hdf5-single" if s.single_file else "hdf5"
+
+
+def _choose_storage(s: Settings) -> tuple[str, StorageSpec]:
+    if s.storage == "auto":
+        name = _implied_storage(s)
+        return name, plugins.get_storage_spec(name)
+    spec = plugins.get_storage_spec(s.storage)
+    if spec.on_disk and not s.write_worker_results:
+        raise ValueError(
+            f"`storage={s.storage!r}` writes results to disk, but `write_worker_results=False` "
+            f"asks for results in memory. Drop one of the two.")
+    if not spec.on_disk and (s.single_file or s.write_pickle):
+        raise ValueError(
+            f"`storage={s.storage!r}` keeps results in memory, but single_file/write_pickle ask "
+            f"for files. Drop one of the two.")
+    for flag, implied in (("single_file", "hdf5-single"), ("write_pickle", "pickle")):
+        if getattr(s, flag) and s.storage != implied:
+            raise ValueError(f"`{flag}=True` means storage {implied!r}, but `storage="
+                             f"{s.storage!r}` was given. Drop one of the two.")
+    return s.storage, spec
+
+
+def _check_backend_settings(name: str, spec: ExecutorSpec, s: Settings) -> None:
+    unknown = sorted(set(s.backend_options) - set(spec.options))
+    if unknown:
+        accepted = ", ".join(repr(k) for k in spec.options) or "none"
+        raise ValueError(
+            f"backend {name!r} does not accept `backend_options` key(s) "
+            f"{', '.join(repr(k) for k in unknown)}; accepted: {accepted}.")
+    for param in BACKEND_PARAMETERS:
+        value = getattr(s, param)
+        if param not in spec.parameters and value != BACKEND_DEFAULTS[param]:
+            log.warning(f"`{param}={value!r}` has no effect on backend {name!r} and is ignored.")
+
+
+def _log_path(logfile: bool | str | None, output_dir: str | None, func_name: str) -> str | None:
+    if logfile is False or (logfile is None and output_dir is None):
+        return None
+    if isinstance(logfile, str):
+        if os.path.exists(logfile):
+            log.warning(f"Log file {logfile} exists; appending to it.")
+        return logfile
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return os.path.join(output_dir or os.getcwd(), f"ACME_{func_name}_{stamp}.log")
+
+
+def _failure_message(failures: FailureTable, n: int, where: str | None) -> str:
+    first = failures[0]
+    shown = failures.indices[:20]
+    more = f" (and {len(failures) - 20} more)" if len(failures) > 20 else ""
+    text = (f"Parallel computation failed: {len(failures)}/{n} tasks failed. First failure: call "
+            f"{first.index} ({first.arguments}) raised {first.exc_type}: {first.message}. "
+            f"Failed calls: {shown}{more}.")
+    if where is not None:
+        text += f" Results of the other calls are stored in {where}."
+    return text + (" Inspect `err.failures` (also `pmap.failures` after the run); "
+                   "`compute(debug=True)` re-raises the original exception in this process.")
+

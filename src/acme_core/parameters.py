@@ -1,0 +1,327 @@
+"""Validation of ParallelMap's own parameters (ACME's, plus backend/storage/backend_options).
+
+Every check runs before anything exists on disk or in a process. Messages name the
+parameter, what was given, and what would be accepted; they keep ACME's fragments so
+that scripts matching on them keep working.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(MB|GB)\s*$", re.IGNORECASE)
+
+#: ACME's defaults of the backend parameters; a non-default value on a backend that does
+#: not use it is ignored with a warning.
+BACKEND_DEFAULTS = {
+    "partition": "auto",
+    "n_workers": "auto",
+    "mem_per_worker": "auto",
+    "setup_timeout": 60,
+    "setup_interactive": True,
+    "stop_client": "auto",
+}
+
+
+@dataclass
+class Settings:
+    """ParallelMap's validated parameters."""
+
+    n_inputs: Any
+    write_worker_results: bool
+    output_dir: str | None
+    result_shape: tuple[Any, ...] | None
+    result_dtype: str
+    single_file: bool
+    write_pickle: bool
+    partition: str
+    n_workers: int | str
+    mem_per_worker: str
+    setup_timeout: float
+    setup_interactive: bool
+    stop_client: bool | str
+    verbose: bool | None
+    dryrun: bool
+    logfile: bool | str | None
+    cleanup_threshold_days: int | None
+    backend: str
+    storage: str
+    backend_options: dict[str, Any] = field(default_factory=dict)
+    retries: int = 0
+
+    def backend_parameters(self) -> dict[str, Any]:
+        """The backend parameters with their validated values."""
+        return {name: getattr(self, name) for name in BACKEND_DEFAULTS}
+
+
+def _given(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def check_flag(name: str, value: Any) -> bool:
+    """``value`` must be ``True`` or ``False`` (ACME: "`name` has to be `True` or `False`")."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` has to be `True` or `False`, not {_given(value)}.")
+    return bool(value)
+
+
+def check_n_inputs(value: Any) -> int | str:
+    """``"auto"`` or an integer >= 1 (``2.0`` is accepted as 2).
+
+    Examples
+    --------
+    >>> from acme_core.parameters import check_n_inputs
+    >>> check_n_inputs(2.0)
+    2
+    """
+    if isinstance(value, str):
+        if value == "auto":
+            return value
+        raise ValueError(f"`n_inputs` has to be 'auto' or an integer >= 1, not {value!r}.")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`n_inputs` has to be a scalar ('auto' or an integer >= 1), not {_given(value)}.")
+    if value != int(value) or value < 1 or not np.isfinite(value):
+        raise ValueError(f"`n_inputs` has to be an integer between 1 and inf, not {value!r}.")
+    return int(value)
+
+
+def check_n_workers(value: Any) -> int | str:
+    """``"auto"`` or an integer >= 1."""
+    if isinstance(value, str):
+        if value == "auto":
+            return value
+        raise ValueError(f"`n_workers` has to be 'auto' or an integer >= 1, not {value!r}.")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`n_workers` has to be 'auto' or an integer >= 1, not {_given(value)}.")
+    if value != int(value) or value < 1:
+        raise ValueError(f"`n_workers` has to be 'auto' or an integer >= 1 (between 1 and inf), not {value!r}.")
+    return int(value)
+
+
+def check_mem_per_worker(value: Any) -> str:
+    """``"auto"`` or a memory size such as ``"8GB"`` or ``"12000MB"``."""
+    if not isinstance(value, str):
+        raise TypeError(
+            f"Memory specification `mem_per_worker` has to be a string such as '8GB' or "
+            f"'12000MB' (or 'auto'), not {_given(value)}."
+        )
+    if value != "auto":
+        match = _MEMORY.match(value)
+        if match is None or float(match.group(1)) <= 0:
+            raise ValueError(
+                f"`mem_per_worker` has to be 'auto' or a valid memory specifier (e.g., '8GB', "
+                f"'12000MB'), not {value!r}."
+            )
+    return value
+
+
+def check_setup_timeout(value: Any) -> float:
+    """Seconds to wait for workers: a number >= 1."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`setup_timeout` has to be a scalar (seconds >= 1), not {_given(value)}.")
+    if not value >= 1:
+        raise ValueError(f"`setup_timeout` has to be a number of seconds between 1 and inf, not {value!r}.")
+    return float(value)
+
+
+def check_stop_client(value: Any) -> bool | str:
+    """``"auto"``, ``True`` or ``False``."""
+    if isinstance(value, str):
+        if value == "auto":
+            return value
+        raise ValueError(f"`stop_client` has to be 'auto' or Boolean, not {value!r}.")
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`stop_client` has to be 'auto' or Boolean, not {_given(value)}.")
+    return bool(value)
+
+
+def check_verbose(value: Any) -> bool | None:
+    """``None`` (INFO), ``True`` (DEBUG) or ``False`` (WARNING)."""
+    if value is not None and not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`verbose` has to be `None`, `True` or `False`, not {_given(value)}.")
+    return None if value is None else bool(value)
+
+
+def check_output_dir(value: Any) -> str | None:
+    """``None`` or a path that is not an existing file and whose parent can be written."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(f"`output_dir` has to be either `None` or str, not {_given(value)}.")
+    path = os.path.abspath(os.path.expanduser(os.fspath(value)))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(
+            f"`output_dir` {path!r} is an existing file, not a directory; pass a directory path."
+        )
+    ancestor = path
+    while not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if not os.path.isdir(ancestor):
+        raise NotADirectoryError(
+            f"`output_dir` {path!r} cannot be created: {ancestor!r} is a file, not a directory."
+        )
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"`output_dir` {path!r} cannot be created: {ancestor!r} is not writable. "
+            f"Pass an output_dir you can write to."
+        )
+    return path
+
+
+def check_logfile(value: Any) -> bool | str | None:
+    """``None``, ``True``, ``False`` or a file name that is not a directory."""
+    if value is None or isinstance(value, (bool, np.bool_)):
+        return None if value is None else bool(value)
+    if not isinstance(value, (str, os.PathLike)):
+        raise TypeError(
+            f"`logfile` has to be `None`, `True`, `False` or a valid file-name, not {_given(value)}."
+        )
+    path = os.path.abspath(os.path.expanduser(os.fspath(value)))
+    if os.path.isdir(path):
+        raise IsADirectoryError(
+            f"`logfile` has to be `None`, `True`, `False` or a valid file-name, not a directory: "
+            f"{path!r}. Pass a file name inside it, e.g. {os.path.join(path, 'run.log')!r}."
+        )
+    if not os.path.isdir(os.path.dirname(path)):
+        raise FileNotFoundError(
+            f"`logfile` {path!r} cannot be created: its folder does not exist."
+        )
+    return path
+
+
+def check_result_shape(value: Any, on_disk: bool) -> tuple[Any, ...] | None:
+    """ACME's ``result_shape``: one ``None`` (the stacking axis), non-negative integers, at
+    most one ``np.inf`` (unlimited, on-disk storages only)."""
+    if value is None:
+        return None
+    if not isinstance(value, (tuple, list)):
+        raise TypeError(f"`result_shape` has to be either `None` or tuple, not {_given(value)}.")
+    if sum(v is None for v in value) != 1:
+        raise ValueError(
+            f"`result_shape` must contain exactly one `None` entry (the axis along which calls "
+            f"are stacked), not {tuple(value)!r}; e.g. (None, 3)."
+        )
+    rest = [v for v in value if v is not None]
+    if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in rest):
+        raise ValueError(f"`result_shape` must only contain numerical values (and one None), not {tuple(value)!r}.")
+    infinite = [v for v in rest if np.isinf(v)]
+    if any(v < 0 or (np.isfinite(v) and v != int(v)) for v in rest):
+        raise ValueError(f"`result_shape` must only contain non-negative integers (and one None), not {tuple(value)!r}.")
+    if len(infinite) > 1:
+        raise ValueError(f"cannot use more than one `np.inf` in `result_shape` {tuple(value)!r}.")
+    if infinite and not on_disk:
+        raise ValueError(
+            "`np.inf` in `result_shape` is only valid if `write_worker_results` is `True` "
+            "(results on disk); in memory give the exact size."
+        )
+    return tuple(v if v is None or np.isinf(v) else int(v) for v in value)
+
+
+def check_result_dtype(value: Any) -> str:
+    """A string NumPy understands as a dtype (``"float"`` = float64)."""
+    if not isinstance(value, str):
+        raise TypeError(f"`result_dtype` has to be a string such as 'float32', not {_given(value)}.")
+    try:
+        np.dtype(value)
+    except TypeError:
+        raise TypeError(
+            f"`result_dtype` has to be a valid NumPy datatype specification such as 'float', "
+            f"'int64' or 'complex128', not {value!r}."
+        ) from None
+    return value
+
+
+def check_cleanup_threshold_days(value: Any) -> int | None:
+    """``None`` or a whole number of days >= 0."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`cleanup_threshold_days` has to be `None` or an integer >= 0, not {_given(value)}.")
+    if value < 0:
+        raise ValueError(f"`cleanup_threshold_days` has to be `None` or an integer >= 0, not {value!r}.")
+    return int(value)
+
+
+def check_name(parameter: str, value: Any) -> str:
+    """A plugin name (``backend`` or ``storage``)."""
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"`{parameter}` has to be a name such as 'auto', not {_given(value)}.")
+    return value
+
+
+def check_backend_options(value: Any) -> dict[str, Any]:
+    """``None`` or a mapping with string keys."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise TypeError(
+            f"`backend_options` has to be a dict of option names to values, not {_given(value)}."
+        )
+    return dict(value)
+
+
+def check_retries(value: Any) -> int:
+    """Attempts after the first for calls whose function raised: an integer >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"`retries` has to be an integer >= 0, not {_given(value)}.")
+    if value < 0:
+        raise ValueError(f"`retries` has to be an integer >= 0, not {value!r}.")
+    return int(value)
+
+
+def validate(**given: Any) -> Settings:
+    """Validate every ParallelMap parameter; returns :class:`Settings`.
+
+    Examples
+    --------
+    >>> from acme_core.parameters import validate
+    >>> validate(n_workers=0)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: `n_workers` has to be 'auto' or an integer >= 1...
+    """
+    g = {**_DEFAULTS, **given}
+    flags = {k: check_flag(k, g[k]) for k in
+             ("write_worker_results", "single_file", "write_pickle", "setup_interactive", "dryrun")}
+    if flags["write_pickle"] and flags["single_file"]:
+        raise ValueError(
+            "Pickling of results does not support single output file creation. Pass either "
+            "write_pickle=True or single_file=True, not both."
+        )
+    if not isinstance(g["partition"], str):
+        raise TypeError(f"`partition` has to be 'auto' or a valid SLURM partition name, not {_given(g['partition'])}.")
+    return Settings(
+        n_inputs=check_n_inputs(g["n_inputs"]),
+        output_dir=check_output_dir(g["output_dir"]),
+        result_shape=check_result_shape(g["result_shape"], on_disk=flags["write_worker_results"]),
+        result_dtype=check_result_dtype(g["result_dtype"]),
+        partition=g["partition"],
+        n_workers=check_n_workers(g["n_workers"]),
+        mem_per_worker=check_mem_per_worker(g["mem_per_worker"]),
+        setup_timeout=check_setup_timeout(g["setup_timeout"]),
+        stop_client=check_stop_client(g["stop_client"]),
+        verbose=check_verbose(g["verbose"]),
+        logfile=check_logfile(g["logfile"]),
+        cleanup_threshold_days=check_cleanup_threshold_days(g["cleanup_threshold_days"]),
+        backend=check_name("backend", g["backend"]),
+        storage=check_name("storage", g["storage"]),
+        backend_options=check_backend_options(g["backend_options"]),
+        retries=check_retries(g["retries"]),
+        **flags,
+    )
+
+
+_DEFAULTS: dict[str, Any] = {
+    "n_inputs": "auto", "write_worker_results": True, "output_dir": None, "result_shape": None,
+    "result_dtype": "float", "single_file": False, "write_pickle": False,
+    "verbose": None, "dryrun": False, "logfile": None, "cleanup_threshold_days": None,
+    "backend": "auto", "storage": "auto", "backend_options": None, "retries": 0,
+    **BACKEND_DEFAULTS,
+}

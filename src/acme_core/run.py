@@ -1,0 +1,205 @@
+"""The run loop: cut calls into batches, keep the executor busy, route every outcome.
+
+Outcomes stream in as calls finish: each successful one goes to the storage at once (so
+the parent never gathers everything at the end), each failure is retried or recorded,
+and lifecycle hooks are called only when some plugin listens.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .calls import ERROR, LOST_WORKER, STORAGE, CallBatch, CallOutcome, Failure
+from .executor import Executor
+
+log = logging.getLogger("acme_core")
+
+#: Re-submissions of calls whose worker died, before they count as failed.
+MAX_LOST_RETRIES = 3
+#: Seconds of work a batch should hold once call durations are known.
+TARGET_BATCH_SECONDS = 0.2
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run, as lifecycle hooks see it.
+
+    Examples
+    --------
+    >>> from acme_core.run import RunInfo
+    >>> RunInfo("r1", "f", 4, "joblib", "memory", None).n_calls
+    4
+    """
+
+    run_id: str
+    func_name: str
+    n_calls: int
+    backend: str
+    storage: str
+    output_dir: str | None
+
+
+@dataclass
+class RunSummary:
+    """Counts at the end of a run.
+
+    Examples
+    --------
+    >>> from acme_core.run import RunSummary
+    >>> RunSummary(n_calls=4, n_done=4).complete
+    True
+    """
+
+    n_calls: int
+    n_done: int = 0
+    n_failed: int = 0
+    n_retried: int = 0
+    interrupted: bool = False
+    elapsed: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        """True when every call has a result."""
+        return self.n_done == self.n_calls
+
+
+class BatchSizer:
+    """Sizes batches from measured call durations: tiny calls are grouped so a batch holds
+    about ``TARGET_BATCH_SECONDS`` of work, long calls go one by one, and no batch is so
+    large that workers would sit idle at the end of the run."""
+
+    def __init__(self, n_workers: int) -> None:
+        self.n_workers = max(1, n_workers)
+        self._seconds = 0.0
+        self._count = 0
+
+    def observe(self, outcome: CallOutcome) -> None:
+        """Record one call's duration."""
+        self._seconds += outcome.duration
+        self._count += 1
+
+    def size(self, remaining: int) -> int:
+        """How many of the ``remaining`` calls the next batch takes."""
+        if self._count == 0:
+            return 1
+        mean = max(self._seconds / self._count, 1e-6)
+        wanted = max(1, int(TARGET_BATCH_SECONDS / mean))
+        fair = max(1, math.ceil(remaining / (4 * self.n_workers)))
+        return min(wanted, fair, remaining)
+
+
+class RunLoop:
+    """Runs ``calls`` on ``executor``; see the module docstring.
+
+    ``make_batch(indices, attempt)`` builds a :class:`CallBatch`; ``collect(outcome)`` hands a
+    successful outcome to the storage; ``hooks`` is the plugin manager's hook relay.
+    """
+
+    def __init__(self, executor: Executor, info: RunInfo,
+                 make_batch: Callable[[Sequence[int], int], CallBatch],
+                 collect: Callable[[CallOutcome], None], hooks: Any, *,
+                 retries: int = 0, progress: Any = None, describe: Callable[[int], str] | None = None,
+                 listeners: tuple[bool, bool] = (False, False)) -> None:
+        self.executor, self.info = executor, info
+        self.make_batch, self.collect, self.hooks = make_batch, collect, hooks
+        self.retries, self.progress = retries, progress
+        self.listen_done, self.listen_failed = listeners
+        self.sizer = BatchSizer(executor.n_workers)
+        self.summary = RunSummary(n_calls=info.n_calls)
+        self._batches: dict[tuple[int, ...], int] = {}  # batch -> calls still out
+        self._batch_of: dict[int, tuple[int, ...]] = {}
+
+    def run(self, indices: Sequence[int]) -> RunSummary:
+        """Run the calls ``indices``; returns the summary (Ctrl-C: ``interrupted=True``)."""
+        start = time.perf_counter()
+        todo: deque[tuple[int, int]] = deque((i, 1) for i in indices)
+        in_flight = 0
+        limit = 2 * max(1, self.executor.n_workers)
+        try:
+            while todo or in_flight:
+                while todo and in_flight < limit:
+                    self._submit(todo)
+                    in_flight += 1
+                in_flight -= self._receive(todo)
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+            self.executor.cancel()
+        finally:
+            self.summary.elapsed = time.perf_counter() - start
+        return self.summary
+
+    def _submit(self, todo: deque[tuple[int, int]]) -> None:
+        index, attempt = todo.popleft()
+        chosen = [index]
+        size = self.sizer.size(len(todo) + 1)
+        while len(chosen) < size and todo and todo[0][1] == attempt:
+            chosen.append(todo.popleft()[0])
+        batch = self.make_batch(chosen, attempt)
+        self._batches[tuple(chosen)] = len(chosen)
+        for i in chosen:
+            self._batch_of[i] = tuple(chosen)
+        self.executor.submit(batch)
+
+    def _receive(self, todo: deque[tuple[int, int]]) -> int:
+        """Take whatever finished; return how many batches completed."""
+        finished = 0
+        for outcome in self.executor.collect(timeout=1.0):
+            key = self._batch_of.pop(outcome.index, None)
+            if key is not None:
+                self._batches[key] -= 1
+                if self._batches[key] == 0:
+                    del self._batches[key]
+                    finished += 1
+            self._route(outcome, todo)
+        return finished
+
+    def _route(self, outcome: CallOutcome, todo: deque[tuple[int, int]]) -> None:
+        if outcome.ok:
+            try:
+                self.collect(outcome)
+            except Exception as exc:
+                outcome.failure = Failure(outcome.index, STORAGE, type(exc).__qualname__, str(exc),
+                                          "", outcome.worker, outcome.attempt)
+        if outcome.ok:
+            self.sizer.observe(outcome)
+            self.summary.n_done += 1
+            if self.listen_done:
+                self.hooks.acme_core_call_finished(run=self.info, outcome=outcome)
+        elif self._retry(outcome):
+            self.summary.n_retried += 1
+            todo.append((outcome.index, outcome.attempt + 1))
+            return
+        else:
+            self.summary.n_failed += 1
+            self.summary.failures.append(outcome.failure)
+            if self.listen_failed:
+                self.hooks.acme_core_call_failed(run=self.info, outcome=outcome)
+        if self.progress is not None:
+            self.progress.update(1)
+
+    def _retry(self, outcome: CallOutcome) -> bool:
+        failure = outcome.failure
+        assert failure is not None
+        if failure.kind == LOST_WORKER:
+            log.warning(f"call {outcome.index} was lost with its worker ({failure.message}); "
+                        f"attempt {outcome.attempt} of {MAX_LOST_RETRIES + 1}.")
+            return outcome.attempt <= MAX_LOST_RETRIES
+        return failure.kind == ERROR and outcome.attempt <= self.retries
+
+
+def progress_bar(total: int, enabled: bool) -> Any:
+    """A tqdm bar on stderr (the notebook widget in Jupyter), or None when disabled."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, file=sys.stderr, unit="call", dynamic_ncols=True,
+                bar_format="{percentage:3.0f}% |{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")

@@ -1,0 +1,1 @@
+"""Result storages: the protocol (``base``) and one module per built-in storage."""

@@ -1,0 +1,93 @@
+"""The storage protocol: a picklable worker-side writer and a parent-side collector.
+
+A storage's life in one run::
+
+    storage = spec.factory(settings)   # validates (e.g. result_shape), creates nothing
+    storage.prepare()                  # parent: files and containers in settings.output_dir
+    writer = storage.writer()          # shipped to workers inside the call program
+    receipt = writer.write(i, value)   # worker: store call i's return value
+    storage.collect(outcome)           # parent: once per finished call, as results stream in
+    storage.finish()                   # parent: compute()'s return value
+
+A result travels once: a storage that writes where the call ran returns a small receipt
+(a path); one that needs the value in the parent returns the value itself.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+from ..calls import CallOutcome, ResultWriter
+
+
+@dataclass
+class StorageSettings:
+    """What a storage is configured with.
+
+    Examples
+    --------
+    >>> from acme_core.storage.base import StorageSettings
+    >>> StorageSettings(func_name="f", n_calls=4).output_dir is None
+    True
+    """
+
+    func_name: str
+    n_calls: int
+    output_dir: str | None = None
+    result_shape: tuple[Any, ...] | None = None
+    result_dtype: str = "float"
+    pass_task_id: bool = False
+
+
+class Storage(abc.ABC):
+    """Base class of every result storage.
+
+    Examples
+    --------
+    A storage that keeps only the number of finished calls::
+
+        class Count(Storage):
+            def writer(self):
+                return Discard()          # any picklable object with write(index, value)
+            def collect(self, outcome):
+                self.n = getattr(self, "n", 0) + 1
+            def finish(self):
+                return self.n
+    """
+
+    #: Path users open to read every result, or None (``pmap.results_container``).
+    results_container: str | None = None
+
+    def __init__(self, settings: StorageSettings) -> None:
+        self.settings = settings
+
+    def prepare(self) -> None:  # noqa: B027 - optional
+        """Create what must exist before the first call (parent process)."""
+
+    @abc.abstractmethod
+    def writer(self) -> ResultWriter:
+        """The picklable object that stores one return value on a worker."""
+
+    @abc.abstractmethod
+    def collect(self, outcome: CallOutcome) -> None:
+        """Take the receipt or value of one successful call (parent process)."""
+
+    @abc.abstractmethod
+    def finish(self) -> Any:
+        """Complete the storage after the last call; return what ``compute()`` returns."""
+
+
+class Discard:
+    """A writer that keeps nothing (functions that save their own output via ``taskID``)."""
+
+    def write(self, index: int, value: Any) -> None:
+        return None
+
+
+class KeepValue:
+    """A writer that sends the value back to the parent."""
+
+    def write(self, index: int, value: Any) -> Any:
+        return value
