@@ -1,0 +1,35 @@
+"""Developer sessions: ``nox -s demo``, ``nox -s tests``, ``nox -s lint`` (see README)."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+#: The core and every plugin of this repository, installed as users install them.
+PACKAGES = ["-e", ".", "-e", "plugins/acme_joblib"]
+#: Test-only outside plugins (own distributions, registered through entry points).
+TEST_PLUGINS = ["-e", "tests/plugins/acme_threads"]
+
+
+@nox.session(python=PYTHON)
+def demo(session: nox.Session) -> None:
+    """Install acme-core with its plugins and run a real ParallelMap on the default backend."""
+    session.install(*PACKAGES)
+    session.run("python", "-m", "acme_core.demo")
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The test suite (SLURM tests skip without a cluster unless REQUIRE_SLURM=1)."""
+    session.install(*PACKAGES, *TEST_PLUGINS, "-e", ".[test]")
+    session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff over the core, the plugins and the tests."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", "src", "plugins", "tests", "benchmarks", "noxfile.py")
