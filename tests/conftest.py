@@ -1,19 +1,10 @@
-"""Shared fixtures: every test runs in its own working directory."""
+"""Fixtures for the plugin machinery."""
 
 from __future__ import annotations
-
-import os
 
 import pytest
 
 from acme_core import plugins
-
-
-@pytest.fixture(autouse=True)
-def _in_tmp_cwd(tmp_path, monkeypatch):
-    """Runs write ``ACME_*`` folders into the CWD: keep them in the test's tmp dir."""
-    monkeypatch.chdir(tmp_path)
-    yield
 
 
 @pytest.fixture
@@ -39,16 +30,3 @@ def register(fresh_plugins):
         pm = fresh_plugins.get_plugin_manager()
         if pm.get_plugin(name) is not None:
             pm.unregister(name=name)
-
-
-def pytest_collection_modifyitems(config, items):
-    """Doctests in src/ write into tmp_path like every other test."""
-    for item in items:
-        if isinstance(item, pytest.DoctestItem):
-            item.add_marker(pytest.mark.usefixtures("_doctest_namespace"))
-
-
-@pytest.fixture
-def _doctest_namespace(doctest_namespace, tmp_path):
-    doctest_namespace["tmp_path"] = tmp_path
-    doctest_namespace["os"] = os

@@ -183,7 +183,7 @@ def _bind(func: Callable[..., Any], name: str, args: list[Any],
         log.warning("`taskID` is set by ParallelMap to each call's index; the given value is ignored.")
         kwargs.pop(TASK_ID)
 
-    values: dict[str, Any] = dict(zip((p.name for p in positional), args))
+    values: dict[str, Any] = dict(zip((p.name for p in positional), args, strict=False))
     extra = args[len(positional):]
     if extra and var_pos is None:
         names = ", ".join(repr(p.name) for p in positional)

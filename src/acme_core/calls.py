@@ -16,7 +16,7 @@ import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 #: Failure kinds: raised by the user's function, the worker process died, writing failed.
 ERROR, LOST_WORKER, STORAGE = "error", "lost-worker", "storage"
@@ -192,7 +192,7 @@ _programs: OrderedDict[str, CallProgram] = OrderedDict()
 _KEEP_PROGRAMS = 4
 
 
-ProgramRef = Union[CallProgram, PickledProgram, ProgramFile]
+ProgramRef = CallProgram | PickledProgram | ProgramFile
 
 
 def load_program(ref: ProgramRef) -> CallProgram:
@@ -244,5 +244,5 @@ def run_batch(ref: ProgramRef, batch: CallBatch) -> list[CallOutcome]:
     loads = pickle.loads
     return [
         program.call(index, loads(split) if batch.pickled else split, batch.attempt)
-        for index, split in zip(batch.indices, batch.split)
+        for index, split in zip(batch.indices, batch.split, strict=False)
     ]

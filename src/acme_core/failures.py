@@ -66,8 +66,8 @@ class FailureTable:
         head = ("call", "kind", "attempts", "worker", "error", "arguments")
         body = [(str(r.index), r.kind, str(r.attempts), r.worker,
                  _short(f"{r.exc_type}: {r.message}", 60), r.arguments) for r in self.rows]
-        widths = [max(len(x) for x in col) for col in zip(head, *body)]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
+        widths = [max(len(x) for x in col) for col in zip(head, *body, strict=False)]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)).rstrip()
                          for line in (head, *body))
 
     def __repr__(self) -> str:

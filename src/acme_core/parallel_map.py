@@ -89,7 +89,7 @@ class ParallelMap:
     >>> def f(x, y, z=3):
     ...     return (x + y) * z
     >>> with ParallelMap(f, [2, 4, 6, 8], 4, write_worker_results=False,
-    ...                  backend="threads", verbose=False) as pmap:
+    ...                  verbose=False) as pmap:
     ...     pmap.compute()
     [18, 24, 30, 36]
     """
@@ -219,7 +219,7 @@ class ParallelMap:
         --------
         >>> from acme_core import ParallelMap
         >>> pmap = ParallelMap(pow, [1, 2, 3], 2, write_worker_results=False,
-        ...                    backend="threads", verbose=False)
+        ...                    verbose=False)
         >>> pmap.compute(debug=True)
         [1, 4, 9]
         """

@@ -71,7 +71,7 @@ def pickle_calls(plan: CallPlan, backend: str) -> list[bytes]:
         try:
             blobs.append(dumps(values))
         except Exception:
-            for arg, value in zip(plan.split_arguments, values):
+            for arg, value in zip(plan.split_arguments, values, strict=False):
                 try:
                     cloudpickle.dumps(value)
                 except Exception as inner:

@@ -16,6 +16,7 @@ container is removed and every result file moves up into ``<output_dir>``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -33,10 +34,8 @@ log = logging.getLogger("acme_core")
 
 
 def _remove(path: str) -> None:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.remove(path)
-    except FileNotFoundError:
-        pass
 
 
 def atomic_write(final: str, write: Any) -> None:
@@ -116,7 +115,7 @@ class HDF5FileStorage(Storage):
     >>> from acme_core import ParallelMap
     >>> def f(x, y, z=3):
     ...     return (x + y) * z
-    >>> with ParallelMap(f, [2, 4, 6, 8], 4, backend="threads", verbose=False,
+    >>> with ParallelMap(f, [2, 4, 6, 8], 4, verbose=False,
     ...                  output_dir=str(tmp_path / "run")) as pmap:
     ...     paths = pmap.compute()
     >>> [p.rsplit("/", 1)[1] for p in paths]

@@ -25,7 +25,7 @@ class MemoryStorage(Storage):
     >>> from acme_core import ParallelMap
     >>> def f(x, y, z=3):
     ...     return (x + y) * z
-    >>> ParallelMap(f, [2, 4, 6, 8], 4, write_worker_results=False, backend="threads",
+    >>> ParallelMap(f, [2, 4, 6, 8], 4, write_worker_results=False,
     ...             verbose=False).compute()
     [18, 24, 30, 36]
     """

@@ -7,6 +7,7 @@ transfer per worker, not one per call. Batches are submitted to loky's reusable 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -82,10 +83,8 @@ class JoblibExecutor(FuturesExecutor):
 
     def close(self) -> None:
         if self._ref is not None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(self._ref.path)
-            except FileNotFoundError:
-                pass
             self._ref = None
         if self.settings.stop_client is True:
             self.shutdown()
