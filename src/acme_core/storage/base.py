@@ -39,6 +39,9 @@ class StorageSettings:
     result_shape: tuple[Any, ...] | None = None
     result_dtype: str = "float"
     pass_task_id: bool = False
+    #: True when ``output_dir`` holds an earlier, unfinished run of the same calls: keep
+    #: its results, (re)build only what is missing; ``collect`` gets only the new calls.
+    resume: bool = False
 
 
 class Storage(abc.ABC):

@@ -145,7 +145,9 @@ class HDF5FileStorage(Storage):
     def prepare(self) -> None:
         import h5py
 
-        os.makedirs(self.payload_dir)
+        os.makedirs(self.payload_dir, exist_ok=self.settings.resume)
+        if self.settings.resume and os.path.isfile(self.results_container):
+            return
         name, n = self.settings.func_name, self.settings.n_calls
 
         def write_container(tmp: str) -> None:
