@@ -54,3 +54,31 @@ def arrays(x, n=1000):
 def sleepy(x, seconds=0.01):
     time.sleep(seconds)
     return x
+
+
+def _count(counter_dir, x):
+    open(os.path.join(counter_dir, f"{x}_{os.getpid()}_{time.perf_counter_ns()}"), "w").close()
+
+
+def broken_while_flagged(x, flag_dir, counter_dir):
+    """Counts each execution; raises for x % 100 == 17 while ``flag_dir/broken`` exists."""
+    _count(counter_dir, x)
+    if x % 100 == 17 and os.path.exists(os.path.join(flag_dir, "broken")):
+        raise ArithmeticError(f"bad input {x}")
+    return x * x
+
+
+def slow_count(x, counter_dir, seconds=0.1):
+    """Counts each execution, then sleeps ``seconds``."""
+    _count(counter_dir, x)
+    time.sleep(seconds)
+    return x + 1000
+
+
+def fail_first_attempt(x, marker_dir):
+    """Raises the first time it runs for each x, succeeds afterwards."""
+    marker = os.path.join(marker_dir, f"tried_{x}")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        raise RuntimeError(f"transient failure for {x}")
+    return x

@@ -4,6 +4,9 @@ Commands
 --------
 ``plugins``
     Every backend and storage with the distribution that provides it and its version.
+``status DIR``
+    A run's state from its output directory: done / failed / missing counts and the
+    failures table (exit code 0 when every call has a result, 1 otherwise).
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import plugins
+from . import manifest, plugins
+from .calls import Failure
+from .failures import FailureTable
 
 
 def list_plugins() -> str:
@@ -35,14 +40,48 @@ def list_plugins() -> str:
     return "\n".join(lines)
 
 
+def run_status(output_dir: str) -> tuple[str, bool]:
+    """The text ``python -m acme_core status DIR`` prints, and whether the run is complete.
+
+    Examples
+    --------
+    >>> from acme_core.cli import run_status
+    >>> run_status(str(tmp_path))[0]  # doctest: +ELLIPSIS
+    '... holds no acme-core run...'
+    """
+    if not manifest.exists(output_dir):
+        return f"{output_dir} holds no acme-core run (no {manifest.NAME}).", False
+    state = manifest.read(output_dir)
+    n = state.n_inputs
+    done, failed, missing = len(state.done), len(state.failed), len(state.missing)
+    lines = [f"run of {state.header.get('func')!r} in {output_dir} (storage "
+             f"{state.header.get('storage')!r}): {n} calls",
+             f"  done {done}, failed {failed}, missing {missing}"]
+    if state.failures:
+        table = FailureTable([
+            (Failure(i, e.get("kind", "?"), e.get("type", "?"), e.get("msg", ""), e.get("tb", ""),
+                     e.get("worker", ""), e.get("attempts", 1)), e.get("args", ""))
+            for i, e in state.failures.items()])
+        lines += ["", str(table)]
+    if done < n:
+        lines += ["", "To run the failed and missing calls: create the same ParallelMap with "
+                      f"output_dir={output_dir!r} and call compute()."]
+    return "\n".join(lines), done == n
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m acme_core`` and the ``acme-core`` command."""
     parser = argparse.ArgumentParser(prog="python -m acme_core", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("plugins", help="list installed backends and storages")
+    status = sub.add_parser("status", help="done/failed/missing calls of a run directory")
+    status.add_argument("output_dir")
     args = parser.parse_args(argv)
-    if args.command == "plugins":
-        print(list_plugins())
+    if args.command == "status":
+        text, complete = run_status(args.output_dir)
+        print(text)
+        return 0 if complete else 1
+    print(list_plugins())
     return 0
 
 

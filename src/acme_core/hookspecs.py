@@ -233,6 +233,18 @@ def acme_core_call_failed(run: RunInfo, outcome: CallOutcome) -> None:
 
 
 @hookspec
+def acme_core_call_retried(run: RunInfo, outcome: CallOutcome) -> None:
+    """One call failed and is submitted again (a lost worker, or ``retries=`` left).
+
+    Example::
+
+        @hookimpl
+        def acme_core_call_retried(run, outcome):
+            print("retrying", outcome.index, "after", outcome.failure.kind)
+    """
+
+
+@hookspec
 def acme_core_run_finished(run: RunInfo, summary: RunSummary) -> None:
     """A run ended (finished, failed or interrupted); ``summary`` has the counts.
 

@@ -10,8 +10,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from . import manifest, plugins
 from . import output_dir as outdir
-from . import plugins
 from .arguments import build_call_plan
 from .calls import CallBatch, CallOutcome, CallProgram
 from .dryrun import dry_run
@@ -20,9 +20,11 @@ from .executor import ExecutorSettings, RunContext
 from .failures import FailureTable
 from .hookspecs import BACKEND_PARAMETERS, ExecutorSpec, StorageSpec
 from .logs import LogFile, configure
+from .manifest import ManifestWriter
 from .parameters import BACKEND_DEFAULTS, Settings, check_flag, validate
 from .pickling import pickle_calls, pickle_program
-from .run import RunInfo, RunLoop, RunSummary, progress_bar
+from .progress import ProgressBar
+from .run import RunInfo, RunLoop, RunSummary
 from .storage.base import StorageSettings
 
 log = logging.getLogger("acme_core")
@@ -107,7 +109,7 @@ class ParallelMap:
                  dryrun: bool = False, logfile: bool | str | None = None,
                  cleanup_threshold_days: int | None = None, backend: str = "auto",
                  storage: str = "auto", backend_options: Mapping[str, Any] | None = None,
-                 retries: int = 0, **kwargs: Any) -> None:
+                 retries: int = 0, progress: bool | None = None, **kwargs: Any) -> None:
         self._settings = s = validate(
             n_inputs=n_inputs, write_worker_results=write_worker_results, output_dir=output_dir,
             result_shape=result_shape, result_dtype=result_dtype, single_file=single_file,
@@ -116,6 +118,7 @@ class ParallelMap:
             setup_interactive=setup_interactive, stop_client=stop_client, verbose=verbose,
             dryrun=dryrun, logfile=logfile, cleanup_threshold_days=cleanup_threshold_days,
             backend=backend, storage=storage, backend_options=backend_options, retries=retries)
+        self._progress = None if progress is None else check_flag("progress", progress)
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
         self.backend, executor_spec = _choose_backend(s)
@@ -125,7 +128,7 @@ class ParallelMap:
         self._storage = storage_spec.factory(StorageSettings(
             func_name=plan.func_name, n_calls=plan.n_inputs, output_dir=self.output_dir,
             result_shape=s.result_shape if not (s.write_pickle and s.storage == "auto") else None,
-            result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id))
+            result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id, resume=self._resume))
         self._executor = executor_spec.factory(ExecutorSettings(
             **{k: getattr(s, k) for k in BACKEND_DEFAULTS}, options=s.backend_options))
         self._run_id = uuid.uuid4().hex
@@ -137,9 +140,13 @@ class ParallelMap:
         if executor_spec.needs_pickle:
             self._program_bytes = pickle_program(self._program, plan, self.backend)
             self._call_blobs = pickle_calls(plan, self.backend)
+        self._header = self._manifest_header() if self.output_dir is not None else None
+        if self._resume:
+            _check_same_run(self.output_dir, self._header)
         # ---- everything above only validates; from here on things are made ----
         self.failures = FailureTable()
         self._log_file: LogFile | None = None
+        self._manifest: ManifestWriter | None = None
         self._aborted = False
         if s.dryrun and not dry_run(self._program, plan, s.setup_interactive):
             log.info("Dry-run aborted by the user: nothing was started.")
@@ -150,6 +157,7 @@ class ParallelMap:
     # ------------------------------------------------------------------ set-up
     def _output_path(self, spec: StorageSpec) -> str | None:
         s = self._settings
+        self._resume = False
         if not spec.on_disk:
             if s.output_dir is not None:
                 log.warning("Output directory specification has no effect if "
@@ -157,12 +165,28 @@ class ParallelMap:
             return None
         if s.output_dir is None:
             return outdir.default_path()
-        outdir.check_available(s.output_dir)
+        if manifest.exists(s.output_dir):
+            self._resume = True
+        else:
+            outdir.check_available(s.output_dir)
         return s.output_dir
+
+    def _manifest_header(self) -> dict[str, Any]:
+        plan = self._plan
+        return {"acme_core_manifest": 1, "func": plan.func_name, "n_inputs": plan.n_inputs,
+                "storage": self.storage,
+                "fingerprint": {"func": manifest.function_fingerprint(plan.func),
+                                "args": manifest.arguments_fingerprint(plan, self._call_blobs)},
+                "run_id": self._run_id,
+                "created": dt.datetime.now().isoformat(timespec="seconds")}
 
     def _make_outputs(self, spec: StorageSpec) -> None:
         s, plan = self._settings, self._plan
-        if self.output_dir is not None:
+        if self._resume:
+            assert self.output_dir is not None
+            self._storage.prepare()
+            self._manifest = ManifestWriter(self.output_dir, None)
+        elif self.output_dir is not None:
             if s.output_dir is None and s.cleanup_threshold_days is not None:
                 outdir.cleanup_old_runs(os.path.dirname(self.output_dir), s.cleanup_threshold_days)
             outdir.create(self.output_dir, {
@@ -170,6 +194,7 @@ class ParallelMap:
                 "n_inputs": plan.n_inputs, "storage": self.storage, "backend": self.backend,
                 "created": dt.datetime.now().isoformat(timespec="seconds")})
             self._storage.prepare()
+            self._manifest = ManifestWriter(self.output_dir, self._header)
         path = _log_path(s.logfile, self.output_dir, plan.func_name)
         if path is not None:
             self._log_file = LogFile(path, self._loggers)
@@ -194,12 +219,16 @@ class ParallelMap:
 
     # ------------------------------------------------------------------ running
     def compute(self, debug: bool = False) -> Any:
-        """Run every call and return the results.
+        """Run every call that has no result yet and return the results.
+
+        On a run directory that already holds results of the same function and arguments
+        (an interrupted run, or one with failed calls), only the calls without a complete
+        result run.
 
         Parameters
         ----------
         debug : bool
-            Run every call one after another in this process, so ``pdb`` and ``%debug``
+            Run the calls one after another in this process, so ``pdb`` and ``%debug``
             work; the first exception propagates unchanged.
 
         Returns
@@ -214,57 +243,86 @@ class ParallelMap:
         ParallelComputationError
             When some calls failed; every other result is stored, ``err.failures`` (and
             ``self.failures``) lists the failed calls.
+        KeyboardInterrupt
+            On Ctrl-C: pending calls are cancelled, finished results and the manifest are
+            kept, and the log says how to resume.
 
         Examples
         --------
         >>> from acme_core import ParallelMap
-        >>> pmap = ParallelMap(pow, [1, 2, 3], 2, write_worker_results=False,
-        ...                    verbose=False)
+        >>> pmap = ParallelMap(pow, [1, 2, 3], 2, write_worker_results=False, verbose=False)
         >>> pmap.compute(debug=True)
         [1, 4, 9]
         """
         check_flag("debug", debug)
         if self._aborted:
             return None
+        todo = self._calls_to_run()
         try:
-            return self._debug_run() if debug else self._parallel_run()
+            return self._debug_run(todo) if debug else self._parallel_run(todo)
         finally:
             self._close_log()
 
-    def _debug_run(self) -> Any:
+    def _calls_to_run(self) -> list[int]:
+        n = self._plan.n_inputs
+        if self.output_dir is None or not manifest.exists(self.output_dir):
+            return list(range(n))
+        state = manifest.read(self.output_dir)
+        done = state.done
+        if done:
+            log.info(f"Resuming the run in {self.output_dir}: {len(done)} of {n} calls already "
+                     f"have results and are skipped; running the other {n - len(done)}.")
+            if self._manifest is not None:
+                self._manifest.note(resumed=True, skipped=len(done))
+        return [i for i in range(n) if i not in done]
+
+    def _debug_run(self, todo: list[int]) -> Any:
         log.warning("Running in debug mode: every call runs here, one after another.")
         program, plan = self._program, self._plan
-        for index in range(plan.n_inputs):
+        for index in todo:
             args, kwargs = program.arguments(index, plan.split_values(index))
             receipt = program.writer.write(index, program.func(*args, **kwargs))
             self._storage.collect(CallOutcome(index, receipt))
-        return self._finish(RunSummary(n_calls=plan.n_inputs, n_done=plan.n_inputs))
+            if self._manifest is not None:
+                self._manifest.done((index,))
+                self._manifest.flush()
+        return self._finish(RunSummary(n_calls=plan.n_inputs, n_done=len(todo)), len(todo))
 
-    def _parallel_run(self) -> Any:
-        plan, hooks = self._plan, plugins.get_plugin_manager().hook
+    def _parallel_run(self, todo: list[int]) -> Any:
+        plan = self._plan
+        pm = plugins.get_plugin_manager()
         info = RunInfo(self._run_id, plan.func_name, plan.n_inputs, self.backend, self.storage,
                        self.output_dir)
         self._executor.start(RunContext(info, self._program, self._program_bytes,
                                         plan.n_inputs, self.output_dir, tuple(sys.path)))
-        log.info(f"Preparing {plan.n_inputs} parallel calls of `{plan.func_name}` using "
+        log.info(f"Preparing {len(todo)} parallel calls of `{plan.func_name}` using "
                  f"{self._executor.n_workers} workers")
-        if plugins.has_listeners("acme_core_run_started"):
-            hooks.acme_core_run_started(run=info)
-        progress = progress_bar(plan.n_inputs, self._settings.verbose is not False
-                                and sys.stderr is not None and sys.stderr.isatty())
-        loop = RunLoop(self._executor, info, self._make_batch, self._storage.collect, hooks,
-                       retries=self._settings.retries, progress=progress,
-                       listeners=(plugins.has_listeners("acme_core_call_finished"),
-                                  plugins.has_listeners("acme_core_call_failed")))
+        bar = self._progress_bar(len(todo))
+        if bar is not None:
+            pm.register(bar, name=f"acme_core.progress.{self._run_id}")
         try:
-            summary = loop.run(range(plan.n_inputs))
+            if plugins.has_listeners("acme_core_run_started"):
+                pm.hook.acme_core_run_started(run=info)
+            loop = RunLoop(self._executor, info, self._make_batch, self._storage.collect, pm.hook,
+                           retries=self._settings.retries, manifest=self._manifest,
+                           describe=plan.describe_call)
+            try:
+                summary = loop.run(todo)
+            finally:
+                self._executor.close()
+            if plugins.has_listeners("acme_core_run_finished"):
+                pm.hook.acme_core_run_finished(run=info, summary=summary)
         finally:
-            if progress is not None:
-                progress.close()
-            self._executor.close()
-        if plugins.has_listeners("acme_core_run_finished"):
-            hooks.acme_core_run_finished(run=info, summary=summary)
-        return self._finish(summary)
+            if bar is not None:
+                pm.unregister(bar)
+        return self._finish(summary, len(todo))
+
+    def _progress_bar(self, total: int) -> ProgressBar | None:
+        show = self._progress
+        if show is None:
+            show = (self._settings.verbose is not False and sys.stderr is not None
+                    and sys.stderr.isatty())
+        return ProgressBar(total, self._executor.n_workers) if show else None
 
     def _make_batch(self, indices: Sequence[int], attempt: int) -> CallBatch:
         if self._call_blobs is not None:
@@ -273,18 +331,25 @@ class ParallelMap:
         split = tuple(self._plan.split_values(i) for i in indices)
         return CallBatch(self._run_id, tuple(indices), split, False, attempt)
 
-    def _finish(self, summary: RunSummary) -> Any:
-        result = self._storage.finish()
+    def _finish(self, summary: RunSummary, n_ran: int) -> Any:
         plan = self._plan
+        try:
+            result = self._storage.finish()
+        finally:
+            if self._manifest is not None:
+                self._manifest.flush()
         self.failures = FailureTable([(f, plan.describe_call(f.index)) for f in summary.failures])
         where = self.results_container or self.output_dir
         if summary.interrupted:
-            log.error(f"Interrupted: {summary.n_done} of {plan.n_inputs} calls finished"
-                      + (f"; their results are in {where}" if where else "") + ".")
+            resume = (f" To finish the run, create the same ParallelMap with "
+                      f"output_dir={self.output_dir!r} and call compute() again: only the "
+                      f"missing calls run." if self.output_dir else "")
+            log.error(f"Interrupted: {summary.n_done} of {n_ran} calls finished"
+                      + (f"; their results are in {where}." if where else ".") + resume)
             raise KeyboardInterrupt
         if self.failures:
-            raise ParallelComputationError(_failure_message(self.failures, plan.n_inputs, where),
-                                           self.failures)
+            raise ParallelComputationError(
+                _failure_message(self.failures, n_ran, where, self.output_dir), self.failures)
         if where is not None:
             log.info(f"SUCCESS! Results have been saved to {where}")
         else:
@@ -295,6 +360,10 @@ class ParallelMap:
     def _close_log(self) -> None:
         if self._log_file is not None:
             self._log_file.close()
+            self._log_file = None
+        if self._manifest is not None:
+            self._manifest.close()
+            self._manifest = None
 
     def cleanup(self) -> None:
         """Stop workers kept for reuse when ``stop_client=True`` (ACME's ``cleanup()``)."""
@@ -398,7 +467,8 @@ def _log_path(logfile: bool | str | None, output_dir: str | None, func_name: str
     return os.path.join(output_dir or os.getcwd(), f"ACME_{func_name}_{stamp}.log")
 
 
-def _failure_message(failures: FailureTable, n: int, where: str | None) -> str:
+def _failure_message(failures: FailureTable, n: int, where: str | None,
+                     output_dir: str | None) -> str:
     first = failures[0]
     shown = failures.indices[:20]
     more = f" (and {len(failures) - 20} more)" if len(failures) > 20 else ""
@@ -407,6 +477,28 @@ def _failure_message(failures: FailureTable, n: int, where: str | None) -> str:
             f"Failed calls: {shown}{more}.")
     if where is not None:
         text += f" Results of the other calls are stored in {where}."
-    return text + (" Inspect `err.failures` (also `pmap.failures` after the run); "
-                   "`compute(debug=True)` re-raises the original exception in this process.")
+    text += (" Inspect `err.failures` (also `pmap.failures`); `compute(debug=True)` re-raises "
+             "the original exception in this process.")
+    if output_dir is not None:
+        text += (f" After a fix, calling compute() again (or the same ParallelMap with "
+                 f"output_dir={output_dir!r}) re-runs only the failed calls.")
+    return text
 
+
+def _check_same_run(output_dir: str | None, header: dict[str, Any] | None) -> None:
+    """Refuse to resume a run of another function or with other arguments."""
+    assert output_dir is not None and header is not None
+    old = manifest.read(output_dir).header
+    for key, what in (("func", "function name"), ("n_inputs", "number of calls"),
+                      ("storage", "storage")):
+        if old.get(key) != header[key]:
+            raise ValueError(
+                f"`output_dir` {output_dir!r} holds a run with a different {what} "
+                f"({old.get(key)!r}, now {header[key]!r}); results of two different runs are "
+                f"never mixed. Pass a new output_dir.")
+    for key, what in (("func", "function code"), ("args", "arguments")):
+        if old["fingerprint"][key] != header["fingerprint"][key]:
+            raise ValueError(
+                f"`output_dir` {output_dir!r} holds a run of {header['func']} with different "
+                f"{what} (fingerprint mismatch); results of two different runs are never "
+                f"mixed. Pass a new output_dir, or restore the {what} of that run to resume it.")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -18,6 +17,8 @@ from typing import Any
 
 from .calls import ERROR, LOST_WORKER, STORAGE, CallBatch, CallOutcome, Failure
 from .executor import Executor
+from .manifest import ManifestWriter
+from .plugins import has_listeners
 
 log = logging.getLogger("acme_core")
 
@@ -97,21 +98,39 @@ class BatchSizer:
 
 
 class RunLoop:
-    """Runs ``calls`` on ``executor``; see the module docstring.
+    """Runs calls on ``executor``; see the module docstring.
 
-    ``make_batch(indices, attempt)`` builds a :class:`CallBatch`; ``collect(outcome)`` hands a
-    successful outcome to the storage; ``hooks`` is the plugin manager's hook relay.
+    Parameters
+    ----------
+    executor : Executor
+        Started already.
+    info : RunInfo
+        Passed to the lifecycle hooks.
+    make_batch : callable
+        ``make_batch(indices, attempt) -> CallBatch``.
+    collect : callable
+        Hands a successful outcome to the storage (may raise: the call then fails with
+        kind ``"storage"``).
+    hooks : pluggy hook relay
+        The plugin manager's ``hook``.
+    retries : int
+        Re-runs of a call whose function raised.
+    manifest : ManifestWriter, optional
+        Records every call's final state on disk.
+    describe : callable, optional
+        ``describe(index)``: a short repr of the call's arguments (failure rows).
     """
 
     def __init__(self, executor: Executor, info: RunInfo,
                  make_batch: Callable[[Sequence[int], int], CallBatch],
-                 collect: Callable[[CallOutcome], None], hooks: Any, *,
-                 retries: int = 0, progress: Any = None, describe: Callable[[int], str] | None = None,
-                 listeners: tuple[bool, bool] = (False, False)) -> None:
+                 collect: Callable[[CallOutcome], None], hooks: Any, *, retries: int = 0,
+                 manifest: ManifestWriter | None = None,
+                 describe: Callable[[int], str] = str) -> None:
         self.executor, self.info = executor, info
         self.make_batch, self.collect, self.hooks = make_batch, collect, hooks
-        self.retries, self.progress = retries, progress
-        self.listen_done, self.listen_failed = listeners
+        self.retries, self.manifest, self.describe = retries, manifest, describe
+        self.listen = {name: has_listeners(f"acme_core_call_{name}")
+                       for name in ("finished", "failed", "retried")}
         self.sizer = BatchSizer(executor.n_workers)
         self.summary = RunSummary(n_calls=info.n_calls)
         self._batches: dict[tuple[int, ...], int] = {}  # batch -> calls still out
@@ -121,19 +140,19 @@ class RunLoop:
         """Run the calls ``indices``; returns the summary (Ctrl-C: ``interrupted=True``)."""
         start = time.perf_counter()
         todo: deque[tuple[int, int]] = deque((i, 1) for i in indices)
-        in_flight = 0
         limit = 2 * max(1, self.executor.n_workers)
         try:
-            while todo or in_flight:
-                while todo and in_flight < limit:
+            while todo or self._batches:
+                while todo and len(self._batches) < limit:
                     self._submit(todo)
-                    in_flight += 1
-                in_flight -= self._receive(todo)
+                self._receive(todo)
         except KeyboardInterrupt:
             self.summary.interrupted = True
             self.executor.cancel()
         finally:
             self.summary.elapsed = time.perf_counter() - start
+            if self.manifest is not None:
+                self.manifest.flush()
         return self.summary
 
     def _submit(self, todo: deque[tuple[int, int]]) -> None:
@@ -142,24 +161,23 @@ class RunLoop:
         size = self.sizer.size(len(todo) + 1)
         while len(chosen) < size and todo and todo[0][1] == attempt:
             chosen.append(todo.popleft()[0])
-        batch = self.make_batch(chosen, attempt)
-        self._batches[tuple(chosen)] = len(chosen)
+        key = tuple(chosen)
+        self._batches[key] = len(chosen)
         for i in chosen:
-            self._batch_of[i] = tuple(chosen)
-        self.executor.submit(batch)
+            self._batch_of[i] = key
+        self.executor.submit(self.make_batch(chosen, attempt))
 
-    def _receive(self, todo: deque[tuple[int, int]]) -> int:
-        """Take whatever finished; return how many batches completed."""
-        finished = 0
-        for outcome in self.executor.collect(timeout=1.0):
+    def _receive(self, todo: deque[tuple[int, int]]) -> None:
+        outcomes = self.executor.collect(timeout=1.0)
+        for outcome in outcomes:
             key = self._batch_of.pop(outcome.index, None)
             if key is not None:
                 self._batches[key] -= 1
                 if self._batches[key] == 0:
                     del self._batches[key]
-                    finished += 1
             self._route(outcome, todo)
-        return finished
+        if outcomes and self.manifest is not None:
+            self.manifest.flush()
 
     def _route(self, outcome: CallOutcome, todo: deque[tuple[int, int]]) -> None:
         if outcome.ok:
@@ -171,19 +189,24 @@ class RunLoop:
         if outcome.ok:
             self.sizer.observe(outcome)
             self.summary.n_done += 1
-            if self.listen_done:
+            if self.manifest is not None:
+                self.manifest.done((outcome.index,))
+            if self.listen["finished"]:
                 self.hooks.acme_core_call_finished(run=self.info, outcome=outcome)
         elif self._retry(outcome):
             self.summary.n_retried += 1
             todo.append((outcome.index, outcome.attempt + 1))
-            return
+            if self.listen["retried"]:
+                self.hooks.acme_core_call_retried(run=self.info, outcome=outcome)
         else:
+            failure = outcome.failure
+            assert failure is not None
             self.summary.n_failed += 1
-            self.summary.failures.append(outcome.failure)
-            if self.listen_failed:
+            self.summary.failures.append(failure)
+            if self.manifest is not None:
+                self.manifest.failed(failure, self.describe(outcome.index))
+            if self.listen["failed"]:
                 self.hooks.acme_core_call_failed(run=self.info, outcome=outcome)
-        if self.progress is not None:
-            self.progress.update(1)
 
     def _retry(self, outcome: CallOutcome) -> bool:
         failure = outcome.failure
@@ -193,13 +216,3 @@ class RunLoop:
                         f"attempt {outcome.attempt} of {MAX_LOST_RETRIES + 1}.")
             return outcome.attempt <= MAX_LOST_RETRIES
         return failure.kind == ERROR and outcome.attempt <= self.retries
-
-
-def progress_bar(total: int, enabled: bool) -> Any:
-    """A tqdm bar on stderr (the notebook widget in Jupyter), or None when disabled."""
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, file=sys.stderr, unit="call", dynamic_ncols=True,
-                bar_format="{percentage:3.0f}% |{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")

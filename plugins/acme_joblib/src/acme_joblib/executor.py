@@ -81,6 +81,11 @@ class JoblibExecutor(FuturesExecutor):
 
         return isinstance(exc, BrokenProcessPool)
 
+    def cancel(self) -> None:
+        """Ctrl-C: drop pending batches and kill the workers, so nothing keeps running."""
+        super().cancel()
+        self.shutdown()
+
     def close(self) -> None:
         if self._ref is not None:
             with contextlib.suppress(FileNotFoundError):

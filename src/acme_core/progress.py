@@ -1,0 +1,64 @@
+"""The progress bar: a built-in plugin fed by the lifecycle hooks.
+
+It shows done, failed, running and retried counts and an ETA (tqdm; the notebook widget in
+Jupyter). It is registered for one run only when it will show: ``progress=True``, or by
+default when ``verbose`` is not False and stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .hookspecs import hookimpl
+
+
+class ProgressBar:
+    """Lifecycle-hook implementation that drives a tqdm bar.
+
+    Examples
+    --------
+    >>> from acme_core.progress import ProgressBar
+    >>> import io
+    >>> bar = ProgressBar(total=3, n_workers=2, initial=1, file=io.StringIO())
+    >>> bar.counts()
+    {'running': 2, 'failed': 0, 'retried': 0}
+    """
+
+    def __init__(self, total: int, n_workers: int, initial: int = 0, file: Any = None) -> None:
+        from tqdm.auto import tqdm
+
+        self.total, self.n_workers = total, n_workers
+        self.done, self.failed, self.retried = initial, 0, 0
+        self.bar = tqdm(total=total, initial=initial, file=file or sys.stderr, unit="call",
+                        dynamic_ncols=True, smoothing=0.05)
+
+    def counts(self) -> dict[str, int]:
+        """The figures shown after the bar."""
+        left = self.total - self.done - self.failed
+        return {"running": min(self.n_workers, left), "failed": self.failed,
+                "retried": self.retried}
+
+    def _show(self, advance: int) -> None:
+        self.bar.set_postfix(self.counts(), refresh=False)
+        self.bar.update(advance)
+
+    @hookimpl
+    def acme_core_call_finished(self, run: Any, outcome: Any) -> None:
+        self.done += 1
+        self._show(1)
+
+    @hookimpl
+    def acme_core_call_failed(self, run: Any, outcome: Any) -> None:
+        self.failed += 1
+        self._show(1)
+
+    @hookimpl
+    def acme_core_call_retried(self, run: Any, outcome: Any) -> None:
+        self.retried += 1
+        self._show(0)
+
+    @hookimpl
+    def acme_core_run_finished(self, run: Any, summary: Any) -> None:
+        self.bar.set_postfix(self.counts(), refresh=True)
+        self.bar.close()
