@@ -16,6 +16,7 @@ Rules (inventory §4), with ACME's bugs fixed:
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import io
 import logging
@@ -34,6 +35,27 @@ log = logging.getLogger("acme_core")
 _EMPTY = inspect.Parameter.empty
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 TASK_ID = "taskID"
+#: ParallelMap's own keywords, for "did you mean" hints and the note on reserved names.
+OWN_KEYWORDS = (
+    "n_inputs", "write_worker_results", "output_dir", "result_shape", "result_dtype",
+    "single_file", "write_pickle", "partition", "n_workers", "mem_per_worker", "setup_timeout",
+    "setup_interactive", "stop_client", "verbose", "dryrun", "logfile", "cleanup_threshold_days",
+    "backend", "storage", "backend_options", "retries",
+)
+
+
+class ArgumentMismatchError(TypeError, ValueError):
+    """The arguments given do not fit ``func``'s signature (too few, too many, twice).
+
+    A ``TypeError`` as Python raises for a bad call, and a ``ValueError`` as ACME raised
+    ("f expects 2 positional arguments ..."), so scripts written for either keep catching it.
+
+    Examples
+    --------
+    >>> from acme_core.arguments import ArgumentMismatchError
+    >>> issubclass(ArgumentMismatchError, TypeError), issubclass(ArgumentMismatchError, ValueError)
+    (True, True)
+    """
 
 
 @dataclass
@@ -132,9 +154,11 @@ def build_call_plan(func: Any, args: Sequence[Any], kwargs: dict[str, Any],
     (4, ['x'])
     """
     if not callable(func):
+        given = repr(func)
+        given = given if len(given) <= 60 else given[:57] + "..."
         raise TypeError(
-            f"<ParallelMap> first input has to be a callable function, not {type(func).__name__!r}. "
-            f"Pass the function first: ParallelMap(func, *args, **kwargs)."
+            f"<ParallelMap> first input has to be a callable function, not {given} "
+            f"({type(func).__name__}). Pass the function first: ParallelMap(func, *args, **kwargs)."
         )
     name = getattr(func, "__name__", type(func).__name__)
     bound, pass_task_id = _bind(func, name, list(args), dict(kwargs))
@@ -142,9 +166,10 @@ def build_call_plan(func: Any, args: Sequence[Any], kwargs: dict[str, Any],
         _reject_iterators(arg)
     n = _infer_n_inputs(bound, n_inputs)
     if n == 0:
+        empty = ", ".join(a.label for a in bound if _candidate_length(a) == 0)
         raise ValueError(
-            "<ParallelMap> nothing to compute: the inputs to split have 0 elements. "
-            "Pass at least one input, or n_inputs >= 1 to repeat broadcast arguments."
+            f"<ParallelMap> nothing to compute: {empty} of {name} has 0 elements, so there are "
+            f"0 calls. Pass at least one input, or n_inputs >= 1 to repeat the other arguments."
         )
     for arg in bound:
         arg.split = _is_split(arg, n)
@@ -177,45 +202,52 @@ def _bind(func: Callable[..., Any], name: str, args: list[Any],
         inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD,
         inspect.Parameter.POSITIONAL_ONLY)}
 
-    task_param = by_name.get(TASK_ID)
-    pass_task_id = task_param is not None and task_param.default is not _EMPTY
-    if pass_task_id and TASK_ID in kwargs:
-        log.warning("`taskID` is set by ParallelMap to each call's index; the given value is ignored.")
-        kwargs.pop(TASK_ID)
-
     values: dict[str, Any] = dict(zip((p.name for p in positional), args, strict=False))
     extra = args[len(positional):]
     if extra and var_pos is None:
         names = ", ".join(repr(p.name) for p in positional)
-        raise TypeError(
+        raise ArgumentMismatchError(
             f"<ParallelMap> {name} takes at most {len(positional)} positional arguments "
-            f"({names}), found {len(args)}. Remove the surplus arguments or give them by name."
+            f"({names}), found {len(args)}. Remove the surplus arguments, give them by name, "
+            f"or add *args to {name}'s signature."
         )
+
+    # ACME's `taskID` (inventory §4.5): a keyword with a default is set to each call's index
+    task_param = by_name.get(TASK_ID)
+    pass_task_id = task_param is not None and task_param.default is not _EMPTY
+    if pass_task_id and (TASK_ID in kwargs or TASK_ID in values):
+        log.warning(f"`taskID` of {name} is set by ParallelMap to each call's index; the given "
+                    f"value is ignored.")
+        kwargs.pop(TASK_ID, None)
+        if TASK_ID in values and extra:
+            raise ArgumentMismatchError(
+                f"<ParallelMap> {name}'s `taskID` is set by ParallelMap, but {len(args)} "
+                f"positional arguments fill it and *{var_pos.name if var_pos else 'args'}. "
+                f"Give the arguments after `taskID` by name instead."
+            )
+        values.pop(TASK_ID, None)  # later positionals then travel by name (see _order)
+
+    unknown = [k for k in kwargs if k not in by_name] if var_kw is None else []
+    if unknown:
+        raise UnknownKeywordError(_unknown_keyword_message(name, params, kwargs, unknown))
     given_by_name: set[str] = set()
     extra_kw: dict[str, Any] = {}
     for key, value in kwargs.items():
         if key in values:
-            raise TypeError(
+            raise ArgumentMismatchError(
                 f"<ParallelMap> {name} got multiple values for argument {key!r}: once "
                 f"positionally and once by name. Pass it only one way."
             )
         if key in by_name:
             values[key] = value
             given_by_name.add(key)
-        elif var_kw is not None:
-            extra_kw[key] = value
         else:
-            accepted = ", ".join(repr(k) for k in by_name if k != TASK_ID) or "none"
-            raise UnknownKeywordError(
-                f"<ParallelMap> {name} got an unexpected keyword argument {key!r}; it accepts "
-                f"{accepted}. Fix the name, or add **kwargs to {name}'s signature. (Note: "
-                f"`backend`, `storage` and `backend_options` are ParallelMap's own keywords.)"
-            )
+            extra_kw[key] = value
     missing = [p.name for p in positional if p.default is _EMPTY and p.name not in values]
     if missing:
         required = [p.name for p in positional if p.default is _EMPTY]
         found = len(required) - len(missing)
-        raise ValueError(
+        raise ArgumentMismatchError(
             f"<ParallelMap> {name} expects {len(required)} positional arguments "
             f"({', '.join(repr(r) for r in required)}), found {found}. Missing: "
             f"{', '.join(repr(m) for m in missing)}; pass them after `{name}` or by name."
@@ -223,11 +255,38 @@ def _bind(func: Callable[..., Any], name: str, args: list[Any],
     missing_kw = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
                   and p.default is _EMPTY and p.name not in values]
     if missing_kw:
-        raise TypeError(
+        raise ArgumentMismatchError(
             f"<ParallelMap> {name} requires keyword-only argument(s) "
-            f"{', '.join(repr(m) for m in missing_kw)}; pass them as name=value."
+            f"{', '.join(repr(m) for m in missing_kw)}, found none; pass them as name=value."
         )
     return _order(params, values, given_by_name, extra, extra_kw, var_pos), pass_task_id
+
+
+def _unknown_keyword_message(name: str, params: list[inspect.Parameter], kwargs: dict[str, Any],
+                             unknown: list[str]) -> str:
+    """Name the unknown keywords, keep ACME's "accepts at maximum" fragment, list the
+    accepted names and suggest the closest ones."""
+    accepted = [p.name for p in params if p.kind not in (
+        inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD,
+        inspect.Parameter.POSITIONAL_ONLY) and p.name != TASK_ID]
+    plural = "s" if len(unknown) > 1 else ""
+    text = (f"<ParallelMap> {name} got unexpected keyword argument{plural} "
+            f"{', '.join(repr(k) for k in unknown)}")
+    with_default = [p.name for p in params if p.default is not _EMPTY and p.name != TASK_ID]
+    keywords = [k for k in kwargs if k in with_default or k in unknown]
+    if len(keywords) > len(with_default):
+        text += (f": {name} accepts at maximum {len(with_default)} keyword arguments "
+                 f"({', '.join(repr(k) for k in with_default)}), found {len(keywords)}")
+    text += f". {name} accepts {', '.join(repr(k) for k in accepted) or 'no keywords'}"
+    hints = []
+    for key in unknown:
+        close = difflib.get_close_matches(key, [*accepted, *OWN_KEYWORDS], n=1, cutoff=0.75)
+        if close:
+            hints.append(f"{key!r} -> {close[0]!r}")
+    if hints:
+        text += f" (did you mean {', '.join(hints)}?)"
+    return (text + f". Fix the name, or add **kwargs to {name}'s signature. ParallelMap's own "
+            f"keywords (n_inputs, output_dir, backend, storage, ...) are never passed to {name}.")
 
 
 def _order(params: list[inspect.Parameter], values: dict[str, Any], given_by_name: set[str],
@@ -243,7 +302,7 @@ def _order(params: list[inspect.Parameter], values: dict[str, Any], given_by_nam
             continue
         positional = p.kind in _POSITIONAL and still_positional
         label = (f"positional argument {i} ({p.name!r})" if p.name not in given_by_name
-                 else f"argument {p.name!r}")
+                 else f"keyword argument {p.name!r}")
         bound.append(BoundArgument(label, "pos" if positional else "kw", p.name,
                                    values[p.name], p.default))
     start = sum(1 for b in bound if b.kind == "pos")
@@ -280,24 +339,27 @@ def _candidate_length(arg: BoundArgument) -> int | None:
 
 
 def _infer_n_inputs(bound: list[BoundArgument], n_inputs: Any) -> int:
-    lengths = [n for n in (_candidate_length(a) for a in bound) if n is not None]
+    candidates = [(a, n) for a, n in ((a, _candidate_length(a)) for a in bound) if n is not None]
+    lengths = [n for _, n in candidates]
+    found = "; ".join(f"{a.label} has {n}" for a, n in candidates)
     if n_inputs == "auto":
         if len(set(lengths)) != 1:
             low, high = (min(lengths), max(lengths)) if lengths else (0, 0)
             raise ValueError(
                 f"<ParallelMap> automatic input distribution failed: found {len(lengths)} objects "
-                f"containing {low} to {high} elements. Please specify `n_inputs` manually: pass "
-                f"n_inputs=<number of calls>; sequences of that length are split, everything "
-                f"else is given whole to every call."
+                f"containing {low} to {high} elements"
+                + (f" ({found})" if found else " (no list, tuple, range or 1-D array)")
+                + ". Please specify `n_inputs` manually: pass n_inputs=<number of calls>; "
+                "lists, tuples, ranges and 1-D arrays of that length are split over the calls, "
+                "everything else is given whole to every call."
             )
         return lengths[0]
     n = int(n_inputs)
     if lengths and n not in lengths and set(lengths) != {1}:
         raise ValueError(
-            f"<ParallelMap> No object has required length of {n} matching `n_inputs`. The "
-            f"sequence arguments have lengths {sorted(set(lengths))}: pass n_inputs equal to "
-            f"one of them, or wrap an argument that should go whole to every call in another "
-            f"container."
+            f"<ParallelMap> No object has required length of {n} matching `n_inputs` "
+            f"(n_inputs={n}; {found}). Pass n_inputs equal to one of these lengths, or wrap an "
+            f"argument that should go whole to every call in another container."
         )
     return n
 
@@ -316,7 +378,8 @@ def _is_split(arg: BoundArgument, n: int) -> bool:
 def _warn_about(bound: list[BoundArgument], name: str, max_arg_size_mb: float) -> None:
     for arg in bound:
         if callable(arg.value) and not arg.split and not isinstance(arg.value, type):
-            log.warning(f"{arg.label} of {name} is a callable: every call receives the same object.")
+            log.warning(f"Found a single callable object in {arg.label} of {name}: it is not "
+                        f"called by ParallelMap; every call receives the same object.")
         size = size_of(arg.value) / 1024**2
         if size > max_arg_size_mb:
             log.warning(
@@ -326,8 +389,12 @@ def _warn_about(bound: list[BoundArgument], name: str, max_arg_size_mb: float) -
             )
 
 
-def size_of(obj: Any, _seen: set[int] | None = None) -> int:
+def size_of(obj: Any) -> int:
     """Approximate size of ``obj`` in bytes (containers recursively, arrays by their buffer).
+
+    ACME's measure (inventory §4.6): ``sys.getsizeof`` summed over list, tuple and set
+    elements and dict keys and values; a NumPy array counts its buffer. Shared and
+    self-referencing objects are counted once; any nesting depth works.
 
     Examples
     --------
@@ -335,16 +402,26 @@ def size_of(obj: Any, _seen: set[int] | None = None) -> int:
     >>> from acme_core.arguments import size_of
     >>> size_of(np.ones(1000)) >= 8000
     True
+    >>> loop = {}
+    >>> loop["self"] = loop
+    >>> size_of(loop) > 0
+    True
     """
-    seen = set() if _seen is None else _seen
-    if id(obj) in seen:
-        return 0
-    seen.add(id(obj))
-    if isinstance(obj, np.ndarray):
-        return obj.nbytes + sys.getsizeof(obj, 0) * (obj.base is not None)
-    size = sys.getsizeof(obj, 0)
-    if isinstance(obj, dict):
-        size += sum(size_of(k, seen) + size_of(v, seen) for k, v in obj.items())
-    elif isinstance(obj, (list, tuple, set, frozenset)):
-        size += sum(size_of(v, seen) for v in obj)
-    return size
+    seen: set[int] = set()
+    total = 0
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, np.ndarray):
+            total += item.nbytes + sys.getsizeof(item, 0) * (item.base is not None)
+            continue
+        total += sys.getsizeof(item, 0)
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+    return total

@@ -1,4 +1,9 @@
-"""``dryrun=True``: one sampled call in the parent before anything else starts."""
+"""``dryrun=True``: one sampled call in the parent before anything else starts.
+
+``ParallelMap`` calls :func:`dry_run` after validation and pickling and before it creates
+the output directory, the log file or any worker, so answering "n" leaves nothing behind
+(ACME created the directory first and removed it again).
+"""
 
 from __future__ import annotations
 
@@ -13,15 +18,44 @@ from .calls import CallProgram
 
 log = logging.getLogger("acme_core")
 
+_NO = ("n", "no")
+
 
 def dry_run(program: CallProgram, plan: CallPlan, interactive: bool) -> bool:
     """Run one random call in this process, report its time and peak memory, and ask
     whether to go on (only when ``interactive`` and stdin is a terminal).
 
+    The call's return value is discarded: nothing is stored.
+
+    Parameters
+    ----------
+    program : CallProgram
+        The run's program (function, broadcast arguments, how to assemble a call).
+    plan : CallPlan
+        The run's argument plan (split values of every call).
+    interactive : bool
+        ParallelMap's ``setup_interactive``: may the user be asked?
+
     Returns
     -------
     bool
-        False when the user answered no.
+        False when the user answered no (or closed the input); True otherwise, and always
+        when nobody can be asked (stdin not a terminal, or ``interactive=False``).
+
+    Raises
+    ------
+    Exception
+        Whatever the sampled call raises, unchanged (nothing has been created yet).
+
+    Examples
+    --------
+    >>> from acme_core.arguments import build_call_plan
+    >>> from acme_core.calls import CallProgram
+    >>> from acme_core.dryrun import dry_run
+    >>> plan = build_call_plan(pow, ([1, 2, 3], 2), {}, "auto", 1024)
+    >>> slots, constants = plan.layout()
+    >>> dry_run(CallProgram("run", pow, slots, constants, writer=None), plan, interactive=False)
+    True
     """
     index = random.randrange(plan.n_inputs)
     log.info(f"Performing a single dry-run of {plan.func_name} simulating randomly picked "
@@ -34,6 +68,10 @@ def dry_run(program: CallProgram, plan: CallPlan, interactive: bool) -> bool:
     start = time.perf_counter()
     try:
         program.func(*args, **kwargs)
+    except Exception:
+        log.error(f"Dry-run of {plan.func_name} failed in call #{index} "
+                  f"({plan.describe_call(index)}); nothing was started.")
+        raise
     finally:
         elapsed = time.perf_counter() - start
         peak = tracemalloc.get_traced_memory()[1]
@@ -41,8 +79,18 @@ def dry_run(program: CallProgram, plan: CallPlan, interactive: bool) -> bool:
             tracemalloc.stop()
     log.info(f"Dry-run completed. Elapsed time is {elapsed:.3f} seconds, estimated memory "
              f"consumption was {peak / 1024**2:.2f} MB.")
-    if not (interactive and sys.stdin is not None and sys.stdin.isatty()):
+    if not (interactive and _stdin_is_terminal()):
         return True
-    answer = input(f"Do you want to continue executing {plan.func_name} with the provided "
-                   f"arguments? [Y/n] ")
-    return answer.strip().lower() not in ("n", "no")
+    try:
+        answer = input(f"Do you want to continue executing {plan.func_name} with the provided "
+                       f"arguments? [Y/n] ")
+    except EOFError:
+        return False
+    return answer.strip().lower() not in _NO
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (ValueError, OSError):  # closed or detached stdin
+        return False

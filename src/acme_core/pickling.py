@@ -2,11 +2,13 @@
 
 The bytes made here are the bytes that get sent: each call's split-argument tuple is
 pickled once, and the call program (function, broadcast arguments, storage writer) once
-per run.
+per run (:meth:`ParallelMap._make_batch` ships the stored bytes, executors ship the
+program bytes).
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 from typing import Any
 
@@ -16,35 +18,104 @@ from .arguments import CallPlan
 from .calls import CallProgram
 
 
+class UnpicklableError(TypeError):
+    """An argument or the function cannot be sent to the backend's worker processes.
+
+    Examples
+    --------
+    >>> from acme_core.pickling import UnpicklableError
+    >>> issubclass(UnpicklableError, TypeError)
+    True
+    """
+
+
+class _Pickler(cloudpickle.Pickler):
+    """cloudpickle, except that open files are refused: cloudpickle would ship a snapshot of
+    a file opened for reading, and the worker would silently read a copy, never the file."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, io.IOBase) and not isinstance(obj, (io.BytesIO, io.StringIO)):
+            where = getattr(obj, "name", None)
+            raise pickle.PicklingError(
+                f"cannot pickle an open file ({type(obj).__name__}"
+                + (f" {where!r}" if where is not None else "") + ")"
+            )
+        return super().reducer_override(obj)
+
+
+def cloud_dumps(obj: Any) -> bytes:
+    """Pickle ``obj`` with cloudpickle (by value where needed), refusing open files.
+
+    Examples
+    --------
+    >>> import pickle
+    >>> from acme_core.pickling import cloud_dumps
+    >>> pickle.loads(cloud_dumps(lambda x: x + 1))(1)
+    2
+    """
+    buffer = io.BytesIO()
+    _Pickler(buffer, protocol=5).dump(obj)
+    return buffer.getvalue()
+
+
 def dumps(obj: Any) -> bytes:
     """Pickle ``obj`` fast; fall back to cloudpickle for what plain pickle cannot ship
-    (lambdas, closures, objects defined in ``__main__`` or a notebook)."""
+    (lambdas, closures, objects defined in ``__main__`` or a notebook).
+
+    Examples
+    --------
+    >>> import pickle
+    >>> from acme_core.pickling import dumps
+    >>> pickle.loads(dumps((1, "a", [2.5])))
+    (1, 'a', [2.5])
+    """
     try:
         data = pickle.dumps(obj, protocol=5)
     except Exception:
-        return cloudpickle.dumps(obj, protocol=5)
-    if b"__main__" in data:
-        return cloudpickle.dumps(obj, protocol=5)
+        return cloud_dumps(obj)
+    if b"__main__" in data:  # by reference to the parent's __main__: workers lack it
+        return cloud_dumps(obj)
     return data
 
 
-class UnpicklableError(TypeError):
-    """An argument or the function cannot be sent to the backend's worker processes."""
-
-
 def _explain(what: str, obj: Any, backend: str, exc: BaseException) -> UnpicklableError:
+    given = f"{type(obj).__module__}.{type(obj).__qualname__}".removeprefix("builtins.")
     return UnpicklableError(
         f"{what} cannot be pickled, so backend {backend!r} cannot send it to its worker "
-        f"processes ({type(exc).__name__}: {exc}). Objects such as locks, open files, "
-        f"database connections or generators cannot travel between processes: pass what is "
-        f"needed to re-create them (e.g. a file name) instead, or use an in-process backend."
+        f"processes: it is a {given} ({type(exc).__name__}: {exc}). Objects such as locks, "
+        f"open files, database connections or generators cannot travel between processes: "
+        f"pass what is needed to re-create them (e.g. a file name) instead, or use an "
+        f"in-process backend."
     )
 
 
 def pickle_program(program: CallProgram, plan: CallPlan, backend: str) -> bytes:
-    """Pickle the call program once; on failure say which part cannot be pickled."""
+    """Pickle the call program (function, broadcast arguments, writer) once.
+
+    Returns
+    -------
+    bytes
+        What the executor sends to its workers.
+
+    Raises
+    ------
+    UnpicklableError
+        Naming the function or the argument that cannot be pickled, and why.
+
+    Examples
+    --------
+    >>> import pickle
+    >>> from acme_core.arguments import build_call_plan
+    >>> from acme_core.calls import CallProgram
+    >>> from acme_core.pickling import pickle_program
+    >>> plan = build_call_plan(pow, ([1, 2], 2), {}, "auto", 1024)
+    >>> slots, constants = plan.layout()
+    >>> program = CallProgram("run", pow, slots, constants, writer=None)
+    >>> pickle.loads(pickle_program(program, plan, "joblib")).constants
+    (2,)
+    """
     try:
-        return cloudpickle.dumps(program, protocol=5)
+        return cloud_dumps(program)
     except Exception as exc:
         raise _find_culprit(program, plan, backend, exc) from None
 
@@ -52,30 +123,41 @@ def pickle_program(program: CallProgram, plan: CallPlan, backend: str) -> bytes:
 def _find_culprit(program: CallProgram, plan: CallPlan, backend: str,
                   exc: BaseException) -> UnpicklableError:
     try:
-        cloudpickle.dumps(program.func)
+        cloud_dumps(program.func)
     except Exception as inner:
         return _explain(f"The function {plan.func_name!r}", program.func, backend, inner)
     for arg in plan.broadcast_arguments:
         try:
-            cloudpickle.dumps(arg.value)
+            cloud_dumps(arg.value)
         except Exception as inner:
             return _explain(f"{arg.label} of {plan.func_name}", arg.value, backend, inner)
     return _explain("The storage's result writer", program.writer, backend, exc)
 
 
 def pickle_calls(plan: CallPlan, backend: str) -> list[bytes]:
-    """Pickle every call's split-argument tuple once (what is sent for that call)."""
+    """Pickle every call's split-argument tuple once (what is sent for that call).
+
+    Examples
+    --------
+    >>> import pickle
+    >>> from acme_core.arguments import build_call_plan
+    >>> from acme_core.pickling import pickle_calls
+    >>> plan = build_call_plan(pow, ([1, 2], [3, 4]), {}, "auto", 1024)
+    >>> [pickle.loads(b) for b in pickle_calls(plan, "joblib")]
+    [(1, 3), (2, 4)]
+    """
     blobs = []
     for index in range(plan.n_inputs):
         values = plan.split_values(index)
         try:
             blobs.append(dumps(values))
-        except Exception:
+        except Exception as exc:
             for arg, value in zip(plan.split_arguments, values, strict=False):
                 try:
-                    cloudpickle.dumps(value)
+                    cloud_dumps(value)
                 except Exception as inner:
                     raise _explain(f"{arg.label} of {plan.func_name}, element {index},", value,
                                    backend, inner) from None
-            raise
+            raise _explain(f"The arguments of call {index} of {plan.func_name}", values,
+                           backend, exc) from None
     return blobs
