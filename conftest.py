@@ -15,3 +15,6 @@ def _in_tmp_cwd(tmp_path, monkeypatch):
 def _doctest_names(doctest_namespace, tmp_path):
     """Docstring examples may use ``tmp_path`` for their output directories."""
     doctest_namespace["tmp_path"] = tmp_path
+
+
+pytest_plugins = ["pytester"]

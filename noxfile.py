@@ -10,8 +10,8 @@ nox.options.reuse_existing_virtualenvs = True
 PYTHON = "3.11"
 #: The core and every plugin of this repository, installed as users install them.
 PACKAGES = ["-e", ".", "-e", "plugins/acme_joblib"]
-#: Test-only outside plugins (own distributions, registered through entry points).
-TEST_PLUGINS = ["-e", "tests/plugins/acme_threads"]
+#: Test-only outside plugins and the documented example plugin (own distributions).
+TEST_PLUGINS = ["-e", "tests/plugins/acme_threads", "-e", "docs/examples/acme_futures"]
 
 
 @nox.session(python=PYTHON)

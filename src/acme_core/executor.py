@@ -186,7 +186,7 @@ class FuturesExecutor(Executor):
             return batch.lost("cancelled before it ran")
         exc = future.exception()
         if exc is None:
-            return future.result()
+            return _complete(batch, future.result())
         if self._is_lost_worker(exc):
             return batch.lost(f"{type(exc).__name__}: {exc}")
         # the executor itself failed to run the batch (e.g. a serialisation error)
@@ -197,3 +197,14 @@ class FuturesExecutor(Executor):
             pending = list(self._pending.values())
         for future in pending:
             future.cancel()
+
+
+def _complete(batch: CallBatch, outcomes: list[CallOutcome]) -> list[CallOutcome]:
+    """Every call of ``batch`` gets an outcome: one the backend dropped counts as lost."""
+    if len(outcomes) == len(batch.indices):
+        return outcomes
+    seen = {o.index for o in outcomes}
+    dropped = [i for i in batch.indices if i not in seen]
+    lost = CallBatch(batch.run_id, tuple(dropped), (), batch.pickled, batch.attempt)
+    return [o for o in outcomes if o.index in set(batch.indices)] + lost.lost(
+        "the backend returned no outcome for this call")

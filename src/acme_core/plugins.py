@@ -112,9 +112,12 @@ def _version_of(distribution: str) -> str:
 def _collect(hook_name: str, kind: str) -> dict[str, Registered]:
     pm = get_plugin_manager()
     found: dict[str, Registered] = {}
+    trace = pm.trace.root.get("hook")
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         dist, version = _origins.get(impl.plugin_name, (impl.plugin_name, "?"))
-        for spec in impl.function() or ():
+        records = list(impl.function() or ())
+        trace(f"{hook_name} [{impl.plugin_name}] -> {[r.name for r in records]}")
+        for spec in records:
             if spec.name in found:
                 other = found[spec.name].distribution
                 raise PluginError(
