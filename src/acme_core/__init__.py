@@ -14,6 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from .errors import ParallelComputationError, PluginError, UnknownKeywordError
 from .hookspecs import AutoClaim, ExecutorSpec, StorageSpec, hookimpl
+from .load import load
 from .parallel_map import ParallelMap
 
 try:
@@ -31,4 +32,5 @@ __all__ = [
     "UnknownKeywordError",
     "__version__",
     "hookimpl",
+    "load",
 ]

@@ -7,6 +7,7 @@ A storage's life in one run::
     writer = storage.writer()          # shipped to workers inside the call program
     receipt = writer.write(i, value)   # worker: store call i's return value
     storage.collect(outcome)           # parent: once per finished call, as results stream in
+    storage.flush()                    # parent, optional: make what was collected durable
     storage.finish()                   # parent: compute()'s return value
 
 A result travels once: a storage that writes where the call ran returns a small receipt
@@ -76,6 +77,15 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def collect(self, outcome: CallOutcome) -> None:
         """Take the receipt or value of one successful call (parent process)."""
+
+    def flush(self) -> None:  # noqa: B027 - optional
+        """Make every result collected so far durable on disk (parent process).
+
+        Optional (the default does nothing). Storages that buffer writes in the parent
+        (``hdf5-single``) flush here; a run loop may call it before it records calls as
+        done, so a crash never leaves a call recorded but unreadable. Storages flush on their
+        own as well (after every batch of writes), and always in :meth:`finish`.
+        """
 
     @abc.abstractmethod
     def finish(self) -> Any:

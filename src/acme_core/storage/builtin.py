@@ -9,7 +9,10 @@ from ..hookspecs import StorageSpec, hookimpl
 def acme_core_storages() -> list[StorageSpec]:
     """The built-in storages."""
     from .hdf5_files import HDF5FileStorage
+    from .hdf5_shards import HDF5ShardStorage
+    from .hdf5_single import HDF5SingleStorage
     from .memory import MemoryStorage
+    from .pickle_files import PickleStorage
 
     return [
         StorageSpec(
@@ -22,6 +25,24 @@ def acme_core_storages() -> list[StorageSpec]:
             name="hdf5",
             factory=HDF5FileStorage,
             description="ACME's layout: one HDF5 file per call plus a container of links",
+            on_disk=True,
+        ),
+        StorageSpec(
+            name="hdf5-single",
+            factory=HDF5SingleStorage,
+            description="ACME's single_file=True: one HDF5 file, written by the parent process",
+            on_disk=True,
+        ),
+        StorageSpec(
+            name="hdf5-shards",
+            factory=HDF5ShardStorage,
+            description="one HDF5 file per worker process plus a container: O(workers) files",
+            on_disk=True,
+        ),
+        StorageSpec(
+            name="pickle",
+            factory=PickleStorage,
+            description="ACME's write_pickle=True: one pickle file per call",
             on_disk=True,
         ),
     ]

@@ -21,6 +21,7 @@ import logging
 import os
 import pickle
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +29,8 @@ import numpy as np
 
 from ..calls import CallOutcome
 from .base import Storage, StorageSettings
-from .values import as_datasets, cannot_store
+from .stacking import Stacking
+from .values import as_array, cannot_store, to_arrays
 
 log = logging.getLogger("acme_core")
 
@@ -52,47 +54,44 @@ def atomic_write(final: str, write: Any) -> None:
 
 @dataclass
 class HDF5FileWriter:
-    """Worker side: one ``<func>_<i>.h5`` per call."""
+    """Worker side: one ``<func>_<i>.h5`` per call (or ``<func>_<i>.pickle`` when HDF5 has
+    no type for the value)."""
 
     payload_dir: str
     func_name: str
-    stack_shape: tuple[int, ...] | None = None  # per-call shape of result_0 when stacking
-    dtype: str | None = None
+    stacking: Stacking | None = None
 
     def write(self, index: int, value: Any) -> str:
+        """Write call ``index``'s file atomically; return its path."""
         import h5py
 
         final = os.path.join(self.payload_dir, f"{self.func_name}_{index}.h5")
-        datasets = self._datasets(index, value)
+        try:
+            datasets = self._datasets(index, value)
+        except TypeError as exc:
+            if not cannot_store(exc) or self.stacking is not None:
+                raise
+            return self._pickle(index, value, exc)
 
         def write_h5(tmp: str) -> None:
             with h5py.File(tmp, "w") as h5:
                 for name, data in datasets:
                     h5.create_dataset(name, data=data)
 
-        try:
-            atomic_write(final, write_h5)
-        except TypeError as exc:
-            if not cannot_store(exc) or self.stack_shape is not None:
-                raise
-            return self._pickle(index, value, exc)
+        atomic_write(final, write_h5)
         return final
 
-    def _datasets(self, index: int, value: Any) -> list[tuple[str, Any]]:
-        if self.stack_shape is None:
-            return as_datasets(value)
+    def _datasets(self, index: int, value: Any) -> list[tuple[str, np.ndarray]]:
+        if self.stacking is None:
+            return to_arrays(value)
         items = list(value) if isinstance(value, tuple) else [value]
-        first = np.asarray(items[0], dtype=np.dtype(self.dtype))
-        if first.size == int(np.prod(self.stack_shape)) and first.shape != self.stack_shape:
-            first = first.reshape(self.stack_shape)
-        if first.shape != self.stack_shape:
-            raise ValueError(
-                f"call {index} returned a first value of shape {np.shape(items[0])}, but "
-                f"`result_shape` expects {self.stack_shape} per call."
-            )
-        return [("result_0", first)] + [(f"result_{k}", v) for k, v in enumerate(items[1:], 1)]
+        first = self.stacking.first(items[0], index)
+        return [("result_0", first)] + [(f"result_{k}", as_array(v))
+                                        for k, v in enumerate(items[1:], 1)]
 
     def _pickle(self, index: int, value: Any, exc: BaseException) -> str:
+        # ACME's emergency pickling, named from the index (ACME's ``rstrip(".h5")`` turned
+        # ``f_5.h5`` into ``f_.pickle`` and let call 15 overwrite call 1).
         final = os.path.join(self.payload_dir, f"{self.func_name}_{index}.pickle")
         wrapped = value if isinstance(value, (list, tuple)) else [value]
 
@@ -126,88 +125,114 @@ class HDF5FileStorage(Storage):
 
     def __init__(self, settings: StorageSettings) -> None:
         super().__init__(settings)
-        shape = settings.result_shape
-        if shape is not None and any(v is not None and np.isinf(v) for v in shape):
-            raise NotImplementedError(
-                "`np.inf` in `result_shape` (unlimited dimensions) is not supported yet by "
-                "storage 'hdf5'; give the exact size, or use write_worker_results=False."
-            )
         assert settings.output_dir is not None
         name = settings.func_name
+        self.stacking = Stacking.of(settings.result_shape, settings.result_dtype)
         self.payload_dir = os.path.join(settings.output_dir, f"{name}_payload")
         self.results_container = os.path.join(settings.output_dir, f"{name}.h5")
         self._receipts: list[str | None] = [None] * settings.n_calls
 
-    def _per_call_shape(self) -> tuple[int, ...] | None:
-        shape = self.settings.result_shape
-        return None if shape is None else tuple(v for v in shape if v is not None)
-
     def prepare(self) -> None:
-        import h5py
-
         os.makedirs(self.payload_dir, exist_ok=self.settings.resume)
         if self.settings.resume and os.path.isfile(self.results_container):
             return
-        name, n = self.settings.func_name, self.settings.n_calls
+        atomic_write(self.results_container, lambda tmp: self._write_container(tmp, ()))
 
-        def write_container(tmp: str) -> None:
-            with h5py.File(tmp, "w") as h5:
-                if self.settings.result_shape is None:
-                    for i in range(n):
-                        h5[f"comp_{i}"] = h5py.ExternalLink(f"{name}_payload/{name}_{i}.h5", "/")
-                else:
-                    self._virtual_dataset(h5)
+    def _payload(self, index: int) -> str:
+        """A call's file name relative to the container (links are relative, as ACME's)."""
+        name = self.settings.func_name
+        return f"{name}_payload/{name}_{index}.h5"
 
-        atomic_write(self.results_container, write_container)
-
-    def _virtual_dataset(self, h5: Any) -> None:
+    def _write_container(self, path: str, extra: Sequence[tuple[int, str]]) -> None:
+        """The container: links ``comp_<i>`` to every call's file, or (stacking) a virtual
+        dataset ``result_0`` plus links ``comp_<i>/result_<k>`` for further return values."""
         import h5py
 
-        shape = self.settings.result_shape
-        assert shape is not None
-        n, name = self.settings.n_calls, self.settings.func_name
-        axis = shape.index(None)
-        full = tuple(n if v is None else v for v in shape)
-        per_call = self._per_call_shape()
-        layout = h5py.VirtualLayout(shape=full, dtype=np.dtype(self.settings.result_dtype))
+        with h5py.File(path, "w") as h5:
+            if self.stacking is None:
+                for i in range(self.settings.n_calls):
+                    h5[f"comp_{i}"] = h5py.ExternalLink(self._payload(i), "/")
+                return
+            h5.create_virtual_dataset("result_0", self._layout(), fillvalue=0)
+            for i, key in extra:
+                h5[f"comp_{i}/{key}"] = h5py.ExternalLink(self._payload(i), key)
+
+    def _layout(self) -> Any:
+        """Slice ``i`` of the calls' axis maps to call ``i``'s ``result_0``; along an
+        unlimited (``np.inf``) axis the mapping is unlimited too, so the dataset's extent
+        is the longest call's and shorter ones read zero-padded (ACME §6.6)."""
+        import h5py
+
+        st, n = self.stacking, self.settings.n_calls
+        assert st is not None
+        if st.unlimited is None:
+            source_shape: tuple[int, ...] = tuple(int(v) for v in st.per_call if v is not None)
+            layout = h5py.VirtualLayout(shape=st.full_shape(n), dtype=np.dtype(st.dtype))
+            for i in range(n):
+                layout[st.slot(i)] = h5py.VirtualSource(self._payload(i), "result_0",
+                                                        shape=source_shape)
+            return layout
+        unlimited = slice(0, h5py.h5s.UNLIMITED)
+        source_shape = tuple(1 if v is None else v for v in st.per_call)
+        source_max = tuple(st.per_call)
+        whole = tuple(unlimited if v is None else slice(None) for v in st.per_call)
+        layout = h5py.VirtualLayout(shape=st.full_shape(n, 1), dtype=np.dtype(st.dtype),
+                                    maxshape=st.max_shape(n))
         for i in range(n):
-            source = h5py.VirtualSource(f"{name}_payload/{name}_{i}.h5", "result_0", shape=per_call)
-            layout[(slice(None),) * axis + (i,)] = source
-        h5.create_virtual_dataset("result_0", layout, fillvalue=0)
+            source = h5py.VirtualSource(self._payload(i), "result_0", shape=source_shape,
+                                        maxshape=source_max)
+            target = list(whole)
+            target.insert(st.axis, i)
+            layout[tuple(target)] = source[whole]
+        return layout
 
     def writer(self) -> HDF5FileWriter:
-        return HDF5FileWriter(self.payload_dir, self.settings.func_name,
-                              self._per_call_shape(), self.settings.result_dtype)
+        return HDF5FileWriter(self.payload_dir, self.settings.func_name, self.stacking)
 
     def collect(self, outcome: CallOutcome) -> None:
         self._receipts[outcome.index] = outcome.value
 
     def finish(self) -> list[str]:
-        paths = [p if p is not None else self._expected(i) for i, p in enumerate(self._receipts)]
-        if any(p.endswith(".pickle") for p in paths):
+        paths = [self._find(i) for i in range(self.settings.n_calls)]
+        pickled = [i for i, p in enumerate(paths) if p.endswith(".pickle")]
+        if pickled:
+            shown = ", ".join(map(str, pickled[:20])) + (" ..." if len(pickled) > 20 else "")
+            log.warning(f"Could not write results of {len(pickled)} call(s) to HDF5 (calls "
+                        f"{shown}); they have been pickled instead. Return values are most "
+                        f"likely not suitable for storage in HDF5 containers.")
             return self._move_up(paths)
-        if self.settings.result_shape is not None:
-            self._link_extra_returns()
+        if self.stacking is not None:
+            self._link_extra_returns(paths)
         return paths
 
-    def _expected(self, index: int) -> str:
-        return os.path.join(self.payload_dir, f"{self.settings.func_name}_{index}.h5")
+    def _find(self, index: int) -> str:
+        """Call ``index``'s file: its receipt, else what an earlier (resumed) run left."""
+        receipt = self._receipts[index]
+        if receipt is not None:
+            return receipt
+        out, name = self.settings.output_dir, self.settings.func_name
+        assert out is not None
+        expected = os.path.join(self.payload_dir, f"{name}_{index}.h5")
+        for candidate in (expected, expected[:-3] + ".pickle",
+                          os.path.join(out, f"{name}_{index}.h5"),
+                          os.path.join(out, f"{name}_{index}.pickle")):
+            if os.path.exists(candidate):
+                return candidate
+        return expected
 
-    def _link_extra_returns(self) -> None:
+    def _link_extra_returns(self, paths: list[str]) -> None:
+        """Further return values (``result_1``...) as links ``comp_<i>/result_<k>`` (ACME
+        detects them from the first call's file); the container is rewritten atomically."""
         import h5py
 
-        done = [(i, p) for i, p in enumerate(self._receipts) if p is not None]
+        done = [(i, p) for i, p in enumerate(paths) if os.path.exists(p)]
         if not done:
             return
         with h5py.File(done[0][1], "r") as first:
-            extra = sorted(k for k in first if k != "result_0")
-        if not extra:
-            return
-        name = self.settings.func_name
-        with h5py.File(self.results_container, "a") as h5:
-            for i, _ in done:
-                for key in extra:
-                    h5[f"comp_{i}/{key}"] = h5py.ExternalLink(f"{name}_payload/{name}_{i}.h5", key)
+            keys = sorted((k for k in first if k != "result_0"), key=lambda k: int(k[7:]))
+        if keys:
+            extra = [(i, key) for i, _ in done for key in keys]
+            atomic_write(self.results_container, lambda tmp: self._write_container(tmp, extra))
 
     def _move_up(self, paths: list[str]) -> list[str]:
         """ACME's emergency-pickling layout: no container, every file in ``output_dir``."""
@@ -219,7 +244,7 @@ class HDF5FileStorage(Storage):
         moved = []
         for path in paths:
             target = os.path.join(os.path.dirname(self.payload_dir), os.path.basename(path))
-            if os.path.exists(path):
+            if os.path.exists(path) and path != target:
                 shutil.move(path, target)
             moved.append(target)
         shutil.rmtree(self.payload_dir, ignore_errors=True)

@@ -49,3 +49,82 @@ def cannot_store(exc: BaseException) -> bool:
         or "One of data, shape or dtype must be specified" in text
         or "No conversion path" in text
     )
+
+
+def as_array(data: Any) -> np.ndarray:
+    """Convert one dataset's data the way ``h5py.Group.create_dataset(data=...)`` does, and
+    check that HDF5 has a type for it.
+
+    Worker-side writers call this before anything touches a file, so a value HDF5 cannot
+    hold fails (or is pickled) where it was produced, with h5py's own message.
+
+    Raises
+    ------
+    TypeError
+        With h5py's messages ("... has no native HDF5 equivalent", "One of data, shape or
+        dtype must be specified", "No conversion path ...") that :func:`cannot_store`
+        recognises.
+
+    Examples
+    --------
+    >>> from acme_core.storage.values import as_array
+    >>> as_array(3).shape
+    ()
+    >>> as_array({"a": 1})
+    Traceback (most recent call last):
+    ...
+    TypeError: Object dtype dtype('O') has no native HDF5 equivalent
+    """
+    import h5py
+
+    if data is None:
+        raise TypeError("One of data, shape or dtype must be specified")
+    if isinstance(data, str):
+        arr = np.array(data, dtype=h5py.string_dtype())
+    elif isinstance(data, bytes):
+        arr = np.array(data, dtype=h5py.string_dtype("ascii"))
+    else:
+        arr = np.asarray(data, order="C")
+    h5py.h5t.py_create(arr.dtype, logical=True)  # TypeError when HDF5 has no such type
+    return arr
+
+
+def to_arrays(value: Any) -> list[tuple[str, np.ndarray]]:
+    """:func:`as_datasets` with every dataset converted by :func:`as_array`.
+
+    Examples
+    --------
+    >>> from acme_core.storage.values import to_arrays
+    >>> [(name, arr.shape) for name, arr in to_arrays((np.arange(3), 2))]
+    [('result_0', (3,)), ('result_1', ())]
+    """
+    return [(name, as_array(data)) for name, data in as_datasets(value)]
+
+
+def read_group(group: Any) -> Any:
+    """Read one call's datasets back: the array of ``result_0`` alone, or a tuple of the
+    ``result_<k>`` arrays in ``k`` order when there are several. Variable-length strings
+    come back as ``str`` (h5py returns bytes).
+
+    Examples
+    --------
+    >>> import h5py
+    >>> from acme_core.storage.values import read_group
+    >>> with h5py.File(tmp_path / "g.h5", "w") as h5:
+    ...     h5["result_0"], h5["result_1"] = np.arange(3), 7
+    ...     read_group(h5)
+    (array([0, 1, 2]), array(7))
+    """
+    keys = sorted((k for k in group if k.startswith("result_")), key=lambda k: int(k[7:]))
+    values = tuple(read_dataset(group[k]) for k in keys)
+    return values[0] if len(values) == 1 else values
+
+
+def read_dataset(ds: Any) -> Any:
+    """One dataset as a NumPy array (variable-length strings decoded to ``str``)."""
+    import h5py
+
+    if h5py.check_string_dtype(ds.dtype) is not None:
+        data = ds.asstr()[()]
+        return np.asarray(data, dtype=object) if isinstance(data, np.ndarray) else data
+    return np.asarray(ds[()])
