@@ -82,3 +82,70 @@ def fail_first_attempt(x, marker_dir):
         open(marker, "w").close()
         raise RuntimeError(f"transient failure for {x}")
     return x
+
+
+# ---- storage tests (return-value mapping, inventory §6.3, §15 S17-S29)
+def one_point_five(x):
+    return 1.5
+
+
+def pair(x):
+    return (x, x + 1)
+
+
+def array_and_scalar(x):
+    return (np.arange(3) * x, x)
+
+
+def text(x):
+    return "ab"
+
+
+def ones23(x):
+    return np.ones((2, 3))
+
+
+def four_values(x):
+    """Four return values (``lowpass_medium`` style, S18)."""
+    return (np.full(3, float(x)), x, 2 * x, np.ones((2, 2)) * x)
+
+
+def three_values(x, m=2, n=3):
+    """A stacked first value and two extras (S27)."""
+    return (np.full((m, n), float(x)), x, -x)
+
+
+def as_dict(x):
+    return {"a": x}
+
+
+def nothing(x):
+    return None
+
+
+def dict_or_array(x):
+    """Dicts for even inputs, arrays for odd ones (mixed emergency pickling)."""
+    return {"a": x} if x % 2 == 0 else np.full(2, x)
+
+
+def ones_of_length(n):
+    """Ragged per-call lengths (S25)."""
+    return np.ones(n)
+
+
+def column(x, n=5):
+    return np.arange(n) + x
+
+
+def square(x):
+    return x * x
+
+
+def finish_below(x, k, release):
+    """Calls x < k return at once; the others wait for the file ``release`` (up to 120 s),
+    so a test can kill the parent while they are outstanding."""
+    if x >= k:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return np.full(4, float(x))
