@@ -1,9 +1,11 @@
 """What travels to a worker and back: batches of calls, the call program, call outcomes.
 
 An executor never looks inside these. It ships a :class:`CallBatch` and a reference to the
-run's :class:`CallProgram` (the program object itself, its pickled bytes, or a
+run's :class:`CallProgram` (the program object itself, a :class:`PickledProgram`, or a
 :class:`ProgramFile`) to a worker, calls :func:`run_batch` there, and hands the returned
-list of :class:`CallOutcome` back to the run loop.
+:class:`BatchOutcome` back to the run loop. A batch's outcome is compact (values, durations
+and failures as lists), so ten thousand tiny calls cost one small message, while every
+call keeps its own value, failure and attempt count.
 """
 
 from __future__ import annotations
@@ -75,39 +77,69 @@ class CallOutcome:
 
 @dataclass(frozen=True, slots=True)
 class CallBatch:
-    """Call indices to run together, with each call's own (split) argument values.
+    """Call indices to run together.
 
-    ``split`` holds, per call, either the pickled bytes of its split-argument tuple
-    (``pickled=True``, for executors that run elsewhere) or the tuple itself.
+    ``split`` holds each call's own (split) argument values: per call either the pickled
+    bytes of its split-argument tuple (``pickled=True``) or the tuple itself; or None when
+    the program carries every call's split values (small arguments travel once per worker).
     """
 
     run_id: str
     indices: tuple[int, ...]
-    split: tuple[Any, ...]
-    pickled: bool
+    split: tuple[Any, ...] | None = None
+    pickled: bool = False
     attempt: int = 1
 
-    def lost(self, reason: str, worker: str = "") -> list[CallOutcome]:
-        """Outcomes for every call of this batch when the worker running it was lost.
+    def lost(self, reason: str, worker: str = "") -> BatchOutcome:
+        """The outcome of this batch when the worker running it was lost.
 
-        Executors call this when a worker process, job or node died under the batch.
+        Executors return this when a worker process, job or node died under the batch.
 
         Examples
         --------
         >>> from acme_core.calls import CallBatch
-        >>> b = CallBatch("run", (4, 5), ((), ()), pickled=False)
-        >>> [o.failure.kind for o in b.lost("killed")]
+        >>> [o.failure.kind for o in CallBatch("run", (4, 5)).lost("killed").outcomes()]
         ['lost-worker', 'lost-worker']
         """
-        return [
-            CallOutcome(
-                index=i,
-                failure=Failure(i, LOST_WORKER, "WorkerLost", reason, "", worker, self.attempt),
-                worker=worker,
-                attempt=self.attempt,
-            )
-            for i in self.indices
-        ]
+        failures = {i: Failure(i, LOST_WORKER, "WorkerLost", reason, "", worker, self.attempt)
+                    for i in self.indices}
+        return BatchOutcome(self.indices, [None] * len(self.indices),
+                            [0.0] * len(self.indices), failures, worker, self.attempt)
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What one batch sends back: per call a value (or storage receipt) and a duration,
+    and a :class:`Failure` for each call that failed.
+
+    Examples
+    --------
+    >>> from acme_core.calls import BatchOutcome
+    >>> out = BatchOutcome((0, 1), [18, 24], [0.1, 0.1], {}, "host:1")
+    >>> [o.value for o in out.outcomes()]
+    [18, 24]
+    """
+
+    indices: tuple[int, ...]
+    values: list[Any]
+    durations: list[float]
+    failures: dict[int, Failure]
+    worker: str = ""
+    attempt: int = 1
+
+    def outcomes(self) -> list[CallOutcome]:
+        """One :class:`CallOutcome` per call, in batch order."""
+        w, a, failed = self.worker, self.attempt, self.failures
+        return [CallOutcome(i, v, failed.get(i), d, w, a)
+                for i, v, d in zip(self.indices, self.values, self.durations, strict=True)]
+
+    def without(self, dropped: set[int]) -> BatchOutcome:
+        """The same outcome without the calls ``dropped`` (a backend lost them)."""
+        keep = [k for k, i in enumerate(self.indices) if i not in dropped]
+        return BatchOutcome(tuple(self.indices[k] for k in keep), [self.values[k] for k in keep],
+                            [self.durations[k] for k in keep],
+                            {i: f for i, f in self.failures.items() if i not in dropped},
+                            self.worker, self.attempt)
 
 
 @dataclass(frozen=True)
@@ -142,6 +174,14 @@ class CallProgram:
     constants: tuple[Any, ...]
     writer: ResultWriter
     pass_task_id: bool = False
+    #: Every call's split values (one sequence per split argument), when they are small
+    #: enough to travel once per worker; None when batches carry them.
+    split: tuple[Any, ...] | None = None
+
+    def split_values(self, index: int) -> tuple[Any, ...]:
+        """Call ``index``'s split values from the program's own copy."""
+        assert self.split is not None
+        return tuple(seq[index] for seq in self.split)
 
     def arguments(self, index: int, split: tuple[Any, ...]) -> tuple[list[Any], dict[str, Any]]:
         """Assemble the positional and keyword arguments of call ``index``."""
@@ -157,28 +197,24 @@ class CallProgram:
             kwargs["taskID"] = index
         return args, kwargs
 
-    def call(self, index: int, split: tuple[Any, ...], attempt: int = 1) -> CallOutcome:
-        """Run call ``index`` and store its result; exceptions become a :class:`Failure`."""
-        start = time.perf_counter()
-        where = worker_name()
+    def call(self, index: int, split: tuple[Any, ...], attempt: int = 1,
+             where: str = "") -> tuple[Any, Failure | None]:
+        """Run call ``index`` and store its result: ``(receipt, None)`` or ``(None, failure)``."""
         try:
             args, kwargs = self.arguments(index, split)
             value = self.func(*args, **kwargs)
         except Exception as exc:
-            return _failed(index, ERROR, exc, where, attempt, time.perf_counter() - start)
+            return None, _failure(index, ERROR, exc, where, attempt)
         try:
-            receipt = self.writer.write(index, value)
+            return self.writer.write(index, value), None
         except Exception as exc:
-            return _failed(index, STORAGE, exc, where, attempt, time.perf_counter() - start)
-        return CallOutcome(index, receipt, None, time.perf_counter() - start, where, attempt)
+            return None, _failure(index, STORAGE, exc, where, attempt)
 
 
-def _failed(index: int, kind: str, exc: BaseException, where: str, attempt: int,
-            duration: float) -> CallOutcome:
+def _failure(index: int, kind: str, exc: BaseException, where: str, attempt: int) -> Failure:
     tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
     text = "".join(traceback.format_exception(type(exc), exc, tb))
-    failure = Failure(index, kind, type(exc).__qualname__, str(exc), text, where, attempt)
-    return CallOutcome(index, None, failure, duration, where, attempt)
+    return Failure(index, kind, type(exc).__qualname__, str(exc), text, where, attempt)
 
 
 def worker_name() -> str:
@@ -215,7 +251,7 @@ def load_program(ref: ProgramRef) -> CallProgram:
     return program
 
 
-def run_batch(ref: ProgramRef, batch: CallBatch) -> list[CallOutcome]:
+def run_batch(ref: ProgramRef, batch: CallBatch) -> BatchOutcome:
     """Run every call of ``batch``; what an executor calls on its worker.
 
     Parameters
@@ -227,8 +263,8 @@ def run_batch(ref: ProgramRef, batch: CallBatch) -> list[CallOutcome]:
 
     Returns
     -------
-    list of CallOutcome
-        One per call, in the batch's order.
+    BatchOutcome
+        Values, durations and failures of the batch's calls, in the batch's order.
 
     Examples
     --------
@@ -236,13 +272,28 @@ def run_batch(ref: ProgramRef, batch: CallBatch) -> list[CallOutcome]:
     >>> class Keep:
     ...     def write(self, index, value):
     ...         return value
-    >>> prog = CallProgram("r1", lambda x: x * 2, (("pos", "x", 0),), (), Keep())
-    >>> [o.value for o in run_batch(prog, CallBatch("r1", (0, 1), ((5,), (6,)), pickled=False))]
+    >>> prog = CallProgram("r1", lambda x: x * 2, (("pos", "x", 0),), (), Keep(),
+    ...                    split=([5, 6],))
+    >>> run_batch(prog, CallBatch("r1", (0, 1))).values
     [10, 12]
     """
     program = load_program(ref)
-    loads = pickle.loads
-    return [
-        program.call(index, loads(split) if batch.pickled else split, batch.attempt)
-        for index, split in zip(batch.indices, batch.split, strict=False)
-    ]
+    where, attempt = worker_name(), batch.attempt
+    values: list[Any] = []
+    durations: list[float] = []
+    failures: dict[int, Failure] = {}
+    if batch.split is None:
+        splits: Any = (program.split_values(i) for i in batch.indices)
+    elif batch.pickled:
+        splits = (pickle.loads(blob) for blob in batch.split)
+    else:
+        splits = batch.split
+    clock = time.perf_counter
+    for index, split in zip(batch.indices, splits, strict=True):
+        start = clock()
+        value, failure = program.call(index, split, attempt, where)
+        durations.append(clock() - start)
+        values.append(value)
+        if failure is not None:
+            failures[index] = failure
+    return BatchOutcome(batch.indices, values, durations, failures, where, attempt)

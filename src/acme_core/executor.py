@@ -5,12 +5,13 @@ An executor is what ``backend=`` names. Its life in one ``compute()``::
     executor = spec.factory(settings)     # validates, starts nothing (at ParallelMap(...))
     executor.start(run)                   # workers up (or attached to)
     executor.submit(batch)                # many times; never blocks on the call itself
-    executor.collect(timeout)             # outcomes of whatever finished, [] on timeout
+    executor.collect(timeout)             # BatchOutcomes of whatever finished, [] on timeout
     executor.cancel()                     # only on Ctrl-C / errors: drop what has not run
     executor.close()                      # end of run; stop what it started, as stop_client says
 
 A batch whose worker died must come back as ``batch.lost(reason)``: one failure of kind
-``"lost-worker"`` per call, never silence. The run loop re-submits those calls.
+``"lost-worker"`` per call, never silence. The run loop re-submits those calls; calls a
+batch's outcome lacks count as lost too.
 
 :class:`FuturesExecutor` does the bookkeeping for pools that hand out futures with
 ``add_done_callback`` (``concurrent.futures``, loky, dask): a subclass only implements
@@ -25,7 +26,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .calls import CallBatch, CallOutcome, CallProgram
+from .calls import BatchOutcome, CallBatch, CallProgram
 
 if TYPE_CHECKING:  # pragma: no cover
     from .run import RunInfo
@@ -84,7 +85,7 @@ class Executor(abc.ABC):
             def start(self, run):
                 self._program, self._done = run.program, []
             def submit(self, batch):
-                self._done += run_batch(self._program, batch)
+                self._done.append(run_batch(self._program, batch))
             def collect(self, timeout):
                 done, self._done = self._done, []
                 return done
@@ -109,8 +110,8 @@ class Executor(abc.ABC):
         """Queue ``batch``; its outcomes come back through :meth:`collect`."""
 
     @abc.abstractmethod
-    def collect(self, timeout: float | None) -> list[CallOutcome]:
-        """Block up to ``timeout`` seconds for finished calls; return their outcomes."""
+    def collect(self, timeout: float | None) -> list[BatchOutcome]:
+        """Block up to ``timeout`` seconds for finished batches; return their outcomes."""
 
     def cancel(self) -> None:  # noqa: B027 - optional
         """Drop batches that have not started (Ctrl-C); the default does nothing."""
@@ -151,7 +152,7 @@ class FuturesExecutor(Executor):
 
     @abc.abstractmethod
     def _submit_future(self, batch: CallBatch) -> Any:
-        """Start ``batch`` and return a future of its ``list[CallOutcome]``."""
+        """Start ``batch`` and return a future of its :class:`BatchOutcome`."""
 
     def _is_lost_worker(self, exc: BaseException) -> bool:
         """True when ``exc`` (raised by the future) means the worker died."""
@@ -163,7 +164,7 @@ class FuturesExecutor(Executor):
             self._pending[id(future)] = future
         future.add_done_callback(lambda f, b=batch: self._done.put((b, f)))
 
-    def collect(self, timeout: float | None) -> list[CallOutcome]:
+    def collect(self, timeout: float | None) -> list[BatchOutcome]:
         try:
             first = self._done.get(timeout=timeout)
         except queue.Empty:
@@ -174,23 +175,23 @@ class FuturesExecutor(Executor):
                 finished.append(self._done.get_nowait())
             except queue.Empty:
                 break
-        outcomes: list[CallOutcome] = []
+        outcomes: list[BatchOutcome] = []
         for batch, future in finished:
             with self._lock:
                 self._pending.pop(id(future), None)
             outcomes += self._outcomes_of(batch, future)
         return outcomes
 
-    def _outcomes_of(self, batch: CallBatch, future: Any) -> list[CallOutcome]:
+    def _outcomes_of(self, batch: CallBatch, future: Any) -> list[BatchOutcome]:
         if future.cancelled():
-            return batch.lost("cancelled before it ran")
+            return [batch.lost("cancelled before it ran")]
         exc = future.exception()
         if exc is None:
             return _complete(batch, future.result())
         if self._is_lost_worker(exc):
-            return batch.lost(f"{type(exc).__name__}: {exc}")
+            return [batch.lost(f"{type(exc).__name__}: {exc}")]
         # the executor itself failed to run the batch (e.g. a serialisation error)
-        return batch.lost(f"the backend could not run this batch: {type(exc).__name__}: {exc}")
+        return [batch.lost(f"the backend could not run this batch: {type(exc).__name__}: {exc}")]
 
     def cancel(self) -> None:
         with self._lock:
@@ -199,12 +200,12 @@ class FuturesExecutor(Executor):
             future.cancel()
 
 
-def _complete(batch: CallBatch, outcomes: list[CallOutcome]) -> list[CallOutcome]:
+def _complete(batch: CallBatch, outcome: BatchOutcome) -> list[BatchOutcome]:
     """Every call of ``batch`` gets an outcome: one the backend dropped counts as lost."""
-    if len(outcomes) == len(batch.indices):
-        return outcomes
-    seen = {o.index for o in outcomes}
-    dropped = [i for i in batch.indices if i not in seen]
-    lost = CallBatch(batch.run_id, tuple(dropped), (), batch.pickled, batch.attempt)
-    return [o for o in outcomes if o.index in set(batch.indices)] + lost.lost(
-        "the backend returned no outcome for this call")
+    if outcome.indices == batch.indices:
+        return [outcome]
+    returned = set(outcome.indices)
+    dropped = tuple(i for i in batch.indices if i not in returned)
+    kept = outcome.without(returned - set(batch.indices))
+    lost = CallBatch(batch.run_id, dropped, None, batch.pickled, batch.attempt)
+    return [kept, lost.lost("the backend returned no outcome for this call")]

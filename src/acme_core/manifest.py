@@ -87,10 +87,12 @@ def arguments_fingerprint(plan: CallPlan, call_blobs: list[bytes] | None) -> str
         h.update(f"{arg.kind}:{arg.name}:{arg.split}".encode())
         if not arg.split:
             h.update(_stable_bytes(arg.value))
-    blobs = call_blobs if call_blobs is not None else (
-        _stable_bytes(plan.split_values(i)) for i in range(plan.n_inputs))
-    for blob in blobs:
-        h.update(blob)
+    if call_blobs is not None:
+        for blob in call_blobs:
+            h.update(blob)
+    else:
+        for arg in plan.split_arguments:
+            h.update(_stable_bytes(arg.value))
     return h.hexdigest()[:32]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import manifest, plugins
 from . import output_dir as outdir
-from .arguments import build_call_plan
+from .arguments import CallPlan, build_call_plan, size_of
 from .calls import CallBatch, CallOutcome, CallProgram
 from .dryrun import dry_run
 from .errors import ParallelComputationError
@@ -133,13 +133,16 @@ class ParallelMap:
             **{k: getattr(s, k) for k in BACKEND_DEFAULTS}, options=s.backend_options))
         self._run_id = uuid.uuid4().hex
         slots, constants = plan.layout()
-        self._program = CallProgram(self._run_id, plan.func, slots, constants,
-                                    self._storage.writer(), plan.pass_task_id)
+        inline = not executor_spec.needs_pickle or _small(plan)
+        self._program = CallProgram(
+            self._run_id, plan.func, slots, constants, self._storage.writer(),
+            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None)
         self._program_bytes: bytes | None = None
         self._call_blobs: list[bytes] | None = None
         if executor_spec.needs_pickle:
             self._program_bytes = pickle_program(self._program, plan, self.backend)
-            self._call_blobs = pickle_calls(plan, self.backend)
+            if not inline:
+                self._call_blobs = pickle_calls(plan, self.backend)
         self._header = self._manifest_header() if self.output_dir is not None else None
         if self._resume:
             _check_same_run(self.output_dir, self._header)
@@ -325,6 +328,8 @@ class ParallelMap:
         return ProgressBar(total, self._executor.n_workers) if show else None
 
     def _make_batch(self, indices: Sequence[int], attempt: int) -> CallBatch:
+        if self._program.split is not None:
+            return CallBatch(self._run_id, tuple(indices), None, False, attempt)
         if self._call_blobs is not None:
             split = tuple(self._call_blobs[i] for i in indices)
             return CallBatch(self._run_id, tuple(indices), split, True, attempt)
@@ -380,6 +385,20 @@ class ParallelMap:
     def __repr__(self) -> str:
         return (f"<ParallelMap {self._plan.func_name}: {self.n_inputs} calls, "
                 f"backend={self.backend!r}, storage={self.storage!r}>")
+
+
+#: Split arguments up to this size travel once per worker inside the run's program;
+#: larger ones travel with the batches that need them.
+INLINE_SPLIT_BYTES = 16 * 1024**2
+
+
+def _small(plan: CallPlan) -> bool:
+    total = 0
+    for arg in plan.split_arguments:
+        total += size_of(arg.value)
+        if total > INLINE_SPLIT_BYTES:
+            return False
+    return True
 
 
 def _logger_names() -> list[str]:

@@ -131,6 +131,14 @@ def _find_culprit(program: CallProgram, plan: CallPlan, backend: str,
             cloud_dumps(arg.value)
         except Exception as inner:
             return _explain(f"{arg.label} of {plan.func_name}", arg.value, backend, inner)
+    if program.split is not None:  # small split arguments travel inside the program
+        for index in range(plan.n_inputs):
+            for arg, value in zip(plan.split_arguments, plan.split_values(index), strict=True):
+                try:
+                    cloud_dumps(value)
+                except Exception as inner:
+                    return _explain(f"{arg.label} of {plan.func_name}, element {index},", value,
+                                    backend, inner)
     return _explain("The storage's result writer", program.writer, backend, exc)
 
 

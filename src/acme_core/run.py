@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .calls import ERROR, LOST_WORKER, STORAGE, CallBatch, CallOutcome, Failure
+from .calls import ERROR, LOST_WORKER, STORAGE, BatchOutcome, CallBatch, CallOutcome, Failure
 from .executor import Executor
 from .manifest import ManifestWriter
 from .plugins import has_listeners
@@ -82,10 +82,10 @@ class BatchSizer:
         self._seconds = 0.0
         self._count = 0
 
-    def observe(self, outcome: CallOutcome) -> None:
-        """Record one call's duration."""
-        self._seconds += outcome.duration
-        self._count += 1
+    def observe(self, seconds: float, count: int) -> None:
+        """Record that ``count`` calls took ``seconds`` in all."""
+        self._seconds += seconds
+        self._count += count
 
     def size(self, remaining: int) -> int:
         """How many of the ``remaining`` calls the next batch takes."""
@@ -133,8 +133,9 @@ class RunLoop:
                        for name in ("finished", "failed", "retried")}
         self.sizer = BatchSizer(executor.n_workers)
         self.summary = RunSummary(n_calls=info.n_calls)
-        self._batches: dict[tuple[int, ...], int] = {}  # batch -> calls still out
-        self._batch_of: dict[int, tuple[int, ...]] = {}
+        self._batches: dict[int, int] = {}  # batch number -> its calls still out
+        self._batch_of: dict[int, int] = {}  # call index -> batch number
+        self._next_batch = 0
 
     def run(self, indices: Sequence[int]) -> RunSummary:
         """Run the calls ``indices``; returns the summary (Ctrl-C: ``interrupted=True``)."""
@@ -161,52 +162,63 @@ class RunLoop:
         size = self.sizer.size(len(todo) + 1)
         while len(chosen) < size and todo and todo[0][1] == attempt:
             chosen.append(todo.popleft()[0])
-        key = tuple(chosen)
+        key = self._next_batch
+        self._next_batch += 1
         self._batches[key] = len(chosen)
-        for i in chosen:
-            self._batch_of[i] = key
+        self._batch_of.update(dict.fromkeys(chosen, key))
         self.executor.submit(self.make_batch(chosen, attempt))
 
     def _receive(self, todo: deque[tuple[int, int]]) -> None:
-        outcomes = self.executor.collect(timeout=1.0)
-        for outcome in outcomes:
-            key = self._batch_of.pop(outcome.index, None)
-            if key is not None:
-                self._batches[key] -= 1
-                if self._batches[key] == 0:
-                    del self._batches[key]
+        batches = self.executor.collect(timeout=1.0)
+        for outcome in batches:
+            for index in outcome.indices:
+                key = self._batch_of.pop(index, None)
+                if key is not None:
+                    self._batches[key] -= 1
+                    if not self._batches[key]:
+                        del self._batches[key]
             self._route(outcome, todo)
-        if outcomes and self.manifest is not None:
+        if batches and self.manifest is not None:
             self.manifest.flush()
 
-    def _route(self, outcome: CallOutcome, todo: deque[tuple[int, int]]) -> None:
-        if outcome.ok:
-            try:
-                self.collect(outcome)
-            except Exception as exc:
-                outcome.failure = Failure(outcome.index, STORAGE, type(exc).__qualname__, str(exc),
-                                          "", outcome.worker, outcome.attempt)
-        if outcome.ok:
-            self.sizer.observe(outcome)
-            self.summary.n_done += 1
-            if self.manifest is not None:
-                self.manifest.done((outcome.index,))
-            if self.listen["finished"]:
-                self.hooks.acme_core_call_finished(run=self.info, outcome=outcome)
-        elif self._retry(outcome):
+    def _route(self, batch: BatchOutcome, todo: deque[tuple[int, int]]) -> None:
+        """Hand each successful call to the storage; retry or record each failed one."""
+        done: list[int] = []
+        seconds = 0.0
+        for outcome in batch.outcomes():
+            if outcome.ok:
+                try:
+                    self.collect(outcome)
+                except Exception as exc:
+                    outcome.failure = Failure(outcome.index, STORAGE, type(exc).__qualname__,
+                                              str(exc), "", outcome.worker, outcome.attempt)
+            if outcome.ok:
+                done.append(outcome.index)
+                seconds += outcome.duration
+                if self.listen["finished"]:
+                    self.hooks.acme_core_call_finished(run=self.info, outcome=outcome)
+            else:
+                self._failed(outcome, todo)
+        self.sizer.observe(seconds, len(done))
+        self.summary.n_done += len(done)
+        if self.manifest is not None and done:
+            self.manifest.done(done)
+
+    def _failed(self, outcome: CallOutcome, todo: deque[tuple[int, int]]) -> None:
+        if self._retry(outcome):
             self.summary.n_retried += 1
             todo.append((outcome.index, outcome.attempt + 1))
             if self.listen["retried"]:
                 self.hooks.acme_core_call_retried(run=self.info, outcome=outcome)
-        else:
-            failure = outcome.failure
-            assert failure is not None
-            self.summary.n_failed += 1
-            self.summary.failures.append(failure)
-            if self.manifest is not None:
-                self.manifest.failed(failure, self.describe(outcome.index))
-            if self.listen["failed"]:
-                self.hooks.acme_core_call_failed(run=self.info, outcome=outcome)
+            return
+        failure = outcome.failure
+        assert failure is not None
+        self.summary.n_failed += 1
+        self.summary.failures.append(failure)
+        if self.manifest is not None:
+            self.manifest.failed(failure, self.describe(outcome.index))
+        if self.listen["failed"]:
+            self.hooks.acme_core_call_failed(run=self.info, outcome=outcome)
 
     def _retry(self, outcome: CallOutcome) -> bool:
         failure = outcome.failure

@@ -2,7 +2,12 @@
 
 The run's program (function, broadcast arguments, storage writer) is written once to a
 temporary file that every worker loads once per run, so broadcast arguments cost one
-transfer per worker, not one per call. Batches are submitted to loky's reusable pool.
+transfer per worker, not one per call. Batches are submitted to a loky process pool that
+stays alive between runs (idle workers exit after ``idle_timeout`` seconds).
+
+The pool is our own, not loky's process-wide reusable executor: that singleton is shared
+with ``joblib.Parallel``, and resizing or re-configuring it from here would break a user's
+joblib code running in the same interpreter.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import threading
 from typing import Any
 
 from acme_core.calls import CallBatch, ProgramFile, run_batch
@@ -23,11 +29,50 @@ OPTIONS = {
 }
 
 
+#: Thread pools of numerical libraries, limited in workers so n workers do not each start
+#: one thread per core (joblib does the same).
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                     "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+_pool_lock = threading.Lock()
+_shared: dict[str, Any] = {"pool": None, "key": None}
+
+
 def usable_cores() -> int:
     """Cores this process may use (affinity and cgroup limits respected)."""
     from joblib import cpu_count
 
     return max(1, cpu_count(only_physical_cores=False))
+
+
+def _thread_limits(n_workers: int) -> dict[str, str]:
+    per_worker = str(max(1, usable_cores() // n_workers))
+    return {var: per_worker for var in _THREAD_VARIABLES if var not in os.environ}
+
+
+def shared_pool(n_workers: int, idle_timeout: float) -> Any:
+    """The process pool of this interpreter, started anew when it broke or its size changed."""
+    from joblib.externals.loky.process_executor import ProcessPoolExecutor
+
+    with _pool_lock:
+        pool, key = _shared["pool"], (n_workers, idle_timeout)
+        usable = pool is not None and not (pool._flags.broken or pool._flags.shutdown)
+        if usable and _shared["key"] == key:
+            return pool
+        if usable:
+            pool.shutdown(wait=False, kill_workers=True)
+        pool = ProcessPoolExecutor(max_workers=n_workers, timeout=idle_timeout,
+                                   env=_thread_limits(n_workers))
+        _shared.update(pool=pool, key=key)
+        return pool
+
+
+def shutdown_pool() -> None:
+    """Kill this interpreter's worker processes (``stop_client=True``, Ctrl-C)."""
+    with _pool_lock:
+        pool, _shared["pool"] = _shared["pool"], None
+    if pool is not None:
+        pool.shutdown(wait=True, kill_workers=True)
 
 
 class JoblibExecutor(FuturesExecutor):
@@ -58,9 +103,7 @@ class JoblibExecutor(FuturesExecutor):
         return self._n
 
     def _get_pool(self) -> Any:
-        from joblib.externals.loky import get_reusable_executor
-
-        return get_reusable_executor(max_workers=self._n, timeout=self._timeout)
+        return shared_pool(self._n, self._timeout)
 
     def start(self, run: RunContext) -> None:
         assert run.program_bytes is not None
@@ -95,6 +138,5 @@ class JoblibExecutor(FuturesExecutor):
             self.shutdown()
 
     def shutdown(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, kill_workers=True)
-            self._pool = None
+        self._pool = None
+        shutdown_pool()
