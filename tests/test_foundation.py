@@ -202,3 +202,12 @@ def test_result_shape_stacks_in_memory_and_on_disk(tmp_path):
     with h5py.File(p.results_container, "r") as h5:
         assert list(h5.keys()) == ["result_0"] and h5["result_0"].is_virtual
         assert h5["result_0"][()].tolist() == [18.0, 24.0, 30.0, 36.0]
+
+
+def test_joblib_parallel_keeps_working_beside_our_pool():
+    from joblib import Parallel, delayed
+
+    assert ParallelMap(f, [1, 2], 3, write_worker_results=False).compute() == [12, 15]
+    assert Parallel(n_jobs=2)(delayed(f)(x, 3) for x in [1, 2]) == [12, 15]
+    assert ParallelMap(f, [1, 2], 3, write_worker_results=False, n_workers=1).compute() == [12, 15]
+    assert Parallel(n_jobs=2)(delayed(f)(x, 3) for x in [1, 2]) == [12, 15]
