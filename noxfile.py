@@ -9,7 +9,7 @@ nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
 #: The core and every plugin of this repository, installed as users install them.
-PACKAGES = ["-e", ".", "-e", "plugins/acme_joblib"]
+PACKAGES = ["-e", ".", "-e", "plugins/acme_joblib", "-e", "plugins/acme_dask"]
 #: Test-only outside plugins and the documented example plugin (own distributions).
 TEST_PLUGINS = ["-e", "tests/plugins/acme_threads", "-e", "docs/examples/acme_futures"]
 
@@ -26,6 +26,14 @@ def tests(session: nox.Session) -> None:
     """The test suite (SLURM tests skip without a cluster unless REQUIRE_SLURM=1)."""
     session.install(*PACKAGES, *TEST_PLUGINS, "-e", ".[test]")
     session.run("pytest", *(session.posargs or ["-q"]))
+
+
+@nox.session(python=PYTHON)
+def slurm(session: nox.Session) -> None:
+    """Only the SLURM tests (start the local SLURM first: bash ../shared/slurm/start-slurm.sh;
+    with REQUIRE_SLURM=1 a missing cluster fails instead of skipping)."""
+    session.install(*PACKAGES, *TEST_PLUGINS, "-e", ".[test]")
+    session.run("pytest", *(session.posargs or ["-q", "tests/test_slurm.py"]))
 
 
 @nox.session(python=PYTHON)

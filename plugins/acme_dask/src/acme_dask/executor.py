@@ -1,0 +1,337 @@
+"""The ``dask`` and ``slurm`` executors.
+
+Both attach to the dask client the process already has (ACME: ``n_workers``, ``partition``
+and ``mem_per_worker`` are then ignored and ``stop_client="auto"`` leaves the client alone),
+or start their own: a loopback-only ``LocalCluster`` (``dask``) or SLURM jobs through
+dask-jobqueue with TLS (``slurm``), stopped at the end of the run unless ``stop_client=False``.
+
+The run's program (function, broadcast arguments, storage writer) is scattered once to every
+worker under a key unique to the run (``hash=False``), so back-to-back runs with identical
+arguments never share, and never lose, each other's data. Every batch is one
+``run_batch(program, batch)`` task submitted with ``pure=False``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import time
+from typing import Any
+
+from acme_core.calls import CallBatch, CallOutcome, PickledProgram, run_batch
+from acme_core.executor import ExecutorSettings, FuturesExecutor, RunContext
+
+from . import setup
+
+log = logging.getLogger("acme_dask")
+
+DASK_OPTIONS = {
+    "threads_per_worker": "threads per local worker process (default 1)",
+}
+SLURM_OPTIONS = {
+    "cores": "CPUs per SLURM job, i.e. per worker (default 1)",
+    "processes": "dask worker processes per SLURM job (default 1)",
+    "walltime": "--time of every job, e.g. '02:00:00' (default: the partition's default)",
+    "job_extra": "extra #SBATCH options, a list such as ['--account=lab', '--qos=short']",
+    "interface": "network interface of scheduler and workers, e.g. 'ib0' (default: dask's)",
+    "security": "True (default): TLS with credentials made for this run; False: plain TCP "
+                "(trusted networks only); or a distributed Security object",
+    "log_directory": "folder of the jobs' output (default: <output_dir>/logs, or "
+                     "~/acme_slurm_logs/<user>_<timestamp> for in-memory runs)",
+    "shared_temp_directory": "folder readable on the compute nodes for the TLS credentials "
+                             "(default: a private folder under ~/.acme_dask, removed after)",
+    "job_name": "SLURM job name (default acme_<user>_<HHMMSS>)",
+    "mem_cushion": "MB kept free below the partition's memory limit (default 100)",
+    "max_workers": "upper bound of n_workers='auto' (default 64)",
+}
+#: How often (s) collect() checks the workers while nothing finishes.
+HEALTH_INTERVAL = 5.0
+
+
+def _lost_worker_types() -> tuple[type[BaseException], ...]:
+    from concurrent.futures import CancelledError
+
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    types: list[type[BaseException]] = [KilledWorker, CancelledError, CommClosedError]
+    try:
+        from distributed.client import FutureCancelledError
+
+        types.append(FutureCancelledError)
+    except ImportError:  # pragma: no cover - older distributed
+        pass
+    return tuple(types)
+
+
+class DaskExecutor(FuturesExecutor):
+    """Backend ``"dask"``: the running dask client, or a local loopback-only cluster.
+
+    Examples
+    --------
+    >>> from acme_core import ParallelMap
+    >>> ParallelMap(abs, [-1, -2], write_worker_results=False, backend="dask",
+    ...             n_workers=1, verbose=False).compute()
+    [1, 2]
+    """
+
+    kind = "dask"
+
+    def __init__(self, settings: ExecutorSettings) -> None:
+        super().__init__(settings)
+        self._client: Any = None
+        self._owned = False           # True: this executor started the client/cluster
+        self._program: Any = None     # future of the scattered PickledProgram
+        self._ref: PickledProgram | None = None
+        self._n = 1
+        self._target = 1
+        self._last_health = 0.0
+        self._no_workers_since: float | None = None
+        self._lost: tuple[type[BaseException], ...] = ()
+        self._validate(settings.options)
+
+    def _validate(self, options: dict[str, Any]) -> None:
+        threads = options.get("threads_per_worker", 1)
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"backend_options['threads_per_worker'] has to be an integer >= 1, "
+                             f"not {threads!r}.")
+
+    @property
+    def n_workers(self) -> int:
+        return self._n
+
+    # ------------------------------------------------------------------ start
+    def start(self, run: RunContext) -> None:
+        assert run.program_bytes is not None
+        self._lost = _lost_worker_types()
+        client = setup.running_client()
+        try:
+            if client is not None:
+                self._attach(client)
+            else:
+                self._client = self._start_cluster(run)
+                self._owned = True
+                if self._client is None:
+                    raise ConnectionAbortedError("Could not start distributed computing client.")
+            self._ref = PickledProgram(run.program_bytes, run.info.run_id, run.sys_path)
+            self._scatter_program()
+            self._n = max(1, self._threads_online(), self._target)
+        except BaseException:
+            self._stop(force=self._owned)
+            raise
+
+    def _attach(self, client: Any) -> None:
+        log.info(f"Attaching to parallel computing client {client}")
+        ignored = [f"{name}={getattr(self.settings, name)!r}" for name, default in
+                   (("n_workers", "auto"), ("partition", "auto"), ("mem_per_worker", "auto"))
+                   if getattr(self.settings, name) != default]
+        if ignored:
+            log.warning(f"{', '.join(ignored)} ignored: the running client's workers are used.")
+        self._client, self._owned = client, False
+        setup_timeout = float(self.settings.setup_timeout)
+        deadline = time.monotonic() + setup_timeout
+        while setup.count_online_workers(client) == 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"The running dask client {client} has no workers (waited "
+                                   f"{setup_timeout:g} s); no active workers found.")
+            time.sleep(0.2)
+        self._target = self._threads_online()
+
+    def _start_cluster(self, run: RunContext) -> Any:
+        n = self.settings.n_workers
+        n_workers = None if n == "auto" else int(n)
+        if n_workers is None:
+            n_workers = max(1, min(setup.usable_cores(), run.n_calls))
+        mem = self.settings.mem_per_worker
+        self._target = n_workers * self.settings.options.get("threads_per_worker", 1)
+        return setup.local_cluster_setup(
+            n_workers=n_workers, mem_per_worker=None if mem == "auto" else mem,
+            interactive=False, threads_per_worker=self.settings.options.get("threads_per_worker", 1))
+
+    def _threads_online(self) -> int:
+        info = self._client.scheduler_info()
+        return sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values())
+
+    def _scatter_program(self) -> None:
+        # hash=False: a key unique to this run; broadcast: one copy on every worker, so no
+        # worker ever fetches it per call and no identical-value run can release it.
+        self._program = self._client.scatter(self._ref, broadcast=True, hash=False)
+
+    # ------------------------------------------------------------------ batches
+    def _submit_future(self, batch: CallBatch) -> Any:
+        if self._program is None or self._program.status != "finished":
+            log.debug("The run's program was lost with its workers; scattering it again.")
+            self._scatter_program()
+        return self._client.submit(run_batch, self._program, batch, pure=False)
+
+    def _is_lost_worker(self, exc: BaseException) -> bool:
+        return isinstance(exc, self._lost) or "lost dependencies" in str(exc).lower()
+
+    def collect(self, timeout: float | None) -> list[CallOutcome]:
+        outcomes = super().collect(timeout)
+        if self._pending:
+            self._check_health()
+        return outcomes
+
+    def _check_health(self) -> None:
+        """Every few seconds: replace lost SLURM jobs; give up when no worker is left."""
+        now = time.monotonic()
+        if now - self._last_health < HEALTH_INTERVAL:
+            return
+        self._last_health = now
+        online = setup.count_online_workers(self._client)
+        if online:
+            self._no_workers_since = None
+        elif self._no_workers_since is None:
+            self._no_workers_since = now
+        if self._owned:
+            self._replace_lost_workers(online)
+        waited = now - self._no_workers_since if self._no_workers_since is not None else 0.0
+        limit = max(float(self.settings.setup_timeout), 2 * HEALTH_INTERVAL)
+        if waited > limit:
+            raise RuntimeError(f"Parallel computation stalled: no active workers found for "
+                               f"{waited:.0f} s (client {self._client}).")
+
+    def _replace_lost_workers(self, online: int) -> None:
+        """Local clusters restart dead workers themselves (nannies)."""
+
+    def cancel(self) -> None:
+        with self._lock:
+            pending = list(self._pending.values())
+        if pending and self._client is not None:
+            try:
+                self._client.cancel(pending)
+            except Exception as exc:  # noqa: BLE001 - the client may be gone already
+                log.debug(f"cancelling {len(pending)} batches failed: {exc!r}")
+
+    # ------------------------------------------------------------------ end
+    def _stop_wanted(self) -> bool:
+        stop = self.settings.stop_client
+        return self._owned if stop == "auto" else bool(stop)
+
+    def close(self) -> None:
+        self._stop(force=False)
+
+    def _stop(self, force: bool) -> None:
+        if self._program is not None:
+            with contextlib.suppress(Exception):  # the client may be gone already
+                self._program.release()
+            self._program = None
+        client = self._client
+        if client is None:
+            return
+        if force or self._stop_wanted():
+            self.cancel()
+            self._client = None
+            setup.cluster_cleanup(client)
+        elif self._owned:
+            setup.keep_client(client)   # stop_client=False: the next ParallelMap attaches
+
+    def shutdown(self) -> None:
+        client, self._client = self._client, None
+        if client is not None and client.status == "running":
+            setup.cluster_cleanup(client)
+
+
+class SlurmExecutor(DaskExecutor):
+    """Backend ``"slurm"``: dask workers as SLURM jobs, TLS between all of them.
+
+    ``n_workers="auto"`` starts ``min(n_calls, idle CPUs of the partition // cores,
+    max_workers)`` jobs (at least one): never more jobs than calls.
+
+    Examples
+    --------
+    >>> from acme_core import ParallelMap
+    >>> ParallelMap(abs, [-1, -2], write_worker_results=False, backend="slurm",
+    ...             n_workers=2, verbose=False).compute()      # doctest: +SKIP
+    [1, 2]
+    """
+
+    kind = "slurm"
+
+    def __init__(self, settings: ExecutorSettings) -> None:
+        self._cluster: Any = None
+        self._scale_n = 1
+        super().__init__(settings)
+
+    def _validate(self, options: dict[str, Any]) -> None:
+        for key in ("cores", "processes", "mem_cushion", "max_workers"):
+            value = options.get(key, 1)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "mem_cushion" else 1):
+                raise ValueError(f"backend_options[{key!r}] has to be an integer >= 1, not {value!r}.")
+        setup._check_job_extra(options.get("job_extra", []))
+        for key in ("walltime", "interface", "log_directory", "shared_temp_directory", "job_name"):
+            value = options.get(key)
+            if value is not None and not isinstance(value, (str, os.PathLike)):
+                raise TypeError(f"backend_options[{key!r}] has to be a string, not {value!r}.")
+        security = options.get("security", True)
+        if not isinstance(security, bool) and type(security).__name__ != "Security":
+            raise TypeError(f"backend_options['security'] has to be True, False or a "
+                            f"distributed Security object, not {security!r}.")
+
+    def _start_cluster(self, run: RunContext) -> Any:
+        opts = self.settings.options
+        cores = int(opts.get("cores", 1))
+        processes = int(opts.get("processes", 1))
+        n = self.settings.n_workers
+        partition = self.settings.partition
+        if n == "auto":
+            n_workers = self._auto_workers(run.n_calls, partition, cores,
+                                           int(opts.get("max_workers", 64)))
+        else:
+            n_workers = int(n)
+        log_directory = opts.get("log_directory")
+        if log_directory is None:
+            log_directory = (os.path.join(run.output_dir, "logs") if run.output_dir
+                             else setup.default_log_directory())
+        security = opts.get("security", True)
+        shared = opts.get("shared_temp_directory")
+        tls_dir = None
+        if security is True and shared is None:
+            shared = tls_dir = setup.private_directory()
+        mem = self.settings.mem_per_worker
+        self._scale_n = n_workers
+        self._target = n_workers * max(1, cores // processes)
+        client = setup.slurm_cluster_setup(
+            partition=partition, n_cores=cores, n_workers=n_workers,
+            processes_per_worker=processes, mem_per_worker=None if mem == "auto" else mem,
+            n_workers_startup=1, timeout=self.settings.setup_timeout,
+            interactive=self.settings.setup_interactive, interactive_wait=120,
+            start_client=True, job_extra=list(opts.get("job_extra", [])),
+            mem_cushion=int(opts.get("mem_cushion", 100)), walltime=opts.get("walltime"),
+            interface=opts.get("interface"), security=security, log_directory=log_directory,
+            shared_temp_directory=shared,
+            job_name=opts.get("job_name") or f"acme_{setup._user()}_{run.info.run_id[:6]}",
+            reuse=False)
+        if client is not None:
+            self._cluster = client.cluster
+            if tls_dir is not None:   # the credentials live as long as the jobs may need them
+                setup.remove_credentials_with(self._cluster, tls_dir)
+        elif tls_dir is not None:
+            shutil.rmtree(tls_dir, ignore_errors=True)
+        return client
+
+    @staticmethod
+    def _auto_workers(n_calls: int, partition: str, cores: int, cap: int) -> int:
+        from .slurm import get_slurm_partitions, idle_cpus
+
+        if partition == "auto":
+            partition = get_slurm_partitions()[1] or ""
+        idle = idle_cpus(partition) if partition else None
+        free = max(1, idle // cores) if idle is not None else cap
+        n = max(1, min(n_calls, free, cap))
+        log.info(f"n_workers='auto': starting {n} SLURM worker(s) for {n_calls} calls "
+                 f"({idle if idle is not None else 'unknown'} idle CPUs in {partition or '?'})")
+        return n
+
+    def _replace_lost_workers(self, online: int) -> None:
+        cluster = self._cluster
+        if cluster is None or online >= self._scale_n:
+            return
+        # dask-jobqueue forgets a job whose worker vanished (cancelled, node failure, walltime)
+        # after distributed's lost-worker-timeout; scale() then submits a replacement.
+        log.warning(f"{online} of {self._scale_n} SLURM workers online; re-submitting lost jobs.")
+        cluster.scale(self._scale_n)
+

@@ -1,0 +1,57 @@
+"""acme-core hook implementations of acme-dask (the entry point ``dask``)."""
+
+from __future__ import annotations
+
+import sys
+
+from acme_core import AutoClaim, ExecutorSpec, hookimpl
+
+
+@hookimpl
+def acme_core_executors() -> list[ExecutorSpec]:
+    """Backends ``"dask"`` and ``"slurm"``."""
+    from .executor import DASK_OPTIONS, SLURM_OPTIONS, DaskExecutor, SlurmExecutor
+
+    return [
+        ExecutorSpec(
+            name="dask",
+            factory=DaskExecutor,
+            description="the running dask client, or a local dask cluster on loopback",
+            needs_pickle=True,
+            parameters=("n_workers", "mem_per_worker", "setup_timeout", "stop_client"),
+            options=DASK_OPTIONS,
+            capabilities=frozenset({"processes", "kill-worker", "cancel"}),
+        ),
+        ExecutorSpec(
+            name="slurm",
+            factory=SlurmExecutor,
+            description="dask workers as SLURM jobs on any SLURM (dask-jobqueue, TLS)",
+            needs_pickle=True,
+            parameters=("partition", "n_workers", "mem_per_worker", "setup_timeout",
+                        "setup_interactive", "stop_client"),
+            options=SLURM_OPTIONS,
+            capabilities=frozenset({"processes", "kill-worker", "cancel", "slurm"}),
+        ),
+    ]
+
+
+@hookimpl
+def acme_core_claim_auto() -> AutoClaim | None:
+    """``backend="auto"`` means ``"dask"`` while this process has a running dask client.
+
+    Cheap: without ``distributed`` imported there can be no client, and nothing is imported.
+
+    Examples
+    --------
+    >>> from acme_dask.plugin import acme_core_claim_auto
+    >>> acme_core_claim_auto() is None
+    True
+    """
+    if "distributed" not in sys.modules:
+        return None
+    from .setup import running_client
+
+    client = running_client()
+    if client is None:
+        return None
+    return AutoClaim(backend="dask", priority=200, reason=f"a dask client is running: {client}")
