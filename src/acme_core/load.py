@@ -108,10 +108,7 @@ def _load_dir(folder: str) -> Any:
     if storage == "memory":
         raise ValueError(f"{folder} is an in-memory run: it holds no results.")
     if storage == "hdf5-shards":
-        from .storage.hdf5_shards import scan_shards
-
-        return _from_shards(folder, func, n, scan_shards(os.path.join(folder, f"{func}_payload"),
-                                                         func))
+        return _from_shards(folder, func, n)
     container = os.path.join(folder, f"{func}.h5")
     if storage == "pickle":
         return _from_files(folder, func, n, wrapped=False)
@@ -139,22 +136,30 @@ def _from_files(folder: str, func: str, n: int, wrapped: bool) -> list[Any]:
     return _warn_missing(results, folder)
 
 
-def _from_shards(folder: str, func: str, n: int, found: dict[int, tuple[str, Any]]) -> Any:
+def _from_shards(folder: str, func: str, n: int) -> Any:
     """Read the shards themselves (they are the truth; the container is only built at the
-    end of a run, so it is missing or stale after a crash)."""
+    end of a run, so it is missing or stale after a crash). A call found in two shards
+    (re-run after its worker died) reads from the most recently written one."""
     import h5py
 
-    by_shard: dict[str, list[int]] = {}
-    for index, (path, _) in found.items():
-        if index < n:
-            by_shard.setdefault(path, []).append(index)
+    from .storage.hdf5_shards import shard_files
+
     values: list[Any] = [None] * n
+    born = [-1.0] * n
     axis = -1
-    for path, indices in by_shard.items():
-        with h5py.File(path, "r", locking=False) as h5:
-            axis = int(h5.attrs.get("acme_core_stacking_axis", axis))
-            for i in indices:
-                values[i] = read_group(h5[f"comp_{i}"])
+    for path in shard_files(os.path.join(folder, f"{func}_payload"), func):
+        mtime = os.path.getmtime(path)
+        try:
+            with h5py.File(path, "r", locking=False) as h5:
+                axis = int(h5.attrs.get("acme_core_stacking_axis", axis))
+                for key in h5:
+                    index = int(key[5:]) if key.startswith("comp_") else n
+                    if index < n and born[index] <= mtime:
+                        group = h5[key]
+                        if len(group):
+                            values[index], born[index] = read_group(group), mtime
+        except OSError as exc:
+            log.warning(f"Shard {path} cannot be read and is skipped: {exc}")
     if axis < 0:
         return _warn_missing(values, folder)
     return _stack(values, axis)

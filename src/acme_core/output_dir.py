@@ -70,14 +70,19 @@ def cleanup_old_runs(base: str, threshold_days: int, now: dt.datetime | None = N
     removed = []
     for name in sorted(os.listdir(base)):
         path = os.path.join(base, name)
-        if not name.startswith("ACME_") or not os.path.isfile(os.path.join(path, MARKER)):
-            continue
+        if (not name.startswith("ACME_") or os.path.islink(path)
+                or not os.path.isfile(os.path.join(path, MARKER))):
+            continue  # not ours: never touched (a symlink may point at anyone's data)
         try:
             born = dt.datetime.strptime(name[5:], _STAMP)
         except ValueError:
             continue
         if (now - born).days > threshold_days or threshold_days == 0:
-            shutil.rmtree(path, ignore_errors=True)
+            try:
+                shutil.rmtree(path)
+            except OSError as exc:
+                log.warning(f"Could not remove old run directory {path}: {exc}")
+                continue
             log.info(f"Removed old run directory {path}")
             removed.append(path)
     return removed

@@ -11,8 +11,9 @@
 
 Readers see ACME's ``comp_<i>/result_<k>`` view, but 10^5 calls make a handful of files
 instead of 10^5 (inode quotas on HPC file systems). A worker flushes its shard after every
-write, so what it wrote reads back after any crash of the parent; shards are opened
-without HDF5 file locking (one writer per shard by construction, readers can look in while
+batch of writes (when the batch's receipts are pickled to go back to the parent, and at least every
+``FLUSH_SECONDS``), so what the parent was told about reads back after a crash; shards are
+opened without HDF5 file locking (one writer per shard by construction, readers can look in while
 workers are idle). The parent never opens a shard while the run goes on: each write's
 receipt says where the call went and what shapes it wrote, and ``finish`` builds the
 container from those receipts in one atomic write. ``acme_core.load(output_dir)`` reads
@@ -27,6 +28,8 @@ import logging
 import os
 import socket
 import threading
+import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,8 +43,33 @@ from .stacking import Stacking
 
 log = logging.getLogger("acme_core")
 
-#: What a shard write sends back: shard file name, dataset names, shape of ``result_0``.
-Receipt = tuple[str, tuple[str, ...], tuple[int, ...]]
+#: Flush a shard at least this often (seconds) while calls keep coming.
+FLUSH_SECONDS = 0.5
+
+#: Writers with an open shard in this process.
+_open_writers: weakref.WeakSet[ShardWriter] = weakref.WeakSet()
+
+
+def flush_open_shards() -> None:
+    """Flush every shard this process has unflushed writes in (cheap when there are none)."""
+    for writer in list(_open_writers):
+        writer.flush()
+
+
+class Receipt(tuple):
+    """What a shard write sends back: ``(shard file name, dataset names, shape of
+    result_0)``.
+
+    Pickling a receipt, which is how a batch's outcomes leave a worker process, first
+    flushes this process's shards: every batch of writes is flushed once, before the parent
+    learns about it, instead of once per call.
+    """
+
+    __slots__ = ()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        flush_open_shards()
+        return (Receipt, (tuple(self),))
 
 
 def shard_name(func_name: str) -> str:
@@ -92,9 +120,9 @@ def scan_shards(payload_dir: str, func_name: str) -> dict[int, tuple[str, Receip
     return {i: (path, receipt) for i, (_, path, receipt) in found.items()}
 
 
-@dataclass
+@dataclass(eq=False)
 class ShardWriter:
-    """Worker side: append each call's datasets to this process's shard, then flush.
+    """Worker side: append each call's datasets to this process's shard.
 
     The open file is per process and never pickled; a writer that arrives in a new process
     (or after a fork) opens that process's own shard on its first write.
@@ -106,6 +134,8 @@ class ShardWriter:
     _h5: Any = field(default=None, repr=False, compare=False)
     _pid: int = field(default=0, repr=False, compare=False)
     _lock: Any = field(default_factory=threading.Lock, repr=False, compare=False)
+    _pending: int = field(default=0, repr=False, compare=False)
+    _last_flush: float = field(default=0.0, repr=False, compare=False)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"payload_dir": self.payload_dir, "func_name": self.func_name,
@@ -121,6 +151,9 @@ class ShardWriter:
             path = os.path.join(self.payload_dir, shard_name(self.func_name))
             self._h5 = h5py.File(path, "a", locking=False)
             self._pid = os.getpid()
+            self._pending = 0
+            self._last_flush = time.monotonic()
+            _open_writers.add(self)
             # for readers of the bare shards (acme_core.load after a crash)
             axis = -1 if self.stacking is None else self.stacking.axis
             self._h5.attrs["acme_core_stacking_axis"] = axis
@@ -142,16 +175,32 @@ class ShardWriter:
                 del h5[key]
                 raise
             finally:
-                h5.flush()
+                self._pending += 1
+                if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
+                    self._flush()
             name = os.path.basename(h5.filename)
-        return name, tuple(n for n, _ in datasets), datasets[0][1].shape
+        return Receipt((name, tuple(n for n, _ in datasets), datasets[0][1].shape))
+
+    def _flush(self) -> None:
+        if self._h5 is not None and self._pending and self._pid == os.getpid():
+            self._h5.flush()
+        self._pending = 0
+        self._last_flush = time.monotonic()
+
+    def flush(self) -> None:
+        """Flush this process's shard if it has unflushed writes."""
+        if self._pending:
+            with self._lock:
+                self._flush()
 
     def close(self) -> None:
-        """Close this process's shard (idempotent)."""
+        """Flush and close this process's shard (idempotent)."""
         with self._lock:
             if self._h5 is not None and self._pid == os.getpid():
                 self._h5.close()
             self._h5 = None
+            self._pending = 0
+            _open_writers.discard(self)
 
 
 class HDF5ShardStorage(Storage):

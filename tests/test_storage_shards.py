@@ -1,0 +1,105 @@
+"""``storage="hdf5-shards"``: O(workers) files for many calls, the ACME view in the container."""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+
+from acme_core import ParallelMap, load
+from acme_core.calls import CallOutcome
+from acme_core.output_dir import create
+from acme_core.storage.base import StorageSettings
+from acme_core.storage.hdf5_shards import HDF5ShardStorage, ShardWriter, shard_files
+from tests.funcs import f, index_and_pid
+
+
+def _files(folder):
+    return [os.path.join(d, n) for d, _, names in os.walk(folder) for n in names]
+
+
+def test_ten_thousand_calls_make_o_workers_files_and_load_back_in_order(tmp_path):
+    out = tmp_path / "many"
+    n = 10_000
+    with ParallelMap(index_and_pid, range(n), storage="hdf5-shards", backend="joblib",
+                     n_workers=2, verbose=False, output_dir=str(out)) as pmap:
+        assert pmap.compute() == [pmap.results_container]
+    values = load(out)
+    assert [int(v[0]) for v in values] == list(range(n))
+    workers = {int(v[1]) for v in values}
+    files = _files(out)
+    assert len(shard_files(str(out / "index_and_pid_payload"), "index_and_pid")) == len(workers)
+    assert len(files) <= len(workers) + 5, sorted(files)
+    with h5py.File(pmap.results_container, "r") as h5:  # the ACME view, through links
+        assert len(h5) == n
+        assert h5["comp_9999/result_0"][0] == 9999
+        assert h5["comp_0/result_0"][1] in workers
+
+
+def test_threads_backend_writes_one_shard_and_closes_it(tmp_path):
+    with ParallelMap(f, [2, 4, 6, 8], 4, storage="hdf5-shards", backend="threads",
+                     verbose=False, output_dir=str(tmp_path / "o")) as pmap:
+        pmap.compute()
+    shards = shard_files(str(tmp_path / "o" / "f_payload"), "f")
+    assert [os.path.basename(s) for s in shards][0].endswith(f"_{os.getpid()}.h5")
+    with h5py.File(shards[0], "r") as h5:  # closed by finish: plain h5py (with locking) opens it
+        assert sorted(h5) == [f"comp_{i}" for i in range(4)]
+    assert [int(v[0]) for v in load(pmap.results_container)] == [18, 24, 30, 36]
+
+
+def test_container_is_rebuilt_from_the_shards_on_resume(tmp_path):
+    out = str(tmp_path / "o")
+    settings = StorageSettings(func_name="f", n_calls=4, output_dir=out)
+    create(out, {"func": "f", "n_inputs": 4, "storage": "hdf5-shards"})
+    first = HDF5ShardStorage(settings)
+    first.prepare()
+    writer = first.writer()
+    for i in range(3):  # call 3 never ran; the parent died before finish
+        writer.write(i, i * 10)
+    writer.close()
+    assert not os.path.exists(os.path.join(out, "f.h5"))
+    assert [None if v is None else int(v[0]) for v in load(out)] == [0, 10, 20, None]
+    settings.resume = True
+    again = HDF5ShardStorage(settings)
+    again.prepare()
+    again.collect(CallOutcome(3, again.writer().write(3, 30)))
+    assert again.finish() == [os.path.join(out, "f.h5")]
+    with h5py.File(os.path.join(out, "f.h5"), "r") as h5:
+        assert [int(h5[f"comp_{i}/result_0"][0]) for i in range(4)] == [0, 10, 20, 30]
+
+
+def test_a_call_that_ran_twice_is_stored_once(tmp_path):
+    writer = ShardWriter(str(tmp_path), "f")
+    writer.write(0, 1)
+    writer.write(0, 2)
+    writer.close()
+    (shard,) = shard_files(str(tmp_path), "f")
+    with h5py.File(shard, "r") as h5:
+        assert list(h5) == ["comp_0"] and h5["comp_0/result_0"][()].tolist() == [2]
+
+
+def test_writers_and_collectors_keep_no_result_alive(tmp_path):
+    """Memory: a worker's writer does not grow with the calls it ran, and the parent keeps
+    no result once it is written (ACME kept every result array alive in the worker)."""
+    import weakref
+
+    from acme_core.storage.hdf5_single import HDF5SingleStorage
+
+    shard = ShardWriter(str(tmp_path), "f")
+    value = np.ones(1000)
+    ref = weakref.ref(value)
+    shard.write(0, value)
+    del value
+    assert ref() is None
+    shard.close()
+
+    settings = StorageSettings(func_name="g", n_calls=2, output_dir=str(tmp_path))
+    single = HDF5SingleStorage(settings)
+    single.prepare()
+    arrays = single.writer().write(0, np.ones(1000))
+    ref = weakref.ref(arrays[0][1])
+    single.collect(CallOutcome(0, arrays))
+    del arrays
+    assert ref() is None
+    single.finish()
