@@ -149,3 +149,8 @@ def finish_below(x, k, release):
         while not os.path.exists(release) and time.monotonic() < deadline:
             time.sleep(0.05)
     return np.full(4, float(x))
+
+
+def index_and_pid(x):
+    """A tiny result that says which call it is and which process ran it."""
+    return (x, os.getpid())
