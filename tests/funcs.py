@@ -84,6 +84,95 @@ def fail_first_attempt(x, marker_dir):
     return x
 
 
+# ---- argument contract (tests/test_arguments.py, test_validation.py, test_dryrun.py) ----
+
+def show(x):
+    """Return the one argument as received."""
+    return x
+
+
+def two(x, y):
+    """Return both arguments as received."""
+    return (x, y)
+
+
+def list_default(x, w=[0, 0]):  # noqa: B006 - the list default is the point (inventory §4.2)
+    """ACME's ``g``: a keyword whose default is a list."""
+    return w
+
+
+def array_default(x, w=np.zeros(2)):  # noqa: B008 - the array default is the point
+    """ACME's ``h``: a keyword whose default is an array."""
+    return w
+
+
+def varargs(x, *args, **kwargs):
+    """Return what arrived in each part of the signature."""
+    return (x, args, kwargs)
+
+
+def keyword_only(x, *, scale, shift=0):
+    """A required keyword-only parameter."""
+    return x * scale + shift
+
+
+def with_task_id(x, taskID=None):  # noqa: N803 - ACME's name
+    """ACME's taskID pattern."""
+    return (x, taskID)
+
+
+def task_id_writer(x, out_dir, taskID=None):  # noqa: N803 - ACME's name
+    """Save this call's own output under its taskID (SyNCoPy's pattern); return taskID."""
+    with open(os.path.join(out_dir, f"task_{taskID}"), "w") as fh:
+        fh.write(repr(x))
+    return taskID
+
+
+def task_id_then(x, taskID=None, z=3):  # noqa: N803 - ACME's name
+    """taskID between two other parameters."""
+    return (x, taskID, z)
+
+
+def count_each(x, counter_dir):
+    """Leave one uniquely named file per execution (safe with threads and processes)."""
+    import uuid
+
+    open(os.path.join(counter_dir, f"{x}_{uuid.uuid4().hex}"), "w").close()
+    return x
+
+
+def apply(x, fn):
+    """Call a function passed as an argument."""
+    return fn(x)
+
+
+def plus_sum(x, values):
+    """x plus the sum of a broadcast array."""
+    return x + float(np.sum(values))
+
+
+def size_of_arg(x, data):
+    """Return the size of a (large) argument."""
+    return int(np.size(data))
+
+
+class PickleCounter:
+    """Counts, per instance, how often it was pickled in this process."""
+
+    def __init__(self, value):
+        self.value = value
+        self.pickled = 0
+
+    def __reduce__(self):
+        self.pickled += 1
+        return (PickleCounter, (self.value,))
+
+
+def counter_value(item, counter):
+    """The sum of two PickleCounters' values."""
+    return item.value + counter.value
+
+
 # ---- storage tests (return-value mapping, inventory §6.3, §15 S17-S29)
 def one_point_five(x):
     return 1.5
