@@ -243,3 +243,22 @@ def finish_below(x, k, release):
 def index_and_pid(x):
     """A tiny result that says which call it is and which process ran it."""
     return (x, os.getpid())
+
+
+def positional_only(a, b, /, c=1):
+    """Parameters that cannot be given by name."""
+    return a + b + c
+
+
+# ---- backend "slurm-esi" (tests/test_slurm_esi.py) ----
+
+def allocate_gib(x, gib):
+    """Hold ``gib`` GiB of touched memory (every page written once), return ``x``."""
+    block = np.empty(int(gib * 2**30) // 8)
+    block[::512] = 1.0                 # one write per 4 KiB page: all of it is resident
+    return x + float(block[0]) - 1.0
+
+
+def slurm_job_of(x):
+    """``(x, the SLURM job id the call ran in, or None)``."""
+    return (x, os.environ.get("SLURM_JOB_ID"))

@@ -7,6 +7,7 @@ objects the plan hands out; the cases where process boundaries matter run on "jo
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import subprocess
@@ -249,6 +250,14 @@ def test_too_many_positionals_says_what_is_accepted():
 
 def test_builtin_without_introspectable_signature():
     assert run(max, [1, 5], [4, 2]) == [4, 5]
+
+
+def test_other_kinds_of_callables():
+    assert run(np.add, [1, 2], 3) == [4, 5]  # a ufunc: no signature
+    assert run(functools.partial(f, z=10), [1, 2], 3) == [40, 50]
+    assert run(complex, [1, 2], [3, 4]) == [1 + 3j, 2 + 4j]
+    assert run("{}-{}".format, [1, 2], "a") == ["1-a", "2-a"]
+    assert run(funcs.positional_only, [1, 2], 3, c=[10, 20]) == [14, 25]
 
 
 # ---------------------------------------------------------------- taskID (§4.5)

@@ -126,6 +126,9 @@ CATALOGUE = [
     c("misspelt-own-keyword", TypeError, E("unexpected keyword argument 'n_input'"),
       "did you mean 'n_input' -> 'n_inputs'",
       lambda t: ((f, 4, 4), {**THREADS, "n_input": 3})),
+    c("positional-only-by-name", UnknownKeywordError, E("unexpected keyword argument 'b'"),
+      "'b' of positional_only can only be given positionally",
+      lambda t: ((funcs.positional_only, [1, 2]), {**THREADS, "b": 3})),
     # ---- distribution
     c("ambiguous-lengths", ValueError,
       E("automatic input distribution failed: found 2 objects containing 2 to 4 elements"),

@@ -278,10 +278,15 @@ def _unknown_keyword_message(name: str, params: list[inspect.Parameter], kwargs:
         text += (f": {name} accepts at maximum {len(with_default)} keyword arguments "
                  f"({', '.join(repr(k) for k in with_default)}), found {len(keywords)}")
     text += f". {name} accepts {', '.join(repr(k) for k in accepted) or 'no keywords'}"
+    positional_only = [k for k in unknown if any(
+        p.name == k and p.kind is inspect.Parameter.POSITIONAL_ONLY for p in params)]
+    if positional_only:
+        text += (f" ({', '.join(repr(k) for k in positional_only)} of {name} can only be "
+                 f"given positionally)")
     hints = []
     for key in unknown:
         close = difflib.get_close_matches(key, [*accepted, *OWN_KEYWORDS], n=1, cutoff=0.75)
-        if close:
+        if close and key not in positional_only:
             hints.append(f"{key!r} -> {close[0]!r}")
     if hints:
         text += f" (did you mean {', '.join(hints)}?)"

@@ -292,7 +292,8 @@ def check_result_shape(value: Any, on_disk: bool) -> tuple[Any, ...] | None:
     if any(np.isnan(v) or v < 0 or (np.isfinite(v) and v != int(v)) for v in rest):
         raise ValueError(f"`result_shape` must only contain non-negative integers (and one None), not {tuple(value)!r}.")
     if len(infinite) > 1:
-        raise ValueError(f"cannot use more than one `np.inf` in `result_shape` {tuple(value)!r}.")
+        raise ValueError(f"cannot use more than one `np.inf` in `result_shape` {tuple(value)!r}: "
+                         f"at most one axis can be unlimited.")
     if infinite and not on_disk:
         raise ValueError(
             "`np.inf` in `result_shape` is only valid if `write_worker_results` is `True` "
