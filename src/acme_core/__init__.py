@@ -12,7 +12,12 @@ Examples
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .errors import ParallelComputationError, PluginError, UnknownKeywordError
+from .errors import (
+    ArgumentMismatchError,
+    ParallelComputationError,
+    PluginError,
+    UnknownKeywordError,
+)
 from .hookspecs import AutoClaim, ExecutorSpec, StorageSpec, hookimpl
 from .load import load
 from .parallel_map import ParallelMap
@@ -23,6 +28,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0+unknown"
 
 __all__ = [
+    "ArgumentMismatchError",
     "AutoClaim",
     "ExecutorSpec",
     "ParallelComputationError",

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import UnknownKeywordError
+from .errors import ArgumentMismatchError, UnknownKeywordError
 
 log = logging.getLogger("acme_core")
 
@@ -44,18 +44,6 @@ OWN_KEYWORDS = (
 )
 
 
-class ArgumentMismatchError(TypeError, ValueError):
-    """The arguments given do not fit ``func``'s signature (too few, too many, twice).
-
-    A ``TypeError`` as Python raises for a bad call, and a ``ValueError`` as ACME raised
-    ("f expects 2 positional arguments ..."), so scripts written for either keep catching it.
-
-    Examples
-    --------
-    >>> from acme_core.arguments import ArgumentMismatchError
-    >>> issubclass(ArgumentMismatchError, TypeError), issubclass(ArgumentMismatchError, ValueError)
-    (True, True)
-    """
 
 
 @dataclass

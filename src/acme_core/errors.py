@@ -19,6 +19,20 @@ class PluginError(RuntimeError):
     """
 
 
+class ArgumentMismatchError(TypeError, ValueError):
+    """The arguments given do not fit ``func``'s signature (too few, too many, twice).
+
+    A ``TypeError`` as Python raises for a bad call, and a ``ValueError`` as ACME raised
+    ("f expects 2 positional arguments ..."), so scripts written for either keep catching it.
+
+    Examples
+    --------
+    >>> from acme_core.errors import ArgumentMismatchError
+    >>> issubclass(ArgumentMismatchError, TypeError), issubclass(ArgumentMismatchError, ValueError)
+    (True, True)
+    """
+
+
 class UnknownKeywordError(TypeError, ValueError):
     """A keyword argument ``func`` does not accept.
 
