@@ -10,8 +10,11 @@ Each call's file is written where the call ran, under a temporary name in the sa
 then renamed: a payload file is complete or absent, never half-written. With
 ``result_shape`` the container holds a virtual dataset ``result_0`` over every call's
 ``result_0`` (further return values as links ``comp_<i>/result_<k>``). A value HDF5 cannot
-hold (None, a dict, an object) is pickled instead (ACME's emergency pickling); then the
-container is removed and every result file moves up into ``<output_dir>``.
+hold (None, a dict, an object) is pickled instead (ACME's emergency pickling, named from
+the call index: ACME's ``rstrip(".h5")`` made call 15 overwrite call 1); then the container
+is removed and every result file moves up into ``<output_dir>``. ``np.inf`` in
+``result_shape`` makes the virtual dataset's mappings unlimited along that axis: its extent
+is the longest call's and shorter calls read zero-padded (ACME §6.6).
 """
 
 from __future__ import annotations
@@ -41,7 +44,16 @@ def _remove(path: str) -> None:
 
 
 def atomic_write(final: str, write: Any) -> None:
-    """Call ``write(tmp_path)``, then rename ``tmp_path`` to ``final`` (same folder)."""
+    """Call ``write(tmp_path)``, then rename ``tmp_path`` to ``final`` (same folder), so
+    ``final`` is complete or absent (a failed write leaves nothing behind).
+
+    Examples
+    --------
+    >>> from acme_core.storage.hdf5_files import atomic_write
+    >>> atomic_write(str(tmp_path / "x.txt"), lambda tmp: open(tmp, "w").write("ok"))
+    >>> (tmp_path / "x.txt").read_text()
+    'ok'
+    """
     folder, name = os.path.split(final)
     tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     try:
@@ -55,7 +67,14 @@ def atomic_write(final: str, write: Any) -> None:
 @dataclass
 class HDF5FileWriter:
     """Worker side: one ``<func>_<i>.h5`` per call (or ``<func>_<i>.pickle`` when HDF5 has
-    no type for the value)."""
+    no type for the value).
+
+    Examples
+    --------
+    >>> from acme_core.storage.hdf5_files import HDF5FileWriter
+    >>> HDF5FileWriter(str(tmp_path), "f").write(5, 18).endswith("f_5.h5")
+    True
+    """
 
     payload_dir: str
     func_name: str

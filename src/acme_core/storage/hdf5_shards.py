@@ -51,7 +51,13 @@ _open_writers: weakref.WeakSet[ShardWriter] = weakref.WeakSet()
 
 
 def flush_open_shards() -> None:
-    """Flush every shard this process has unflushed writes in (cheap when there are none)."""
+    """Flush every shard this process has unflushed writes in (cheap when there are none).
+
+    Examples
+    --------
+    >>> from acme_core.storage.hdf5_shards import flush_open_shards
+    >>> flush_open_shards()
+    """
     for writer in list(_open_writers):
         writer.flush()
 
@@ -63,6 +69,13 @@ class Receipt(tuple):
     Pickling a receipt, which is how a batch's outcomes leave a worker process, first
     flushes this process's shards: every batch of writes is flushed once, before the parent
     learns about it, instead of once per call.
+
+    Examples
+    --------
+    >>> import pickle
+    >>> from acme_core.storage.hdf5_shards import Receipt
+    >>> pickle.loads(pickle.dumps(Receipt(("f_shard_h_1.h5", ("result_0",), (1,)))))
+    ('f_shard_h_1.h5', ('result_0',), (1,))
     """
 
     __slots__ = ()
@@ -86,7 +99,14 @@ def shard_name(func_name: str) -> str:
 
 
 def shard_files(payload_dir: str, func_name: str) -> list[str]:
-    """Every shard file in ``payload_dir``, sorted."""
+    """Every shard file in ``payload_dir``, sorted.
+
+    Examples
+    --------
+    >>> from acme_core.storage.hdf5_shards import shard_files
+    >>> shard_files(str(tmp_path), "f")
+    []
+    """
     return sorted(glob.glob(os.path.join(glob.escape(payload_dir), f"{func_name}_shard_*.h5")))
 
 
@@ -126,6 +146,15 @@ class ShardWriter:
 
     The open file is per process and never pickled; a writer that arrives in a new process
     (or after a fork) opens that process's own shard on its first write.
+
+    Examples
+    --------
+    >>> from acme_core.storage.hdf5_shards import ShardWriter
+    >>> writer = ShardWriter(str(tmp_path), "f")
+    >>> shard, names, shape = writer.write(7, 18)
+    >>> names, shape
+    (('result_0',), (1,))
+    >>> writer.close()
     """
 
     payload_dir: str

@@ -79,7 +79,14 @@ def convert(value: Any, stacking: Stacking | None, index: int,
 
 @dataclass
 class ArrayWriter:
-    """Worker side of ``hdf5-single``: convert and check, send the arrays back."""
+    """Worker side of ``hdf5-single``: convert and check, send the arrays back.
+
+    Examples
+    --------
+    >>> from acme_core.storage.hdf5_single import ArrayWriter
+    >>> [(name, arr.tolist()) for name, arr in ArrayWriter().write(0, 18)]
+    [('result_0', [18])]
+    """
 
     stacking: Stacking | None = None
 

@@ -23,7 +23,14 @@ from .hdf5_files import atomic_write
 
 @dataclass
 class PickleWriter:
-    """Worker side: pickle call ``index``'s return value to ``<func>_<index>.pickle``."""
+    """Worker side: pickle call ``index``'s return value to ``<func>_<index>.pickle``.
+
+    Examples
+    --------
+    >>> from acme_core.storage.pickle_files import PickleWriter
+    >>> PickleWriter(str(tmp_path), "f").write(3, {"a": 1}).endswith("f_3.pickle")
+    True
+    """
 
     output_dir: str
     func_name: str

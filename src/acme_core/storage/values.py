@@ -121,7 +121,17 @@ def read_group(group: Any) -> Any:
 
 
 def read_dataset(ds: Any) -> Any:
-    """One dataset as a NumPy array (variable-length strings decoded to ``str``)."""
+    """One dataset as a NumPy array (variable-length strings decoded to ``str``).
+
+    Examples
+    --------
+    >>> import h5py
+    >>> from acme_core.storage.values import read_dataset
+    >>> with h5py.File(tmp_path / "d.h5", "w") as h5:
+    ...     h5["s"] = np.array(["ab"], dtype=h5py.string_dtype())
+    ...     read_dataset(h5["s"]).tolist()
+    ['ab']
+    """
     import h5py
 
     if h5py.check_string_dtype(ds.dtype) is not None:
