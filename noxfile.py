@@ -41,3 +41,10 @@ def lint(session: nox.Session) -> None:
     """ruff over the core, the plugins and the tests."""
     session.install("ruff>=0.6")
     session.run("ruff", "check", "src", "plugins", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session(python=PYTHON)
+def benchmarks(session: nox.Session) -> None:
+    """Storage benchmarks against bare joblib/ProcessPoolExecutor peers (never run by CI)."""
+    session.install(*PACKAGES, *TEST_PLUGINS, "-e", ".[test]")
+    session.run("python", "benchmarks/run.py", *session.posargs)
