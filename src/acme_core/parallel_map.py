@@ -287,6 +287,7 @@ class ParallelMap:
             receipt = program.writer.write(index, program.func(*args, **kwargs))
             self._storage.collect(CallOutcome(index, receipt))
             if self._manifest is not None:
+                self._storage.flush()
                 self._manifest.done((index,))
                 self._manifest.flush()
         return self._finish(RunSummary(n_calls=plan.n_inputs, n_done=len(todo)), len(todo))
@@ -308,7 +309,7 @@ class ParallelMap:
                 pm.hook.acme_core_run_started(run=info)
             loop = RunLoop(self._executor, info, self._make_batch, self._storage.collect, pm.hook,
                            retries=self._settings.retries, manifest=self._manifest,
-                           describe=plan.describe_call)
+                           describe=plan.describe_call, flush=self._storage.flush)
             try:
                 summary = loop.run(todo)
             finally:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .arguments import size_of
 from .calls import ERROR, LOST_WORKER, STORAGE, BatchOutcome, CallBatch, CallOutcome, Failure
 from .executor import Executor
 from .manifest import ManifestWriter
@@ -26,6 +27,8 @@ log = logging.getLogger("acme_core")
 MAX_LOST_RETRIES = 3
 #: Seconds of work a batch should hold once call durations are known.
 TARGET_BATCH_SECONDS = 0.2
+#: Bytes of results a batch should bring back at most (values that travel to the parent).
+TARGET_BATCH_BYTES = 16 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -73,19 +76,38 @@ class RunSummary:
 
 
 class BatchSizer:
-    """Sizes batches from measured call durations: tiny calls are grouped so a batch holds
-    about ``TARGET_BATCH_SECONDS`` of work, long calls go one by one, and no batch is so
-    large that workers would sit idle at the end of the run."""
+    """Sizes batches from measured call durations and result sizes: tiny calls are grouped
+    so a batch holds about ``TARGET_BATCH_SECONDS`` of work, long calls go one by one, a
+    batch brings back at most about ``TARGET_BATCH_BYTES`` of results (so neither a worker
+    nor the parent holds many large results at once), and no batch is so large that
+    workers would sit idle at the end of the run.
+
+    Examples
+    --------
+    >>> from acme_core.run import BatchSizer
+    >>> sizer = BatchSizer(n_workers=2)
+    >>> sizer.size(remaining=1000)  # nothing measured yet: one call
+    1
+    >>> sizer.observe(seconds=0.001, count=10, result_bytes=80)
+    >>> sizer.size(remaining=1000)  # 0.1 ms a call: as many as stay fair to both workers
+    125
+    >>> sizer.observe(seconds=0.0, count=0, result_bytes=4 * 1024**2)
+    >>> sizer.size(remaining=1000)  # 4 MB results: 4 a batch
+    4
+    """
 
     def __init__(self, n_workers: int) -> None:
         self.n_workers = max(1, n_workers)
         self._seconds = 0.0
         self._count = 0
+        self._result_bytes = 0
 
-    def observe(self, seconds: float, count: int) -> None:
-        """Record that ``count`` calls took ``seconds`` in all."""
+    def observe(self, seconds: float, count: int, result_bytes: int = 0) -> None:
+        """Record that ``count`` calls took ``seconds`` in all; ``result_bytes`` is the size
+        of one of their results (the largest seen is kept)."""
         self._seconds += seconds
         self._count += count
+        self._result_bytes = max(self._result_bytes, result_bytes)
 
     def size(self, remaining: int) -> int:
         """How many of the ``remaining`` calls the next batch takes."""
@@ -93,8 +115,9 @@ class BatchSizer:
             return 1
         mean = max(self._seconds / self._count, 1e-6)
         wanted = max(1, int(TARGET_BATCH_SECONDS / mean))
+        by_bytes = max(1, TARGET_BATCH_BYTES // max(1, self._result_bytes))
         fair = max(1, math.ceil(remaining / (4 * self.n_workers)))
-        return min(wanted, fair, remaining)
+        return min(wanted, by_bytes, fair, remaining)
 
 
 class RunLoop:
@@ -117,6 +140,9 @@ class RunLoop:
         Re-runs of a call whose function raised.
     manifest : ManifestWriter, optional
         Records every call's final state on disk.
+    flush : callable, optional
+        Makes the storage's collected results durable; called before calls are recorded
+        as done in the manifest, so a crash never leaves a call recorded but unreadable.
     describe : callable, optional
         ``describe(index)``: a short repr of the call's arguments (failure rows).
     """
@@ -125,10 +151,13 @@ class RunLoop:
                  make_batch: Callable[[Sequence[int], int], CallBatch],
                  collect: Callable[[CallOutcome], None], hooks: Any, *, retries: int = 0,
                  manifest: ManifestWriter | None = None,
-                 describe: Callable[[int], str] = str) -> None:
+                 describe: Callable[[int], str] = str,
+                 flush: Callable[[], None] | None = None) -> None:
         self.executor, self.info = executor, info
         self.make_batch, self.collect, self.hooks = make_batch, collect, hooks
         self.retries, self.manifest, self.describe = retries, manifest, describe
+        self.flush = flush
+        self._unrecorded: list[int] = []  # done, not yet in the manifest
         self.listen = {name: has_listeners(f"acme_core_call_{name}")
                        for name in ("finished", "failed", "retried")}
         self.sizer = BatchSizer(executor.n_workers)
@@ -152,8 +181,7 @@ class RunLoop:
             self.executor.cancel()
         finally:
             self.summary.elapsed = time.perf_counter() - start
-            if self.manifest is not None:
-                self.manifest.flush()
+            self._record()
         return self.summary
 
     def _submit(self, todo: deque[tuple[int, int]]) -> None:
@@ -178,8 +206,19 @@ class RunLoop:
                     if not self._batches[key]:
                         del self._batches[key]
             self._route(outcome, todo)
-        if batches and self.manifest is not None:
-            self.manifest.flush()
+        if batches:
+            self._record()
+
+    def _record(self) -> None:
+        """Make collected results durable, then record them as done."""
+        if self.manifest is None:
+            return
+        if self._unrecorded:
+            if self.flush is not None:
+                self.flush()
+            self.manifest.done(self._unrecorded)
+            self._unrecorded = []
+        self.manifest.flush()
 
     def _route(self, batch: BatchOutcome, todo: deque[tuple[int, int]]) -> None:
         """Hand each successful call to the storage; retry or record each failed one."""
@@ -199,10 +238,9 @@ class RunLoop:
                     self.hooks.acme_core_call_finished(run=self.info, outcome=outcome)
             else:
                 self._failed(outcome, todo)
-        self.sizer.observe(seconds, len(done))
+        self.sizer.observe(seconds, len(done), size_of(batch.values[0]) if batch.values else 0)
         self.summary.n_done += len(done)
-        if self.manifest is not None and done:
-            self.manifest.done(done)
+        self._unrecorded += done
 
     def _failed(self, outcome: CallOutcome, todo: deque[tuple[int, int]]) -> None:
         if self._retry(outcome):
