@@ -268,24 +268,26 @@ def test_sigint_mid_run_leaves_nothing(slurm, tmp_path):
 
 
 # ------------------------------------------------------------------ one cluster, many runs
+@pytest.fixture(scope="class")
+def client(slurm, tmp_path_factory):
+    """Eight workers started by backend="slurm" with ``stop_client=False``, then reused."""
+    name = _name("shared")
+    logs = tmp_path_factory.mktemp("shared_logs")
+    with ParallelMap(node_of, [0], write_worker_results=False, backend="slurm", n_workers=8,
+                     stop_client=False, setup_interactive=False,
+                     backend_options={"job_name": name, "log_directory": str(logs)}) as pm:
+        pm.compute()
+    client = running_client()
+    assert client is not None and len(client.scheduler_info()["workers"]) == 8
+    client.acme_test_job_name = name
+    yield client
+    cluster_cleanup(client)
+    _assert_gone(name)
+
+
 class TestOnOneSlurmCluster:
     """Eight workers (8 one-CPU jobs over n1 and n2), started by backend="slurm" with
     ``stop_client=False`` and reused by every test of this class, as ACME's docs suggest."""
-
-    @pytest.fixture(scope="class")
-    def client(self, slurm, tmp_path_factory):
-        name = _name("shared")
-        logs = tmp_path_factory.mktemp("shared_logs")
-        with ParallelMap(node_of, [0], write_worker_results=False, backend="slurm", n_workers=8,
-                         stop_client=False, setup_interactive=False,
-                         backend_options={"job_name": name, "log_directory": str(logs)}) as pm:
-            pm.compute()
-        client = running_client()
-        assert client is not None and len(client.scheduler_info()["workers"]) == 8
-        client.acme_test_job_name = name
-        yield client
-        cluster_cleanup(client)
-        _assert_gone(name)
 
     def test_200_calls_spread_over_both_nodes(self, client):
         start = time.perf_counter()

@@ -154,7 +154,15 @@ class _closing_new_clusters:
 
 
 def keep_client(client: Any) -> None:
-    """Hold a strong reference to ``client`` until :func:`cluster_cleanup` (ACME's reuse)."""
+    """Hold a strong reference to ``client`` until :func:`cluster_cleanup` (ACME's reuse).
+
+    Examples
+    --------
+    >>> from acme_dask.setup import keep_client, local_cluster_setup, cluster_cleanup
+    >>> client = local_cluster_setup(n_workers=1, interactive=False)
+    >>> keep_client(client)       # survives losing every other reference
+    >>> cluster_cleanup(client)   # forgets it again
+    """
     _kept[id(client)] = client
 
 
@@ -587,6 +595,11 @@ def remove_credentials_with(cluster: Any, folder: str) -> None:
 
     dask-jobqueue writes the worker credentials as temporary files it deletes when they are
     garbage collected; closing them here first keeps the two from racing.
+
+    Examples
+    --------
+    >>> from acme_dask.setup import remove_credentials_with
+    >>> remove_credentials_with(cluster, folder)     # doctest: +SKIP
     """
     files = [getattr(cluster, f"_job_{key}") for key in ("ca_file", "cert", "key")
              if hasattr(cluster, f"_job_{key}")]
@@ -608,6 +621,14 @@ def wait_for_workers(cluster: Any, n_workers: int, n_workers_startup: int, timeo
     ------
     TimeoutError
         Nobody was asked and fewer than ``max(1, n_workers_startup)`` workers came.
+
+    Examples
+    --------
+    >>> from acme_dask.setup import wait_for_workers
+    >>> cluster.scale(4)                                              # doctest: +SKIP
+    >>> wait_for_workers(cluster, 4, 1, timeout=60, interactive=False,
+    ...                  interactive_wait=10)                         # doctest: +SKIP
+    4
     """
     interactive = interactive and sys.stdin is not None and sys.stdin.isatty()
     start = time.monotonic()
