@@ -254,7 +254,7 @@ def positional_only(a, b, /, c=1):
 
 def allocate_gib(x, gib):
     """Hold ``gib`` GiB of touched memory (every page written once), return ``x``."""
-    block = np.empty(int(gib * 2**30) // 8)
+    block = np.empty(max(1, int(gib * 2**30) // 8))
     block[::512] = 1.0                 # one write per 4 KiB page: all of it is resident
     return x + float(block[0]) - 1.0
 
