@@ -20,7 +20,8 @@ def public_objects():
                 yield f"{module_name}.{name}", obj
 
 
-@pytest.mark.parametrize("qualname, obj", list(public_objects()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("qualname, obj",
+                         [pytest.param(q, o, id=q) for q, o in public_objects()])
 def test_public_api_has_a_numpydoc_docstring_with_an_example(qualname, obj):
     doc = inspect.getdoc(obj) or ""
     assert doc, f"{qualname} has no docstring"
