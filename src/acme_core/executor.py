@@ -116,6 +116,11 @@ class Executor(abc.ABC):
     def cancel(self) -> None:  # noqa: B027 - optional
         """Drop batches that have not started (Ctrl-C); the default does nothing."""
 
+    def status(self) -> dict[str, int]:
+        """Extra counts for the progress display, e.g. ``{"queued": 3}`` SLURM jobs still
+        waiting in the queue. Called at most once a second; must be cheap. Default: none."""
+        return {}
+
     @abc.abstractmethod
     def close(self) -> None:
         """End of the run: release what ``start`` made, as ``settings.stop_client`` says."""

@@ -326,7 +326,9 @@ class ParallelMap:
         if show is None:
             show = (self._settings.verbose is not False and sys.stderr is not None
                     and sys.stderr.isatty())
-        return ProgressBar(total, self._executor.n_workers) if show else None
+        if not show:
+            return None
+        return ProgressBar(total, self._executor.n_workers, status=self._executor.status)
 
     def _make_batch(self, indices: Sequence[int], attempt: int) -> CallBatch:
         if self._program.split is not None:

@@ -8,6 +8,8 @@ default when ``verbose`` is not False and stderr is a terminal.
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from .hookspecs import hookimpl
@@ -23,21 +25,31 @@ class ProgressBar:
     >>> bar = ProgressBar(total=3, n_workers=2, initial=1, file=io.StringIO())
     >>> bar.counts()
     {'running': 2, 'failed': 0, 'retried': 0}
+    >>> ProgressBar(total=3, n_workers=2, file=io.StringIO(),
+    ...             status=lambda: {"queued": 5}).counts()["queued"]
+    5
     """
 
-    def __init__(self, total: int, n_workers: int, initial: int = 0, file: Any = None) -> None:
+    def __init__(self, total: int, n_workers: int, initial: int = 0, file: Any = None,
+                 status: Callable[[], dict[str, int]] | None = None) -> None:
         from tqdm.auto import tqdm
 
         self.total, self.n_workers = total, n_workers
         self.done, self.failed, self.retried = initial, 0, 0
+        self._status = status
+        self._extra: dict[str, int] = {}
+        self._asked = 0.0
         self.bar = tqdm(total=total, initial=initial, file=file or sys.stderr, unit="call",
                         dynamic_ncols=True, smoothing=0.05)
 
     def counts(self) -> dict[str, int]:
-        """The figures shown after the bar."""
+        """The figures shown after the bar (plus the backend's own, e.g. queued jobs)."""
         left = self.total - self.done - self.failed
+        if self._status is not None and time.monotonic() - self._asked >= 1.0:
+            self._asked = time.monotonic()
+            self._extra = self._status()
         return {"running": min(self.n_workers, left), "failed": self.failed,
-                "retried": self.retried}
+                "retried": self.retried, **self._extra}
 
     def _show(self, advance: int) -> None:
         self.bar.set_postfix(self.counts(), refresh=False)
