@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import pickle
+import platform
 import random
 from typing import Any
 
@@ -129,13 +130,16 @@ class SiteSlurmExecutor(SlurmExecutor):
         else:
             site.check_partition(partition, partitions)
             site.check_arch(partition)
+        mem = s.mem_per_worker
+        if mem_mb is None and platform.machine() in site.foreign_default_mem:
+            mem_mb = site.foreign_default_mem[platform.machine()]
+            mem = f"{mem_mb}MB"
         if cores is None:
             cores = site.derive_cores(partition, mem_mb)
-        job_extra = list(opts.get("job_extra", []))
-        if opts.get("log_directory") is None:
-            job_extra = site.job_extra(job_extra)
+        job_extra = site.job_extra(opts.get("job_extra"), opts.get("log_directory"))
         opts.update(cores=cores, job_extra=job_extra, mem_cushion=cushion)
-        self.settings = dataclasses.replace(s, partition=partition, options=opts)
+        self.settings = dataclasses.replace(s, partition=partition, mem_per_worker=mem,
+                                            options=opts)
         return super()._start_cluster(run)
 
     def _measure(self, run: RunContext) -> float:

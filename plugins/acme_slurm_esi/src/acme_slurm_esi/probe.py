@@ -149,6 +149,8 @@ def measure_calls(program_bytes: bytes, calls: list[tuple[int, Any]], time_cap: 
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         reader.join(5)
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def _report(result: ProbeResult, k: int, n: int, time_cap: float) -> None:

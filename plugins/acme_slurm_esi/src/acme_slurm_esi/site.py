@@ -125,13 +125,15 @@ class Site:
         --------
         >>> import os
         >>> from acme_slurm_esi.esi import ESI
+        >>> saved = os.environ.get("ACME_SLURM_ESI_NODE")
         >>> os.environ["ACME_SLURM_ESI_NODE"] = "1"
         >>> ESI.claim().backend
         'slurm-esi'
         >>> os.environ["ACME_SLURM_ESI_NODE"] = "0"
         >>> ESI.claim() is None
         True
-        >>> del os.environ["ACME_SLURM_ESI_NODE"]
+        >>> if saved is None: del os.environ["ACME_SLURM_ESI_NODE"]
+        ... else: os.environ["ACME_SLURM_ESI_NODE"] = saved
         """
         forced = os.environ.get(self.node_env, "").strip()
         if forced == "0":
@@ -255,10 +257,11 @@ class Site:
         log.debug(f"Using {os.path.dirname(path)} for SLURM logs")
         return f"--output={path}"
 
-    def job_extra(self, job_extra: list[str] | None) -> list[str]:
-        """``job_extra`` checked, plus the site's default ``--output=`` unless it has one."""
+    def job_extra(self, job_extra: list[str] | None, log_directory: Any = None) -> list[str]:
+        """``job_extra`` checked, plus the site's default ``--output=`` unless it has one or
+        a ``log_directory`` was chosen."""
         job_extra = dask_setup._check_job_extra([] if job_extra is None else list(job_extra))
-        if not any(o.startswith(("--output", "-o")) for o in job_extra):
+        if log_directory is None and not any(o.startswith(("--output", "-o")) for o in job_extra):
             default = self.default_output()
             if default is not None:
                 job_extra.append(default)
@@ -366,7 +369,7 @@ def site_cluster_setup(site: Site, partition: str, n_workers: int | None = None,
         cores_per_worker = site.derive_cores(partition, mem_mb)
         log.debug(f"Derived core-count from partition: `cores_per_worker={cores_per_worker}`")
     cores_per_worker = dask_setup._check_int("cores_per_worker", cores_per_worker, 1)
-    job_extra = site.job_extra(job_extra)
+    job_extra = site.job_extra(job_extra, kwargs.get("log_directory"))
     return dask_setup.slurm_cluster_setup(
         partition, n_cores=cores_per_worker, n_workers=n_workers,
         processes_per_worker=processes_per_worker,
