@@ -9,6 +9,12 @@ The run's program (function, broadcast arguments, storage writer) is scattered o
 worker under a key unique to the run (``hash=False``), so back-to-back runs with identical
 arguments never share, and never lose, each other's data. Every batch is one
 ``run_batch(program, batch)`` task submitted with ``pure=False``.
+
+A worker that dies while it runs calls (killed, over its SLURM ``--mem``, its job cancelled)
+costs no call: dask re-runs them elsewhere, and the run's log names the worker, its SLURM
+job and the calls it held (read from the scheduler's ``remove-worker`` events, since dask's
+own retries never reach acme-core). When every worker is gone, batches wait for a
+replacement job instead of failing to scatter the run's program.
 """
 
 from __future__ import annotations
@@ -66,6 +72,22 @@ def _lost_worker_types() -> tuple[type[BaseException], ...]:
     return tuple(types)
 
 
+def _lost_worker_timeout() -> float:
+    """Seconds until dask forgets a worker that vanished (``distributed.deploy.lost-worker-timeout``)."""
+    import dask
+    from dask.utils import parse_timedelta
+
+    return float(parse_timedelta(dask.config.get("distributed.deploy.lost-worker-timeout", "15s")))
+
+
+def _removed_workers(dask_scheduler: Any = None) -> list[tuple[float, str, list[Any]]]:
+    """Run on the scheduler: every ``remove-worker`` event as (time, worker, the keys it
+    was processing), in plain types."""
+    return [(stamp, str(msg.get("worker")), list(msg.get("processing-tasks", ())))
+            for stamp, msg in dask_scheduler.get_events("all")
+            if isinstance(msg, dict) and msg.get("action") == "remove-worker"]
+
+
 class DaskExecutor(FuturesExecutor):
     """Backend ``"dask"``: the running dask client, or a local loopback-only cluster.
 
@@ -90,6 +112,9 @@ class DaskExecutor(FuturesExecutor):
         self._last_health = 0.0
         self._no_workers_since: float | None = None
         self._lost: tuple[type[BaseException], ...] = ()
+        self._batch_of_key: dict[Any, CallBatch] = {}   # this run's dask keys -> batches
+        self._seen_events: set[tuple[Any, Any]] = set()
+        self._labels: dict[str, str] = {}                 # worker address -> description
         self._validate(settings.options)
 
     def _validate(self, options: dict[str, Any]) -> None:
@@ -116,6 +141,7 @@ class DaskExecutor(FuturesExecutor):
                 if self._client is None:
                     raise ConnectionAbortedError("Could not start distributed computing client.")
             self._ref = PickledProgram(run.program_bytes, run.info.run_id, run.sys_path)
+            self._online()
             self._scatter_program()
             self._n = max(1, self._threads_online(), self._target)
         except BaseException:
@@ -163,8 +189,15 @@ class DaskExecutor(FuturesExecutor):
     def _submit_future(self, batch: CallBatch) -> Any:
         if self._program is None or self._program.status != "finished":
             log.debug("The run's program was lost with its workers; scattering it again.")
+            # scatter() fails ("No valid workers found") while no worker is online, e.g.
+            # after the only SLURM job was cancelled: wait for a replacement job first.
+            while self._online() == 0:
+                self._check_health()
+                time.sleep(0.5)
             self._scatter_program()
-        return self._client.submit(run_batch, self._program, batch, pure=False)
+        future = self._client.submit(run_batch, self._program, batch, pure=False)
+        self._batch_of_key[future.key] = batch
+        return future
 
     def _is_lost_worker(self, exc: BaseException) -> bool:
         return isinstance(exc, self._lost) or "lost dependencies" in str(exc).lower()
@@ -175,13 +208,26 @@ class DaskExecutor(FuturesExecutor):
             self._check_health()
         return outcomes
 
+    def _online(self) -> int:
+        """Workers online now; describes each new one for :meth:`_report_lost_workers`."""
+        workers = self._client.scheduler_info().get("workers", {})
+        for address, info in workers.items():
+            if address not in self._labels:
+                self._labels[address] = self._label(address, str(info.get("name", "")))
+        return len(workers)
+
+    def _label(self, address: str, name: str) -> str:
+        return f"{address} ({name})" if name and name != address else address
+
     def _check_health(self) -> None:
-        """Every few seconds: replace lost SLURM jobs; give up when no worker is left."""
+        """Every few seconds: log lost workers, replace lost SLURM jobs, and give up when no
+        worker is left for longer than a replacement can take."""
         now = time.monotonic()
         if now - self._last_health < HEALTH_INTERVAL:
             return
         self._last_health = now
-        online = setup.count_online_workers(self._client)
+        self._report_lost_workers()
+        online = self._online()
         if online:
             self._no_workers_since = None
         elif self._no_workers_since is None:
@@ -189,13 +235,40 @@ class DaskExecutor(FuturesExecutor):
         if self._owned:
             self._replace_lost_workers(online)
         waited = now - self._no_workers_since if self._no_workers_since is not None else 0.0
-        limit = max(float(self.settings.setup_timeout), 2 * HEALTH_INTERVAL)
+        # a lost SLURM job is replaced only once dask-jobqueue has forgotten it
+        # (distributed's lost-worker-timeout), and the replacement then has to start
+        limit = max(float(self.settings.setup_timeout), 2 * HEALTH_INTERVAL) + _lost_worker_timeout()
         if waited > limit:
             raise RuntimeError(f"Parallel computation stalled: no active workers found for "
                                f"{waited:.0f} s (client {self._client}).")
 
     def _replace_lost_workers(self, online: int) -> None:
         """Local clusters restart dead workers themselves (nannies)."""
+
+    def _report_lost_workers(self) -> None:
+        """Log each worker the scheduler removed while it ran calls of this run.
+
+        dask re-runs such calls on other workers by itself, so acme-core never sees them
+        fail: without this log line a killed worker would leave no trace in the run's log.
+        """
+        if not self._batch_of_key or self._client is None:
+            return
+        try:
+            # not client.get_events("all"): that topic can hold events the scheduler cannot
+            # serialise (WorkerState objects of "replicate", logged by broadcast scatters)
+            removed = self._client.run_on_scheduler(_removed_workers)
+        except Exception as exc:  # noqa: BLE001 - only a log line; the client may be gone
+            log.debug(f"could not read the scheduler's events: {exc!r}")
+            return
+        for stamp, address, keys in removed:
+            if (stamp, address) in self._seen_events:
+                continue
+            self._seen_events.add((stamp, address))
+            batches = [self._batch_of_key[k] for k in keys if k in self._batch_of_key]
+            if batches:
+                calls = sorted(i for b in batches for i in b.indices)
+                log.warning(f"Worker {self._labels.get(address, address)} was lost while "
+                            f"running call(s) {calls}; they run again on another worker.")
 
     def cancel(self) -> None:
         with self._lock:
@@ -212,6 +285,7 @@ class DaskExecutor(FuturesExecutor):
         return self._owned if stop == "auto" else bool(stop)
 
     def close(self) -> None:
+        self._report_lost_workers()
         self._stop(force=False)
 
     def _stop(self, force: bool) -> None:
@@ -222,6 +296,7 @@ class DaskExecutor(FuturesExecutor):
         client = self._client
         if client is None:
             return
+        self._batch_of_key.clear()
         if force or self._stop_wanted():
             self.cancel()
             self._client = None
@@ -325,6 +400,14 @@ class SlurmExecutor(DaskExecutor):
         log.info(f"n_workers='auto': starting {n} SLURM worker(s) for {n_calls} calls "
                  f"({idle if idle is not None else 'unknown'} idle CPUs in {partition or '?'})")
         return n
+
+    def _label(self, address: str, name: str) -> str:
+        # the SLURM job is looked up when the worker is first seen: dask-jobqueue forgets a
+        # lost job (and gives its name to the replacement) after lost-worker-timeout
+        jobs = dict(getattr(self._cluster, "workers", None) or {})   # a copy: atomic
+        job = getattr(jobs.get(name), "job_id", None)
+        label = super()._label(address, name)
+        return f"{label}, SLURM job {job}" if job else label
 
     def _replace_lost_workers(self, online: int) -> None:
         cluster = self._cluster
