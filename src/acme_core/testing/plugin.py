@@ -10,6 +10,9 @@ from .. import plugins
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "acme_capability(name): skip unless the backend declares this capability")
+    config.addinivalue_line(
+        "markers", "acme_own_workers: the test's runs must start workers of their own, so a "
+                   "class that shares workers across tests stops them first")
 
 
 @pytest.fixture
