@@ -30,3 +30,24 @@ def register(fresh_plugins):
         pm = fresh_plugins.get_plugin_manager()
         if pm.get_plugin(name) is not None:
             pm.unregister(name=name)
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A usable SLURM cluster (``shared/slurm/start-slurm.sh``), or skip; with
+    ``REQUIRE_SLURM=1`` (CI) a missing cluster fails instead. Shared by every SLURM test
+    module."""
+    import os
+    import shutil
+    import subprocess
+
+    ok = False
+    if shutil.which("sinfo"):
+        r = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
+                           timeout=30)
+        ok = r.returncode == 0 and any(s in r.stdout for s in ("idle", "mix", "alloc"))
+    if not ok:
+        if os.environ.get("REQUIRE_SLURM") == "1":
+            pytest.fail("REQUIRE_SLURM=1 but no usable SLURM cluster (run start-slurm.sh)")
+        pytest.skip("no SLURM cluster available")
+    return {"default_partition": "8GBS", "slots": 8}

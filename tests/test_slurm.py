@@ -1,6 +1,7 @@
 """Backend "slurm" and ``slurm_cluster_setup`` on a real SLURM (``shared/slurm/start-slurm.sh``).
 
-Without a cluster these tests skip, except with ``REQUIRE_SLURM=1`` (CI), where they fail.
+Without a cluster these tests skip, except with ``REQUIRE_SLURM=1`` (CI), where they fail
+(the ``slurm`` fixture of tests/conftest.py).
 Nothing here mocks sbatch or dask-jobqueue: jobs are real, on the virtual nodes n1 and n2.
 """
 
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import stat
 import subprocess
@@ -31,21 +31,6 @@ from tests.test_dask_funcs import node_of, triple_sum
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GONE_WITHIN = 15.0
-
-
-@pytest.fixture(scope="session")
-def slurm():
-    """A usable SLURM cluster, or skip (fail with REQUIRE_SLURM=1)."""
-    ok = False
-    if shutil.which("sinfo"):
-        r = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
-                           timeout=30)
-        ok = r.returncode == 0 and any(s in r.stdout for s in ("idle", "mix", "alloc"))
-    if not ok:
-        if os.environ.get("REQUIRE_SLURM") == "1":
-            pytest.fail("REQUIRE_SLURM=1 but no usable SLURM cluster (run start-slurm.sh)")
-        pytest.skip("no SLURM cluster available")
-    return {"default_partition": "8GBS", "slots": 8}
 
 
 @pytest.fixture(autouse=True)
