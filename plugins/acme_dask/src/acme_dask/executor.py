@@ -404,7 +404,8 @@ class SlurmExecutor(DaskExecutor):
     def _label(self, address: str, name: str) -> str:
         # the SLURM job is looked up when the worker is first seen: dask-jobqueue forgets a
         # lost job (and gives its name to the replacement) after lost-worker-timeout
-        jobs = dict(getattr(self._cluster, "workers", None) or {})   # a copy: atomic
+        cluster = self._cluster or getattr(self._client, "cluster", None)   # also attached
+        jobs = dict(getattr(cluster, "workers", None) or {})   # a copy: atomic
         job = getattr(jobs.get(name), "job_id", None)
         label = super()._label(address, name)
         return f"{label}, SLURM job {job}" if job else label
