@@ -224,30 +224,39 @@ def worker_name() -> str:
     return f"{name}/slurm-{job}" if job else name
 
 
-_programs: OrderedDict[str, CallProgram] = OrderedDict()
+ProgramRef = CallProgram | PickledProgram | ProgramFile
+
+#: Programs this worker process has loaded, by run id, with the reference they came from.
+_programs: OrderedDict[str, tuple[CallProgram, ProgramRef]] = OrderedDict()
 _KEEP_PROGRAMS = 4
 
 
-ProgramRef = CallProgram | PickledProgram | ProgramFile
-
-
 def load_program(ref: ProgramRef) -> CallProgram:
-    """Return the run's program, unpickling it at most once per process and run."""
+    """Return the run's program, unpickling it at most once per process and run.
+
+    A program holds the run's broadcast and (small) split arguments, so a worker keeps few:
+    when it loads a new one it drops those whose :class:`ProgramFile` is gone (the run
+    ended and removed it), and at most ``_KEEP_PROGRAMS`` in all (oldest first).
+    """
     if isinstance(ref, CallProgram):
         return ref
-    program = _programs.get(ref.run_id)
-    if program is None:
-        for entry in ref.sys_path:
-            if entry not in sys.path:
-                sys.path.append(entry)
-        if isinstance(ref, ProgramFile):
-            with open(ref.path, "rb") as fh:
-                program = pickle.load(fh)
-        else:
-            program = pickle.loads(ref.data)
-        _programs[ref.run_id] = program
-        while len(_programs) > _KEEP_PROGRAMS:
-            _programs.popitem(last=False)
+    cached = _programs.get(ref.run_id)
+    if cached is not None:
+        return cached[0]
+    for entry in ref.sys_path:
+        if entry not in sys.path:
+            sys.path.append(entry)
+    if isinstance(ref, ProgramFile):
+        with open(ref.path, "rb") as fh:
+            program = pickle.load(fh)
+    else:
+        program = pickle.loads(ref.data)
+    for run_id, (_, old) in list(_programs.items()):
+        if isinstance(old, ProgramFile) and not os.path.exists(old.path):
+            del _programs[run_id]
+    _programs[ref.run_id] = (program, ref)
+    while len(_programs) > _KEEP_PROGRAMS:
+        _programs.popitem(last=False)
     return program
 
 
