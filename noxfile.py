@@ -53,6 +53,14 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def benchmarks(session: nox.Session) -> None:
-    """Storage benchmarks against bare joblib/ProcessPoolExecutor peers (never run by CI)."""
+    """Benchmarks against the bare peers, never run by CI: benchmarks/run.py (storages) and
+    benchmarks/speed.py (tiny/sleep calls, cold start, dask, SLURM when sinfo answers).
+    ``nox -s benchmarks -- run --quick`` or ``-- speed --quick`` runs one of them with
+    those arguments; any other arguments go to both."""
     session.install(*PACKAGES, *TEST_PLUGINS, "-e", ".[test]")
-    session.run("python", "benchmarks/run.py", *session.posargs)
+    args = list(session.posargs)
+    scripts = ["run", "speed"]
+    if args and args[0] in scripts:
+        scripts = [args.pop(0)]
+    for script in scripts:
+        session.run("python", f"benchmarks/{script}.py", *args)
