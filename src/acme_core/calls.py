@@ -243,6 +243,9 @@ def load_program(ref: ProgramRef) -> CallProgram:
     cached = _programs.get(ref.run_id)
     if cached is not None:
         return cached[0]
+    for run_id, (_, old) in list(_programs.items()):   # before loading: lower peak RSS
+        if isinstance(old, ProgramFile) and not os.path.exists(old.path):
+            del _programs[run_id]
     for entry in ref.sys_path:
         if entry not in sys.path:
             sys.path.append(entry)
@@ -251,9 +254,6 @@ def load_program(ref: ProgramRef) -> CallProgram:
             program = pickle.load(fh)
     else:
         program = pickle.loads(ref.data)
-    for run_id, (_, old) in list(_programs.items()):
-        if isinstance(old, ProgramFile) and not os.path.exists(old.path):
-            del _programs[run_id]
     _programs[ref.run_id] = (program, ref)
     while len(_programs) > _KEEP_PROGRAMS:
         _programs.popitem(last=False)
