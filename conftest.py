@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# SLURM tests run on one machine: keep the scheduler and its workers on loopback (dask-jobqueue
+# reads this when a run does not name an interface), so no test traffic uses eth0's address.
+os.environ.setdefault("DASK_JOBQUEUE__SLURM__INTERFACE", "lo")
 
 
 @pytest.fixture(autouse=True)

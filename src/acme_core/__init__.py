@@ -10,7 +10,7 @@ Examples
 [18, 24, 30, 36]
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ArgumentMismatchError,
@@ -19,13 +19,31 @@ from .errors import (
     UnknownKeywordError,
 )
 from .hookspecs import AutoClaim, ExecutorSpec, StorageSpec, hookimpl
-from .load import load
-from .parallel_map import ParallelMap
 
-try:
-    __version__ = version("acme-core")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree
-    __version__ = "0+unknown"
+if TYPE_CHECKING:  # imported on first use: worker processes only need acme_core.calls
+    from .load import load
+    from .parallel_map import ParallelMap
+
+_LAZY = {"ParallelMap": "parallel_map", "load": "load"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            globals()[name] = version("acme-core")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            globals()[name] = "0+unknown"
+        return globals()[name]
+    raise AttributeError(f"module 'acme_core' has no attribute {name!r}")
+
 
 __all__ = [
     "ArgumentMismatchError",

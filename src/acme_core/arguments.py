@@ -56,6 +56,7 @@ class BoundArgument:
     value: Any
     default: Any = _EMPTY
     split: bool = False
+    size: int = 0  # bytes, as size_of measures them (set by build_call_plan)
 
 
 @dataclass
@@ -373,13 +374,17 @@ def _warn_about(bound: list[BoundArgument], name: str, max_arg_size_mb: float) -
         if callable(arg.value) and not arg.split and not isinstance(arg.value, type):
             log.warning(f"Found a single callable object in {arg.label} of {name}: it is not "
                         f"called by ParallelMap; every call receives the same object.")
-        size = size_of(arg.value) / 1024**2
+        arg.size = size_of(arg.value)
+        size = arg.size / 1024**2
         if size > max_arg_size_mb:
             log.warning(
                 f"{arg.label} of {name}: argument size {size:.2f} MB exceeds recommended limit of "
                 f"{max_arg_size_mb:g} MB. Distributing large variables across workers may result "
                 f"in poor performance; consider passing a file name and loading the data in {name}."
             )
+
+
+_SCALARS = frozenset({int, float, bool, complex, str, bytes, type(None)})
 
 
 def size_of(obj: Any) -> int:
@@ -412,6 +417,9 @@ def size_of(obj: Any) -> int:
             total += item.nbytes + sys.getsizeof(item, 0) * (item.base is not None)
             continue
         total += sys.getsizeof(item, 0)
+        if isinstance(item, (list, tuple)) and all(type(v) in _SCALARS for v in item):
+            total += sum(map(sys.getsizeof, item))  # flat sequences of scalars: no walk
+            continue
         if isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())

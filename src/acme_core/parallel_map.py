@@ -12,7 +12,7 @@ from typing import Any
 
 from . import manifest, plugins
 from . import output_dir as outdir
-from .arguments import CallPlan, build_call_plan, size_of
+from .arguments import CallPlan, build_call_plan
 from .calls import CallBatch, CallOutcome, CallProgram
 from .dryrun import dry_run
 from .errors import ParallelComputationError
@@ -396,12 +396,7 @@ INLINE_SPLIT_BYTES = 16 * 1024**2
 
 
 def _small(plan: CallPlan) -> bool:
-    total = 0
-    for arg in plan.split_arguments:
-        total += size_of(arg.value)
-        if total > INLINE_SPLIT_BYTES:
-            return False
-    return True
+    return sum(arg.size for arg in plan.split_arguments) <= INLINE_SPLIT_BYTES
 
 
 def _logger_names() -> list[str]:

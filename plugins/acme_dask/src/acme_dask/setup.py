@@ -265,6 +265,8 @@ def cluster_cleanup(client: Any = None) -> None:
     else:
         what = f"cluster {getattr(cluster, 'job_name', None) or address}"
     _kept.pop(id(client), None)
+    if cluster is not None and not isinstance(cluster, LocalCluster):
+        _close_workers_first(client)
     try:
         client.shutdown()
     except Exception as exc:  # noqa: BLE001 - the scheduler may be gone already
@@ -273,6 +275,30 @@ def cluster_cleanup(client: Any = None) -> None:
         if cluster is not None:
             cluster.close()
     log.info(f"Successfully shut down {what} containing {n} workers")
+
+
+def _close_workers_first(client: Any, timeout: float = 10.0) -> None:
+    """Ask every worker (and its nanny) to exit, and wait until they have left.
+
+    Cancelling a SLURM job sends SIGTERM to its processes in no particular order: when the
+    worker gets it before its nanny, the nanny starts a new worker, the job's shell dies and
+    the nanny is orphaned (without cgroups SLURM loses track of it) until dask's death
+    timeout. Workers that close themselves end their jobs cleanly, so the cancellation
+    that follows finds nothing left to signal.
+    """
+    def close_all(dask_scheduler: Any) -> int:
+        for address in list(dask_scheduler.workers):
+            dask_scheduler.close_worker(address)
+        return len(dask_scheduler.workers)
+
+    try:
+        if not client.run_on_scheduler(close_all):
+            return
+        deadline = time.monotonic() + timeout
+        while client.scheduler_info().get("workers") and time.monotonic() < deadline:
+            time.sleep(0.1)
+    except Exception as exc:  # noqa: BLE001 - the scheduler may be gone already
+        log.debug(f"closing the workers before their jobs failed: {exc!r}")
 
 
 # ---------------------------------------------------------------------------------- SLURM
