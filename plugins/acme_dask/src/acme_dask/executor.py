@@ -410,6 +410,17 @@ class SlurmExecutor(DaskExecutor):
         label = super()._label(address, name)
         return f"{label}, SLURM job {job}" if job else label
 
+    def status(self) -> dict[str, int]:
+        """SLURM jobs submitted whose worker has not connected yet (the progress display's
+        "queued")."""
+        cluster = self._cluster or getattr(self._client, "cluster", None)
+        try:
+            submitted = len(dict(getattr(cluster, "workers", None) or {}))
+            online = setup.count_online_workers(self._client)
+        except Exception:  # noqa: BLE001 - a display detail must never fail a run
+            return {}
+        return {"queued": max(0, submitted - online)}
+
     def _replace_lost_workers(self, online: int) -> None:
         cluster = self._cluster
         if cluster is None or online >= self._scale_n:
