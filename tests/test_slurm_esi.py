@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -35,21 +34,6 @@ from tests.funcs import allocate_gib, sleepy, slurm_job_of
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GONE_WITHIN = 15.0
-
-
-@pytest.fixture(scope="session")
-def slurm():
-    """A usable SLURM cluster, or skip (fail with REQUIRE_SLURM=1)."""
-    ok = False
-    if shutil.which("sinfo"):
-        r = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True,
-                           timeout=30)
-        ok = r.returncode == 0 and any(s in r.stdout for s in ("idle", "mix", "alloc"))
-    if not ok:
-        if os.environ.get("REQUIRE_SLURM") == "1":
-            pytest.fail("REQUIRE_SLURM=1 but no usable SLURM cluster (run start-slurm.sh)")
-        pytest.skip("no SLURM cluster available")
-    return {"default_partition": "8GBS", "slots": 8}
 
 
 @pytest.fixture(autouse=True)
