@@ -180,3 +180,23 @@ def test_in_memory_results_match_joblib():
                           n_workers=2).compute()
     on_joblib = ParallelMap(f, *args, write_worker_results=False, backend="joblib").compute()
     assert on_dask == on_joblib
+
+
+def test_credentials_of_dead_processes_are_removed_and_live_ones_kept(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from acme_dask.setup import OWNER_FILE, private_directory
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    for name, owner in (("tls-stale", f"{socket.gethostname()} {dead}"),
+                        ("tls-other-host", f"another-node {dead}"),
+                        ("tls-alive", f"{socket.gethostname()} {os.getpid()}")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / OWNER_FILE).write_text(owner)
+    mine = private_directory(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["tls-other-host", "tls-alive", os.path.basename(mine)])
+    assert (tmp_path / os.path.basename(mine) / OWNER_FILE).read_text().split()[1] == str(os.getpid())

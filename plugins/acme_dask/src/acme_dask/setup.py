@@ -14,6 +14,7 @@ import os
 import select
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -374,7 +375,37 @@ def private_directory(base: str | None = None) -> str:
     """
     base = os.path.expanduser(base or os.path.join("~", ".acme_dask"))
     os.makedirs(base, mode=0o700, exist_ok=True)
-    return tempfile.mkdtemp(prefix="tls-", dir=base)
+    _remove_stale_directories(base)
+    folder = tempfile.mkdtemp(prefix="tls-", dir=base)
+    with open(os.path.join(folder, OWNER_FILE), "w") as fh:
+        fh.write(f"{socket.gethostname()} {os.getpid()}\n")
+    return folder
+
+
+#: Written into every credentials folder: the host and process that own it.
+OWNER_FILE = "owner"
+
+
+def _remove_stale_directories(base: str) -> None:
+    """Delete credentials folders left by processes of this host that died without cleaning
+    up (SIGKILL, a lost session); folders of other hosts and of live processes are kept."""
+    here = socket.gethostname()
+    for name in os.listdir(base):
+        folder = os.path.join(base, name)
+        try:
+            with open(os.path.join(folder, OWNER_FILE)) as fh:
+                host, pid = fh.read().split()
+        except (OSError, ValueError):
+            continue
+        if host != here:
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            log.debug(f"removed stale TLS credentials {folder} of dead process {pid}")
+        except (PermissionError, ValueError):
+            continue
 
 
 def _check_job_extra(job_extra: Any) -> list[str]:
