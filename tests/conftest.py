@@ -51,3 +51,18 @@ def slurm():
             pytest.fail("REQUIRE_SLURM=1 but no usable SLURM cluster (run start-slurm.sh)")
         pytest.skip("no SLURM cluster available")
     return {"default_partition": "8GBS", "slots": 8}
+
+
+@pytest.fixture
+def no_dask_client_left(request):
+    """Fail a test (not in a class that shares a cluster on purpose) that leaves a dask
+    client running, after stopping it."""
+    yield
+    if request.node.cls is None:
+        from acme_dask import cluster_cleanup
+        from acme_dask.setup import running_client
+
+        client = running_client()
+        if client is not None:
+            cluster_cleanup(client)
+            pytest.fail(f"a dask client was left running: {client}")

@@ -27,64 +27,17 @@ from acme_dask.slurm import get_slurm_partitions, partition_memory
 
 from acme_core import ParallelComputationError, ParallelMap, plugins
 from tests.funcs import fail_on_3
+from tests.slurm_helpers import active_jobs, assert_gone, squeue_jobs
 from tests.test_dask_funcs import node_of, triple_sum
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GONE_WITHIN = 15.0
 
 
-@pytest.fixture(autouse=True)
-def _no_client_left(request):
-    yield
-    if request.node.cls is None:          # the class below shares one cluster on purpose
-        client = running_client()
-        if client is not None:
-            cluster_cleanup(client)
-            pytest.fail(f"a dask client was left running: {client}")
+pytestmark = pytest.mark.usefixtures("no_dask_client_left")
 
 
 def _name(what: str) -> str:
     return f"acmetest_{what}_{uuid.uuid4().hex[:6]}"
-
-
-def _active_jobs(name: str) -> list[str]:
-    out = subprocess.run(["squeue", "-h", "-n", name, "-t", "PD,CF,R,CG", "-o", "%i"],
-                         capture_output=True, text=True, timeout=30)
-    return out.stdout.split()
-
-
-def _all_jobs(name: str) -> list[str]:
-    """Every job of that name, finished ones included (kept 10 min, MinJobAge=600)."""
-    out = subprocess.run(["squeue", "-h", "-n", name, "-t", "all", "-o", "%i"],
-                         capture_output=True, text=True, timeout=30)
-    return out.stdout.split()
-
-
-def _worker_processes(name: str) -> list[int]:
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter(["pid", "cmdline"]):
-        try:
-            if "distributed.cli.dask_worker" not in " ".join(proc.info["cmdline"] or []):
-                continue
-            if proc.environ().get("SLURM_JOB_NAME") == name:
-                found.append(proc.pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
-
-
-def _assert_gone(name: str, within: float = GONE_WITHIN) -> float:
-    """Within ``within`` s no job of ``name`` is pending/running and no worker process lives."""
-    start = time.monotonic()
-    while True:
-        jobs, procs = _active_jobs(name), _worker_processes(name)
-        if not jobs and not procs:
-            return time.monotonic() - start
-        if time.monotonic() - start > within:
-            pytest.fail(f"{within} s after the run: jobs {jobs}, worker processes {procs}")
-        time.sleep(0.5)
 
 
 def _batch_script(job_id: str) -> str:
@@ -129,7 +82,7 @@ def test_job_script_carries_partition_memory_time_and_tls(slurm, tmp_path, caplo
                                       log_directory=str(tmp_path / "logs"), job_name=name)
     try:
         assert "Capping memory at partition limit" in caplog.text
-        (job_id,) = _active_jobs(name)
+        (job_id,) = active_jobs(name)
         script = _batch_script(job_id)
         for line in ("#SBATCH -p 16GBXS", "#SBATCH --mem=16284M", "#SBATCH -t 00:05:00",
                      f"#SBATCH -J {name}", f"#SBATCH -o {tmp_path / 'logs'}"):
@@ -142,20 +95,20 @@ def test_job_script_carries_partition_memory_time_and_tls(slurm, tmp_path, caplo
         assert cluster.scheduler_address.startswith("tls://")
     finally:
         cluster.close()
-    _assert_gone(name)
+    assert_gone(name)
     assert os.listdir(tmp_path / "logs")
 
 
 # ------------------------------------------------------------------ start-up wait
-def test_startup_timeout_without_a_prompt_raises_and_cancels_the_jobs(slurm, tmp_path):
+def test_startup_timeout_without_a_prompt_raises_and_cancels_thesqueue_jobs(slurm, tmp_path):
     name = _name("timeout")
     with pytest.raises(TimeoutError, match="could not be started within given time-out "
                                            "interval of 1 seconds"):
         slurm_cluster_setup(n_workers=2, timeout=1, interactive=False,
                             job_extra=["--begin=now+3600"],   # pending for an hour
                             log_directory=str(tmp_path), job_name=name)
-    assert _all_jobs(name), "no job was submitted"
-    _assert_gone(name)
+    assert squeue_jobs(name), "no job was submitted"
+    assert_gone(name)
 
 
 def test_startup_prompt_keep_waiting_then_abort(slurm, tmp_path, monkeypatch):
@@ -179,7 +132,7 @@ def test_startup_prompt_keep_waiting_then_abort(slurm, tmp_path, monkeypatch):
     assert result is None
     assert [a[1:] for a in asked] == [("ka", "a"), ("ka", "a")]
     assert "Do you want to [k]eep waiting for 1s or [a]bort?" in asked[0][0]
-    _assert_gone(name)
+    assert_gone(name)
 
 
 # ------------------------------------------------------------------ no orphans
@@ -190,10 +143,10 @@ def test_normal_run_auto_workers_logs_in_the_output_dir_and_nothing_left(slurm, 
                        setup_interactive=False, backend_options={"job_name": name})
     paths = pmap.compute()
     assert len(paths) == 3
-    assert len(_all_jobs(name)) == 3            # n_workers="auto": never more jobs than calls
+    assert len(squeue_jobs(name)) == 3            # n_workers="auto": never more jobs than calls
     logs = os.listdir(out / "logs")
     assert len({n.rsplit("-", 1)[1].split(".")[0] for n in logs}) == 3, logs
-    print(f"jobs gone {_assert_gone(name):.1f} s after the run")
+    print(f"jobs gone {assert_gone(name):.1f} s after the run")
 
 
 def test_run_with_a_failing_call_leaves_nothing(slurm, tmp_path):
@@ -203,7 +156,7 @@ def test_run_with_a_failing_call_leaves_nothing(slurm, tmp_path):
                        backend_options={"job_name": name})
     with pytest.raises(ParallelComputationError, match="1/4 tasks failed"):
         pmap.compute()
-    print(f"jobs gone {_assert_gone(name):.1f} s after the run")
+    print(f"jobs gone {assert_gone(name):.1f} s after the run")
 
 
 def test_sigint_mid_run_leaves_nothing(slurm, tmp_path):
@@ -237,7 +190,7 @@ def test_sigint_mid_run_leaves_nothing(slurm, tmp_path):
             assert time.monotonic() < deadline, "".join(lines)
             time.sleep(0.2)
         time.sleep(2)                                   # calls are running on both workers
-        assert len(_active_jobs(name)) == 2
+        assert len(active_jobs(name)) == 2
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
@@ -249,7 +202,7 @@ def test_sigint_mid_run_leaves_nothing(slurm, tmp_path):
     text = "".join(lines)
     assert proc.returncode != 0 and "AFTER THE WITH BLOCK" not in text, text
     assert "KeyboardInterrupt" in text and "Successfully shut down" in text, text
-    print(f"jobs gone {_assert_gone(name):.1f} s after the process ended")
+    print(f"jobs gone {assert_gone(name):.1f} s after the process ended")
 
 
 # ------------------------------------------------------------------ one cluster, many runs
@@ -267,7 +220,7 @@ def client(slurm, tmp_path_factory):
     client.acme_test_job_name = name
     yield client
     cluster_cleanup(client)
-    _assert_gone(name)
+    assert_gone(name)
 
 
 class TestOnOneSlurmCluster:
@@ -304,7 +257,7 @@ class TestOnOneSlurmCluster:
         for a, b in zip(on_slurm, on_joblib, strict=True):
             np.testing.assert_array_equal(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
 
-    def test_a_function_from_a_local_module_reaches_the_jobs(self, client, tmp_path,
+    def test_a_function_from_a_local_module_reaches_thesqueue_jobs(self, client, tmp_path,
                                                               monkeypatch):
         folder = tmp_path / "mine"
         folder.mkdir()
@@ -317,7 +270,7 @@ class TestOnOneSlurmCluster:
         assert pmap.compute() == [2, 4, 6]
 
     def test_submitted_job_scripts_carry_partition_memory_and_tls(self, client):
-        jobs = _active_jobs(client.acme_test_job_name)
+        jobs = active_jobs(client.acme_test_job_name)
         assert len(jobs) == 8
         script = _batch_script(jobs[0])
         assert "#SBATCH -p 8GBS" in script and "#SBATCH --mem=8092M" in script, script

@@ -31,46 +31,16 @@ from acme_core import ParallelMap
 from acme_core.calls import CallProgram
 from acme_core.testing import BackendConformance
 from tests.funcs import allocate_gib, sleepy, slurm_job_of
+from tests.slurm_helpers import GONE_WITHIN, assert_gone, job_fields, squeue_jobs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GONE_WITHIN = 15.0
 
 
-@pytest.fixture(autouse=True)
-def _no_client_left(request):
-    yield
-    if request.node.cls is None:
-        client = running_client()
-        if client is not None:
-            cluster_cleanup(client)
-            pytest.fail(f"a dask client was left running: {client}")
+pytestmark = pytest.mark.usefixtures("no_dask_client_left")
 
 
 def _name(what: str) -> str:
     return f"acmeesi_{what}_{uuid.uuid4().hex[:6]}"
-
-
-def _jobs(name: str, states: str = "all") -> list[str]:
-    out = subprocess.run(["squeue", "-h", "-n", name, "-t", states, "-o", "%i"],
-                         capture_output=True, text=True, timeout=30)
-    return out.stdout.split()
-
-
-def _job_fields(job_id: str) -> dict[str, str]:
-    out = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True,
-                         text=True, timeout=30)
-    assert out.returncode == 0, out.stderr
-    return dict(tok.split("=", 1) for tok in out.stdout.split() if "=" in tok)
-
-
-def _assert_gone(name: str, within: float = GONE_WITHIN) -> float:
-    """Within ``within`` s no job of ``name`` is pending or running."""
-    start = time.monotonic()
-    while _jobs(name, "PD,CF,R,CG"):
-        if time.monotonic() - start > within:
-            pytest.fail(f"{within} s after the run jobs are left: {_jobs(name, 'PD,CF,R,CG')}")
-        time.sleep(0.3)
-    return time.monotonic() - start
 
 
 def _logged_estimate(text: str) -> float:
@@ -171,13 +141,13 @@ def test_over_asking_memory_warns_caps_and_derives_cores(slurm, tmp_path, caplog
     try:
         assert ("`mem_per_worker` of 20000MB exceeds limit of 16284MB for partition 8GBS. "
                 "Capping memory at partition limit.") in caplog.text
-        (job,) = _jobs(name, "PD,CF,R")
-        fields = _job_fields(job)
+        (job,) = squeue_jobs(name, "PD,CF,R")
+        fields = job_fields(job)
         assert (fields["Partition"], fields["MinMemoryNode"], fields["CPUs/Task"]) == \
             ("8GBS", "16284M", "2")
     finally:
         cluster.close()
-    _assert_gone(name)
+    assert_gone(name)
 
 
 def test_forty_calls_on_four_workers_in_8GBXS(slurm, tmp_path):
@@ -189,13 +159,13 @@ def test_forty_calls_on_four_workers_in_8GBXS(slurm, tmp_path):
         results = pmap.compute()
     print(f"40 calls on 4 slurm-esi workers: {time.perf_counter() - start:.1f} s")
     assert [x for x, _ in results] == list(range(40))
-    jobs = _jobs(name)
+    jobs = squeue_jobs(name)
     assert len(jobs) == 4 and {job for _, job in results} <= set(jobs)
     for job in jobs:   # 8GBXS: DefMemPerCPU 8192 -> 1 core, 8192 - 100 MB cushion
-        fields = _job_fields(job)
+        fields = job_fields(job)
         assert (fields["Partition"], fields["MinMemoryNode"], fields["CPUs/Task"]) == \
             ("8GBXS", "8092M", "1"), fields
-    print(f"jobs gone {_assert_gone(name):.1f} s after the run")
+    print(f"jobs gone {assert_gone(name):.1f} s after the run")
 
 
 def test_job_output_goes_to_the_run_directory_unless_job_extra_says_where(slurm, tmp_path):
@@ -204,9 +174,9 @@ def test_job_output_goes_to_the_run_directory_unless_job_extra_says_where(slurm,
     ParallelMap(slurm_job_of, [1, 2], output_dir=str(out), backend="slurm-esi",
                 partition="8GBXS", n_workers=1, setup_interactive=False,
                 backend_options={"job_name": name}).compute()
-    (job,) = _jobs(name)
-    assert _job_fields(job)["StdOut"].startswith(str(out / "logs") + os.sep)
-    _assert_gone(name)
+    (job,) = squeue_jobs(name)
+    assert job_fields(job)["StdOut"].startswith(str(out / "logs") + os.sep)
+    assert_gone(name)
     mine = tmp_path / "mine"
     mine.mkdir()
     name = _name("out")
@@ -214,9 +184,9 @@ def test_job_output_goes_to_the_run_directory_unless_job_extra_says_where(slurm,
                 partition="8GBXS", n_workers=1, setup_interactive=False,
                 backend_options={"job_name": name,
                                  "job_extra": [f"--output={mine}/job-%j.txt"]}).compute()
-    (job,) = _jobs(name)
-    assert _job_fields(job)["StdOut"] == f"{mine}/job-{job}.txt"
-    _assert_gone(name)
+    (job,) = squeue_jobs(name)
+    assert job_fields(job)["StdOut"] == f"{mine}/job-{job}.txt"
+    assert_gone(name)
 
 
 @pytest.mark.parametrize(("gib", "picked", "mem"), [(2.5, "8GBS", "8092M"),
@@ -246,10 +216,10 @@ def test_auto_partition_measures_calls_and_picks_the_smallest_that_fits(
     assert len(paths) == len(calls)      # the probe calls wrote no result files
     assert sorted(os.listdir(out / "allocate_gib_payload")) == [
         f"allocate_gib_{i}.h5" for i in range(len(calls))]
-    (job,) = _jobs(name)
-    fields = _job_fields(job)
+    (job,) = squeue_jobs(name)
+    fields = job_fields(job)
     assert (fields["Partition"], fields["MinMemoryNode"]) == (picked, mem)
-    _assert_gone(name)
+    assert_gone(name)
 
 
 def test_auto_partition_with_large_arguments_measures_the_first_calls(slurm, caplog):
@@ -264,7 +234,7 @@ def test_auto_partition_with_large_arguments_measures_the_first_calls(slurm, cap
     assert result == [1_200_000, 1_200_000]
     assert "measuring the memory of 2 of 2 calls of len (#0, #1)" in caplog.text
     assert _logged_estimate(caplog.text) < 0.5 and "Picked partition 8GBS" in caplog.text
-    _assert_gone(name)
+    assert_gone(name)
 
 
 def test_an_esi_node_runs_parallelmap_without_a_backend_on_slurm(slurm, tmp_path):
@@ -297,7 +267,7 @@ def test_an_esi_node_runs_parallelmap_without_a_backend_on_slurm(slurm, tmp_path
     assert backend == "slurm-esi" and jobs and "None" not in jobs, log_text
     assert "Picked partition 8GBS" in log_text, log_text
     for job in jobs:
-        assert _job_fields(job)["Partition"] == "8GBS"
+        assert job_fields(job)["Partition"] == "8GBS"
     start = time.monotonic()
     while subprocess.run(["squeue", "-h", "-j", ",".join(jobs), "-t", "PD,CF,R,CG"],
                          capture_output=True, text=True).stdout.strip():

@@ -29,67 +29,13 @@ from acme_core import ParallelMap
 from acme_core.testing import BackendConformance
 from tests.funcs import slurm_job_of
 from tests.slurm_fault_funcs import hog_once, started_nap
+from tests.slurm_helpers import active_jobs, assert_gone, final_state, squeue_jobs, worker_processes
 
-GONE_WITHIN = 15.0
+pytestmark = pytest.mark.usefixtures("no_dask_client_left")
 
 
 def _name(what: str) -> str:
     return f"acmefault_{what}_{uuid.uuid4().hex[:6]}"
-
-
-def _jobs(name: str, states: str = "all") -> list[str]:
-    out = subprocess.run(["squeue", "-h", "-n", name, "-t", states, "-o", "%i"],
-                         capture_output=True, text=True, timeout=30)
-    return out.stdout.split()
-
-
-def _active_jobs(name: str) -> list[str]:
-    return _jobs(name, "PD,CF,R,CG")
-
-
-def _job_fields(job_id: str) -> dict[str, str]:
-    """``scontrol show job`` (finished jobs stay there for MinJobAge = 10 min)."""
-    out = subprocess.run(["scontrol", "-o", "show", "job", job_id], capture_output=True,
-                         text=True, timeout=30)
-    assert out.returncode == 0, out.stderr
-    return dict(tok.split("=", 1) for tok in out.stdout.split() if "=" in tok)
-
-
-def _final_state(job_id: str, within: float = GONE_WITHIN) -> dict[str, str]:
-    """The job's fields once it has left the running states (waits ``within`` s at most)."""
-    deadline = time.monotonic() + within
-    while True:
-        fields = _job_fields(job_id)
-        if fields["JobState"] not in ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING"):
-            return fields
-        assert time.monotonic() < deadline, f"job {job_id} still {fields['JobState']}"
-        time.sleep(0.5)
-
-
-def _worker_processes(name: str) -> list[int]:
-    """dask worker processes (nannies and their workers) of the jobs called ``name``."""
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if proc.environ().get("SLURM_JOB_NAME") == name:
-                found.append(proc.pid)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
-
-
-def _assert_gone(name: str, within: float = GONE_WITHIN) -> float:
-    """Within ``within`` s no job of ``name`` is pending/running and no process of it lives."""
-    start = time.monotonic()
-    while True:
-        jobs, procs = _active_jobs(name), _worker_processes(name)
-        if not jobs and not procs:
-            return time.monotonic() - start
-        if time.monotonic() - start > within:
-            pytest.fail(f"{within} s after the run: jobs {jobs}, processes {procs}")
-        time.sleep(0.5)
 
 
 def _when_started(marker_dir: str, call: int, action: Callable[[int], None]) -> threading.Thread:
@@ -118,16 +64,6 @@ def _calls_in(line: str) -> list[int]:
     """The call indices a lost-worker log line names."""
     listed = line.split("call(s) [", 1)[1].split("]", 1)[0]
     return [int(i) for i in listed.split(",")]
-
-
-@pytest.fixture(autouse=True)
-def _no_client_left(request):
-    yield
-    if request.node.cls is None:          # TestSlurm shares one cluster on purpose
-        client = running_client()
-        if client is not None:
-            cluster_cleanup(client)
-            pytest.fail(f"a dask client was left running: {client}")
 
 
 # ------------------------------------------------------------------ faults (issue 7)
@@ -162,9 +98,9 @@ def test_a_worker_process_sigkilled_mid_call_costs_no_call(slurm, tmp_path):
     assert len(runs_of_5) == 2 and pid in runs_of_5, runs_of_5   # killed once, ran again
     lines = _lost_lines(str(tmp_path / "run.log"))
     assert len(lines) == 1 and 5 in _calls_in(lines[0]), lines
-    (job,) = [j for j in _jobs(name) if f"SLURM job {j} " in lines[0]]
+    (job,) = [j for j in squeue_jobs(name) if f"SLURM job {j} " in lines[0]]
     print(lines[0].strip())
-    print(f"jobs gone {_assert_gone(name):.1f} s after the run (job {job} lost a worker)")
+    print(f"jobs gone {assert_gone(name):.1f} s after the run (job {job} lost a worker)")
 
 
 def test_a_job_over_its_memory_is_killed_by_slurm_and_its_calls_run_again(slurm, tmp_path,
@@ -185,8 +121,8 @@ def test_a_job_over_its_memory_is_killed_by_slurm_and_its_calls_run_again(slurm,
     assert pmap.compute() == [float(x) for x in range(6)]
     print(f"run with a job killed for memory: {time.monotonic() - start:.1f} s")
     job = (markers / "hog").read_text()
-    assert job in _jobs(name)
-    fields = _final_state(job)
+    assert job in squeue_jobs(name)
+    fields = final_state(job)
     print(f"job {job}: JobState={fields['JobState']} ExitCode={fields['ExitCode']} "
           f"Reason={fields.get('Reason')}")
     assert (fields["JobState"], fields["ExitCode"]) == ("FAILED", "0:9")
@@ -198,7 +134,7 @@ def test_a_job_over_its_memory_is_killed_by_slurm_and_its_calls_run_again(slurm,
     assert "memory budget" not in err                               # not the nanny's doing
     lines = _lost_lines(str(tmp_path / "run.log"))
     assert any(f"SLURM job {job} " in line and 2 in _calls_in(line) for line in lines), lines
-    print(f"jobs gone {_assert_gone(name):.1f} s after the run")
+    print(f"jobs gone {assert_gone(name):.1f} s after the run")
 
 
 def test_a_job_cancelled_mid_run_is_replaced_and_every_call_finishes(slurm, tmp_path):
@@ -213,7 +149,7 @@ def test_a_job_cancelled_mid_run_is_replaced_and_every_call_finishes(slurm, tmp_
     cancelled: list[str] = []
 
     def cancel(pid: int) -> None:
-        (job,) = _active_jobs(name)
+        (job,) = active_jobs(name)
         cancelled.append(job)
         subprocess.run(["scancel", job], check=True, timeout=30)
 
@@ -228,12 +164,12 @@ def test_a_job_cancelled_mid_run_is_replaced_and_every_call_finishes(slurm, tmp_
     print(f"run with its only job cancelled: {time.monotonic() - start:.1f} s")
     watcher.join(5)
     (job,) = cancelled
-    assert _final_state(job)["JobState"] == "CANCELLED"
-    replacements = [j for j in _jobs(name) if j != job]
-    assert len(replacements) == 1, _jobs(name)
+    assert final_state(job)["JobState"] == "CANCELLED"
+    replacements = [j for j in squeue_jobs(name) if j != job]
+    assert len(replacements) == 1, squeue_jobs(name)
     assert any(f"SLURM job {job} " in line for line in _lost_lines(str(tmp_path / "run.log")))
     print(f"cancelled job {job}, replacement {replacements[0]}; "
-          f"jobs gone {_assert_gone(name):.1f} s after the run")
+          f"jobs gone {assert_gone(name):.1f} s after the run")
 
 
 # ------------------------------------------------------------------ conformance (issue 9)
@@ -253,7 +189,7 @@ class _SharedWorkers:
         client, self.client = self.client, None
         if client is not None and client.status == "running":
             cluster_cleanup(client)
-        _assert_gone(self.name)
+        assert_gone(self.name)
 
 
 @pytest.fixture(scope="class")
@@ -289,10 +225,10 @@ class TestSlurm(BackendConformance):
         return super().pmap(func, *args, **kwargs)
 
     def live_workers(self) -> set:
-        return set(_active_jobs(self.own_jobs)) | set(_worker_processes(self.own_jobs))
+        return set(active_jobs(self.own_jobs)) | set(worker_processes(self.own_jobs))
 
     def test_runs_attach_to_the_shared_slurm_workers(self, shared_slurm_workers):
         """Not a kit test: proves the kit's runs above ran in the shared SLURM jobs."""
         pmap = self.pmap(slurm_job_of, list(range(8)), write_worker_results=False)
         jobs = {job for _, job in self.compute(pmap)}
-        assert jobs == set(_active_jobs(shared_slurm_workers.name)) and len(jobs) == 2, jobs
+        assert jobs == set(active_jobs(shared_slurm_workers.name)) and len(jobs) == 2, jobs
