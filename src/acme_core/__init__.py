@@ -17,6 +17,7 @@ from .errors import (
     ParallelComputationError,
     PluginError,
     UnknownKeywordError,
+    UnpicklableError,
 )
 from .hookspecs import AutoClaim, ExecutorSpec, StorageSpec, hookimpl
 
@@ -54,6 +55,7 @@ __all__ = [
     "PluginError",
     "StorageSpec",
     "UnknownKeywordError",
+    "UnpicklableError",
     "__version__",
     "hookimpl",
     "load",

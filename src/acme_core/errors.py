@@ -47,6 +47,17 @@ class UnknownKeywordError(TypeError, ValueError):
     """
 
 
+class UnpicklableError(TypeError):
+    """An argument or the function cannot be sent to the backend's worker processes.
+
+    Examples
+    --------
+    >>> from acme_core.errors import UnpicklableError
+    >>> issubclass(UnpicklableError, TypeError)
+    True
+    """
+
+
 class ParallelComputationError(RuntimeError):
     """Some calls failed; the others finished and their results are stored.
 

@@ -16,17 +16,7 @@ import cloudpickle
 
 from .arguments import CallPlan
 from .calls import CallProgram
-
-
-class UnpicklableError(TypeError):
-    """An argument or the function cannot be sent to the backend's worker processes.
-
-    Examples
-    --------
-    >>> from acme_core.pickling import UnpicklableError
-    >>> issubclass(UnpicklableError, TypeError)
-    True
-    """
+from .errors import UnpicklableError
 
 
 class _Pickler(cloudpickle.Pickler):
