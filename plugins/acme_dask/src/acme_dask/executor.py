@@ -336,7 +336,7 @@ class SlurmExecutor(DaskExecutor):
             value = options.get(key, 1)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "mem_cushion" else 1):
                 raise ValueError(f"backend_options[{key!r}] has to be an integer >= 1, not {value!r}.")
-        setup._check_job_extra(options.get("job_extra", []))
+        setup.check_job_extra(options.get("job_extra", []))
         for key in ("walltime", "interface", "log_directory", "shared_temp_directory", "job_name"):
             value = options.get(key)
             if value is not None and not isinstance(value, (str, os.PathLike)):
@@ -378,7 +378,7 @@ class SlurmExecutor(DaskExecutor):
             mem_cushion=int(opts.get("mem_cushion", 100)), walltime=opts.get("walltime"),
             interface=opts.get("interface"), security=security, log_directory=log_directory,
             shared_temp_directory=shared,
-            job_name=opts.get("job_name") or f"acme_{setup._user()}_{run.info.run_id[:6]}",
+            job_name=opts.get("job_name") or f"acme_{setup.current_user()}_{run.info.run_id[:6]}",
             reuse=False)
         if client is not None:
             self._cluster = client.cluster

@@ -72,7 +72,17 @@ def _check_bool(name: str, value: Any) -> bool:
     return value
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
+def check_int(name: str, value: Any, minimum: int) -> int:
+    """``value`` as an int >= ``minimum``; ACME's messages name the parameter ``name``.
+
+    Shared with site plugins (acme-slurm-esi) that validate the same kind of settings.
+
+    Examples
+    --------
+    >>> from acme_dask.setup import check_int
+    >>> check_int("n_workers", 2.0, 1)
+    2
+    """
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"`{name}` has to be an integer >= {minimum}, not {value!r} "
                         f"({type(value).__name__}).")
@@ -199,7 +209,7 @@ def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None
     """
     _check_bool("interactive", interactive)
     if n_workers is not None:
-        n_workers = _check_int("n_workers", n_workers, 1)
+        n_workers = check_int("n_workers", n_workers, 1)
     if mem_per_worker is not None:
         parse_memory(mem_per_worker)
     if interactive:
@@ -349,10 +359,18 @@ def default_log_directory() -> str:
     True
     """
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
-    return os.path.join(os.path.expanduser("~"), "acme_slurm_logs", f"{_user()}_{stamp}")
+    return os.path.join(os.path.expanduser("~"), "acme_slurm_logs", f"{current_user()}_{stamp}")
 
 
-def _user() -> str:
+def current_user() -> str:
+    """The login name (the uid where there is none), used in job names and log folders.
+
+    Examples
+    --------
+    >>> from acme_dask.setup import current_user
+    >>> isinstance(current_user(), str)
+    True
+    """
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001
@@ -408,7 +426,15 @@ def _remove_stale_directories(base: str) -> None:
             continue
 
 
-def _check_job_extra(job_extra: Any) -> list[str]:
+def check_job_extra(job_extra: Any) -> list[str]:
+    """ACME's ``job_extra`` check: a list of sbatch options, each starting with ``-``.
+
+    Examples
+    --------
+    >>> from acme_dask.setup import check_job_extra
+    >>> check_job_extra(["--exclusive"])
+    ['--exclusive']
+    """
     if not isinstance(job_extra, list):
         raise TypeError(f"`job_extra` has to be a list, not {type(job_extra).__name__}.")
     for item in job_extra:
@@ -522,11 +548,11 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int = 1, n_workers: in
         log.warning(f"slurm_cluster_setup ignores unknown keyword(s) {', '.join(sorted(kwargs))}.")
     _check_bool("interactive", interactive)
     _check_bool("start_client", start_client)
-    n_cores = _check_int("n_cores", n_cores, 1)
-    n_workers = _check_int("n_workers", n_workers, 1)
-    processes_per_worker = _check_int("processes_per_worker", processes_per_worker, 1)
-    n_workers_startup = _check_int("n_workers_startup", n_workers_startup, 0)
-    mem_cushion = _check_int("mem_cushion", mem_cushion, 0)
+    n_cores = check_int("n_cores", n_cores, 1)
+    n_workers = check_int("n_workers", n_workers, 1)
+    processes_per_worker = check_int("processes_per_worker", processes_per_worker, 1)
+    n_workers_startup = check_int("n_workers_startup", n_workers_startup, 0)
+    mem_cushion = check_int("mem_cushion", mem_cushion, 0)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"`timeout` has to be a number of seconds >= 1, not {timeout!r}.")
     if timeout < 1:
@@ -535,7 +561,7 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int = 1, n_workers: in
             or interactive_wait < 0:
         raise ValueError(f"`interactive_wait` has to be a number of seconds >= 0, not "
                          f"{interactive_wait!r}.")
-    job_extra = _check_job_extra([] if job_extra is None else job_extra)
+    job_extra = check_job_extra([] if job_extra is None else job_extra)
     output_folder = _output_directory(job_extra)
     if mem_per_worker is not None and mem_per_worker != "auto":
         requested_mb: int | None = parse_memory(mem_per_worker)
@@ -601,7 +627,7 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int = 1, n_workers: in
     options = {"dashboard_address": "127.0.0.1:8787"}
     options.update(scheduler_options or {})
     if job_name is None:
-        job_name = f"acme_{_user()}_{dt.datetime.now():%H%M%S}"
+        job_name = f"acme_{current_user()}_{dt.datetime.now():%H%M%S}"
 
     SLURMCluster = import_jobqueue().SLURMCluster  # noqa: N806 - a class
 

@@ -251,7 +251,7 @@ class Site:
         """The site's default ``--output=`` (its folder made), or None off the site's nodes."""
         if self.log_template is None or not self.is_node():
             return None
-        user = dask_setup._user()
+        user = dask_setup.current_user()
         path = self.log_template.format(user=user, stamp=f"{dt.datetime.now():%Y%m%d-%H%M%S}")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         log.debug(f"Using {os.path.dirname(path)} for SLURM logs")
@@ -260,7 +260,7 @@ class Site:
     def job_extra(self, job_extra: list[str] | None, log_directory: Any = None) -> list[str]:
         """``job_extra`` checked, plus the site's default ``--output=`` unless it has one or
         a ``log_directory`` was chosen."""
-        job_extra = dask_setup._check_job_extra([] if job_extra is None else list(job_extra))
+        job_extra = dask_setup.check_job_extra([] if job_extra is None else list(job_extra))
         if log_directory is None and not any(o.startswith(("--output", "-o")) for o in job_extra):
             default = self.default_output()
             if default is not None:
@@ -368,7 +368,7 @@ def site_cluster_setup(site: Site, partition: str, n_workers: int | None = None,
     if cores_per_worker is None:
         cores_per_worker = site.derive_cores(partition, mem_mb)
         log.debug(f"Derived core-count from partition: `cores_per_worker={cores_per_worker}`")
-    cores_per_worker = dask_setup._check_int("cores_per_worker", cores_per_worker, 1)
+    cores_per_worker = dask_setup.check_int("cores_per_worker", cores_per_worker, 1)
     job_extra = site.job_extra(job_extra, kwargs.get("log_directory"))
     return dask_setup.slurm_cluster_setup(
         partition, n_cores=cores_per_worker, n_workers=n_workers,
