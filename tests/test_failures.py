@@ -103,7 +103,9 @@ def test_killed_worker_is_logged_and_its_calls_resubmitted(tmp_path, caplog):
         results = ParallelMap(kill_once, list(range(6)), str(tmp_path),
                               write_worker_results=False, n_workers=2).compute()
     assert results == [100 + i for i in range(6)]
-    assert any("lost with its worker" in r.getMessage() for r in caplog.records)
+    # the call that killed its worker is named, with the signal that killed it
+    lost = [r.getMessage() for r in caplog.records if "killed its worker" in r.getMessage()]
+    assert len(lost) == 1 and lost[0].startswith("call 2 killed its worker") and "SIGKILL" in lost[0]
 
 
 def test_a_different_function_or_arguments_never_mix_with_an_old_run(tmp_path, dirs):

@@ -18,10 +18,19 @@ import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, Protocol
 
 #: Failure kinds: raised by the user's function, the worker process died, writing failed.
 ERROR, LOST_WORKER, STORAGE = "error", "lost-worker", "storage"
+#: The call itself killed its worker process (segfault, ``os._exit``, SIGKILL, out of memory).
+KILLED_WORKER = "killed-worker"
+#: Lost only because another call broke the worker pool it shared: re-run, not charged.
+LOST_NEIGHBOUR = "lost-neighbour"
+#: The call ran longer than ``timeout`` seconds and its worker was killed.
+TIMEOUT = "timeout"
+#: The call's return value cannot be pickled, so it cannot travel back to the parent.
+UNPICKLABLE = "unpicklable"
 
 
 class ResultWriter(Protocol):
@@ -90,10 +99,14 @@ class CallBatch:
     pickled: bool = False
     attempt: int = 1
 
-    def lost(self, reason: str, worker: str = "") -> BatchOutcome:
+    def lost(self, reason: str, worker: str = "", kind: str = LOST_WORKER,
+             culprits: dict[int, tuple[str, str]] | None = None) -> BatchOutcome:
         """The outcome of this batch when the worker running it was lost.
 
         Executors return this when a worker process, job or node died under the batch.
+        ``kind`` is the failure kind of every call (``"lost-neighbour"`` when the calls
+        were only beside the one that broke a shared pool); ``culprits`` maps the calls
+        known to have caused the loss to ``(kind, reason)`` of their own.
 
         Examples
         --------
@@ -101,8 +114,12 @@ class CallBatch:
         >>> [o.failure.kind for o in CallBatch("run", (4, 5)).lost("killed").outcomes()]
         ['lost-worker', 'lost-worker']
         """
-        failures = {i: Failure(i, LOST_WORKER, "WorkerLost", reason, "", worker, self.attempt)
+        failures = {i: Failure(i, kind, "WorkerLost", reason, "", worker, self.attempt)
                     for i in self.indices}
+        for i, (own_kind, own_reason) in (culprits or {}).items():
+            if i in failures:
+                failures[i] = Failure(i, own_kind, "WorkerLost", own_reason, "", worker,
+                                      self.attempt)
         return BatchOutcome(self.indices, [None] * len(self.indices),
                             [0.0] * len(self.indices), failures, worker, self.attempt)
 
@@ -110,7 +127,9 @@ class CallBatch:
 @dataclass(slots=True)
 class BatchOutcome:
     """What one batch sends back: per call a value (or storage receipt) and a duration,
-    and a :class:`Failure` for each call that failed.
+    and a :class:`Failure` for each call that failed. ``started`` is the wall-clock time
+    (``time.time()``) the first call started; calls run back to back, so
+    :meth:`starts` derives every call's start from it and the durations.
 
     Examples
     --------
@@ -126,6 +145,21 @@ class BatchOutcome:
     failures: dict[int, Failure]
     worker: str = ""
     attempt: int = 1
+    started: float = 0.0
+
+    def starts(self) -> list[float]:
+        """Each call's start time (seconds since the epoch), in batch order; all 0.0 when
+        the backend did not say (a lost batch).
+
+        Examples
+        --------
+        >>> from acme_core.calls import BatchOutcome
+        >>> BatchOutcome((0, 1), [1, 2], [0.5, 0.25], {}, started=100.0).starts()
+        [100.0, 100.5]
+        """
+        if not self.started:
+            return [0.0] * len(self.indices)
+        return list(accumulate(self.durations[:-1], initial=self.started))
 
     def outcomes(self) -> list[CallOutcome]:
         """One :class:`CallOutcome` per call, in batch order."""
@@ -139,7 +173,10 @@ class BatchOutcome:
         return BatchOutcome(tuple(self.indices[k] for k in keep), [self.values[k] for k in keep],
                             [self.durations[k] for k in keep],
                             {i: f for i, f in self.failures.items() if i not in dropped},
-                            self.worker, self.attempt)
+                            self.worker, self.attempt, self._start_of(keep[0]) if keep else 0.0)
+
+    def _start_of(self, k: int) -> float:
+        return self.started + sum(self.durations[:k]) if self.started else 0.0
 
 
 @dataclass(frozen=True)
@@ -203,7 +240,7 @@ class CallProgram:
         try:
             args, kwargs = self.arguments(index, split)
             value = self.func(*args, **kwargs)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in a call fails that call only
             return None, _failure(index, ERROR, exc, where, attempt)
         try:
             return self.writer.write(index, value), None
@@ -212,9 +249,22 @@ class CallProgram:
 
 
 def _failure(index: int, kind: str, exc: BaseException, where: str, attempt: int) -> Failure:
+    """A :class:`Failure` made of plain strings only, whatever ``exc`` does: its ``__str__``
+    or its traceback's formatting may raise, and it may not pickle, so nothing of the
+    exception object itself travels."""
     tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
-    return Failure(index, kind, type(exc).__qualname__, str(exc), text, where, attempt)
+    name = _safe(lambda: type(exc).__qualname__, "Exception")
+    message = _safe(lambda: str(exc), f"<{name} whose __str__ failed>")
+    text = _safe(lambda: "".join(traceback.format_exception(type(exc), exc, tb)),
+                 _safe(lambda: "".join(traceback.format_tb(tb)), "") + f"{name}: {message}\n")
+    return Failure(index, kind, name, message, text, where, attempt)
+
+
+def _safe(make: Any, fallback: str) -> str:
+    try:
+        return str(make())
+    except Exception:  # noqa: BLE001 - a user's broken __str__ may raise anything
+        return fallback
 
 
 def worker_name() -> str:
@@ -297,12 +347,96 @@ def run_batch(ref: ProgramRef, batch: CallBatch) -> BatchOutcome:
         splits = (pickle.loads(blob) for blob in batch.split)
     else:
         splits = batch.split
-    clock = time.perf_counter
-    for index, split in zip(batch.indices, splits, strict=True):
-        start = clock()
-        value, failure = program.call(index, split, attempt, where)
-        durations.append(clock() - start)
-        values.append(value)
-        if failure is not None:
-            failures[index] = failure
-    return BatchOutcome(batch.indices, values, durations, failures, where, attempt)
+    clock, record = time.perf_counter, _record
+    started = time.time()
+    try:
+        for index, split in zip(batch.indices, splits, strict=True):
+            if record is not None:
+                record.started(index)
+            start = clock()
+            value, failure = program.call(index, split, attempt, where)
+            durations.append(clock() - start)
+            values.append(value)
+            if failure is not None:
+                failures[index] = failure
+    finally:
+        if record is not None:
+            record.idle()
+    return BatchOutcome(batch.indices, values, durations, failures, where, attempt, started)
+
+
+class CallRecord(Protocol):
+    """Where a worker notes which call it is running (see :func:`set_call_record`)."""
+
+    def started(self, index: int) -> None:  # pragma: no cover - protocol
+        """Call ``index`` starts now."""
+
+    def idle(self) -> None:  # pragma: no cover - protocol
+        """No call runs (the batch ended)."""
+
+
+_record: CallRecord | None = None
+
+
+def set_call_record(record: CallRecord | None) -> None:
+    """Make :func:`run_batch` note each call's start in ``record`` (in this process), so
+    the parent can tell which call a dead or stuck worker was running, and for how long.
+
+    Examples
+    --------
+    >>> from acme_core.calls import set_call_record
+    >>> set_call_record(None)  # the default: nothing is noted
+    """
+    global _record
+    _record = record
+
+
+def run_batch_pickled(ref: ProgramRef, batch: CallBatch) -> bytes:
+    """:func:`run_batch`, returning the outcome pickled here, in the worker, so that a
+    return value that cannot be pickled fails its own call (kind ``"unpicklable"``), not
+    the whole batch. Load the bytes with :func:`pickle.loads`.
+
+    Examples
+    --------
+    >>> import pickle, threading
+    >>> from acme_core.calls import CallBatch, CallProgram, run_batch_pickled
+    >>> class Keep:
+    ...     def write(self, index, value):
+    ...         return value
+    >>> prog = CallProgram("r1", lambda x: threading.Lock() if x else x, (("pos", "x", 0),),
+    ...                    (), Keep(), split=([0, 1],))
+    >>> out = pickle.loads(run_batch_pickled(prog, CallBatch("r1", (0, 1))))
+    >>> out.values[0], out.failures[1].kind
+    (0, 'unpicklable')
+    """
+    return pickle_outcome(run_batch(ref, batch))
+
+
+def pickle_outcome(outcome: BatchOutcome) -> bytes:
+    """Pickle ``outcome``; a value that cannot be pickled becomes its call's failure."""
+    try:
+        return _dumps(outcome)
+    except Exception:  # noqa: BLE001 - some value does not pickle: find it below
+        pass
+    for k, (index, value) in enumerate(zip(outcome.indices, outcome.values, strict=True)):
+        try:
+            _dumps(value)
+        except Exception as exc:  # noqa: BLE001 - whatever the value's pickling raised
+            outcome.values[k] = None
+            kind = f"{type(value).__module__}.{type(value).__qualname__}"
+            outcome.failures[index] = Failure(
+                index, UNPICKLABLE, type(exc).__qualname__,
+                f"the return value cannot be pickled to travel back to the parent: it is a "
+                f"{kind.removeprefix('builtins.')} ({_safe(lambda e=exc: e, '?')}); return "
+                f"plain data (numbers, arrays, strings) instead.", "", outcome.worker,
+                outcome.attempt)
+    return _dumps(outcome)
+
+
+def _dumps(obj: Any) -> bytes:
+    try:
+        return pickle.dumps(obj, protocol=5)
+    except Exception:  # noqa: BLE001 - lambdas, classes of __main__: try cloudpickle
+        import cloudpickle
+
+        return cloudpickle.dumps(obj, protocol=5)

@@ -26,7 +26,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .calls import BatchOutcome, CallBatch, CallProgram
+from .calls import UNPICKLABLE, BatchOutcome, CallBatch, CallProgram
 
 if TYPE_CHECKING:  # pragma: no cover
     from .run import RunInfo
@@ -151,9 +151,21 @@ class FuturesExecutor(Executor):
 
     def __init__(self, settings: ExecutorSettings) -> None:
         super().__init__(settings)
-        self._done: queue.SimpleQueue[tuple[CallBatch, Any]] = queue.SimpleQueue()
-        self._pending: dict[int, Any] = {}
         self._lock = threading.Lock()
+        self._new_run()
+
+    def _new_run(self) -> None:
+        """Forget the batches of an earlier run on this executor: those a Ctrl-C cancelled
+        still report back, and must not reach the next run as lost calls. Subclasses call
+        this in :meth:`start`."""
+        with self._lock:
+            self._done: queue.SimpleQueue[tuple[CallBatch, Any]] = queue.SimpleQueue()
+            self._pending: dict[int, Any] = {}
+
+    def _outcome(self, batch: CallBatch, result: Any) -> BatchOutcome:
+        """The :class:`BatchOutcome` a future's result holds (the result itself by default;
+        a backend whose workers send bytes unpickles them here)."""
+        return result
 
     @abc.abstractmethod
     def _submit_future(self, batch: CallBatch) -> Any:
@@ -167,7 +179,8 @@ class FuturesExecutor(Executor):
         future = self._submit_future(batch)
         with self._lock:
             self._pending[id(future)] = future
-        future.add_done_callback(lambda f, b=batch: self._done.put((b, f)))
+            done = self._done
+        future.add_done_callback(lambda f, b=batch: done.put((b, f)))
 
     def collect(self, timeout: float | None) -> list[BatchOutcome]:
         try:
@@ -193,9 +206,19 @@ class FuturesExecutor(Executor):
         try:
             # result() alone: on dask, exception() and result() are each a round trip to
             # the client's event loop (about 1 ms a batch for nothing when the batch ran)
-            outcome = future.result()
+            result = future.result()
         except Exception as exc:  # noqa: BLE001 - whatever the backend raised, sorted below
             return self._failed_batch(batch, exc)
+        except KeyboardInterrupt as exc:
+            if exc is not future.exception():
+                raise  # Ctrl-C here, in this process
+            # a worker's own KeyboardInterrupt (a Ctrl-C it did not ignore): the batch is lost
+            return self._failed_batch(batch, exc)
+        try:
+            outcome = self._outcome(batch, result)
+        except Exception as exc:  # noqa: BLE001 - e.g. a result class this process lacks
+            return [batch.lost(f"its outcome could not be read here: {type(exc).__name__}: "
+                               f"{exc}", kind=UNPICKLABLE)]
         return _complete(batch, outcome)
 
     def _failed_batch(self, batch: CallBatch, exc: BaseException) -> list[BatchOutcome]:

@@ -7,8 +7,11 @@ and lifecycle hooks are called only when some plugin listens.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -16,7 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .arguments import size_of
-from .calls import ERROR, LOST_WORKER, STORAGE, BatchOutcome, CallBatch, CallOutcome, Failure
+from .calls import (
+    ERROR,
+    KILLED_WORKER,
+    LOST_NEIGHBOUR,
+    LOST_WORKER,
+    STORAGE,
+    BatchOutcome,
+    CallBatch,
+    CallOutcome,
+    Failure,
+)
 from .executor import Executor
 from .manifest import ManifestWriter
 from .plugins import has_listeners
@@ -25,6 +38,10 @@ log = logging.getLogger("acme_core")
 
 #: Re-submissions of calls whose worker died, before they count as failed.
 MAX_LOST_RETRIES = 3
+#: Free re-runs of a call lost only because another call broke the pool it shared.
+MAX_NEIGHBOUR_RERUNS = 10
+#: Failure kinds that mean the worker died under the call (charged as attempts).
+_LOST_KINDS = frozenset({LOST_WORKER, KILLED_WORKER})
 #: Seconds of work a batch should hold once call durations are known.
 TARGET_BATCH_SECONDS = 0.2
 #: Bytes of results a batch should bring back at most (values that travel to the parent).
@@ -172,30 +189,38 @@ class RunLoop:
         self._batches: dict[int, int] = {}  # batch number -> its calls still out
         self._batch_of: dict[int, int] = {}  # call index -> batch number
         self._next_batch = 0
+        self._alone: set[int] = set()  # calls lost with a worker: they run in batches of one
+        self._free_reruns: dict[int, int] = {}  # call -> re-runs after a neighbour broke it
+        self._lost_notes: list[str] = []  # what the lost-call warning of this round says
 
     def run(self, indices: Sequence[int]) -> RunSummary:
-        """Run the calls ``indices``; returns the summary (Ctrl-C: ``interrupted=True``)."""
+        """Run the calls ``indices``; returns the summary (Ctrl-C or SIGTERM:
+        ``interrupted=True``)."""
         start = time.perf_counter()
         todo: deque[tuple[int, int]] = deque((i, 1) for i in indices)
         limit = 2 * max(1, self.executor.n_workers)
-        try:
-            while todo or self._batches:
-                while todo and len(self._batches) < limit:
-                    self._submit(todo)
-                self._receive(todo)
-        except KeyboardInterrupt:
-            self.summary.interrupted = True
-            self.executor.cancel()
-        finally:
-            self.summary.elapsed = time.perf_counter() - start
-            self._record()
+        with _terminate_as_interrupt():
+            try:
+                while todo or self._batches:
+                    while todo and len(self._batches) < limit:
+                        self._submit(todo)
+                    self._receive(todo)
+            except KeyboardInterrupt:
+                self.summary.interrupted = True
+            finally:
+                with _uninterruptible():
+                    if self.summary.interrupted:
+                        self.executor.cancel()
+                    self.summary.elapsed = time.perf_counter() - start
+                    self._record()
         return self.summary
 
     def _submit(self, todo: deque[tuple[int, int]]) -> None:
         index, attempt = todo.popleft()
         chosen = [index]
-        size = self.sizer.size(len(todo) + 1)
-        while len(chosen) < size and todo and todo[0][1] == attempt:
+        size = 1 if index in self._alone else self.sizer.size(len(todo) + 1)
+        while len(chosen) < size and todo and todo[0][1] == attempt \
+                and todo[0][0] not in self._alone:
             chosen.append(todo.popleft()[0])
         key = self._next_batch
         self._next_batch += 1
@@ -213,6 +238,9 @@ class RunLoop:
                     if not self._batches[key]:
                         del self._batches[key]
             self._route(outcome, todo)
+        if self._lost_notes:
+            log.warning("; ".join(self._lost_notes) + ".")
+            self._lost_notes = []
         if batches:
             self._record()
 
@@ -250,14 +278,21 @@ class RunLoop:
         self._unrecorded += done
 
     def _failed(self, outcome: CallOutcome, todo: deque[tuple[int, int]]) -> None:
-        if self._retry(outcome):
+        failure = outcome.failure
+        assert failure is not None
+        if failure.kind == LOST_NEIGHBOUR:
+            if self._rerun_free(outcome, todo):
+                return
+        elif self._retry(outcome):
             self.summary.n_retried += 1
             todo.append((outcome.index, outcome.attempt + 1))
             if self.listen["retried"]:
                 self.hooks.acme_core_call_retried(run=self.info, outcome=outcome)
             return
-        failure = outcome.failure
-        assert failure is not None
+        if failure.kind in _LOST_KINDS:
+            failure.message = (f"the call {_lost_phrase(failure.kind)} {outcome.attempt} "
+                               f"time{'s' if outcome.attempt > 1 else ''}; the last time: "
+                               f"{failure.message}")
         self.summary.n_failed += 1
         self.summary.failures.append(failure)
         if self.manifest is not None:
@@ -265,11 +300,68 @@ class RunLoop:
         if self.listen["failed"]:
             self.hooks.acme_core_call_failed(run=self.info, outcome=outcome)
 
+    def _rerun_free(self, outcome: CallOutcome, todo: deque[tuple[int, int]]) -> bool:
+        """Re-run a call lost only beside the one that broke the pool, without charging it
+        an attempt (up to ``MAX_NEIGHBOUR_RERUNS`` times, so a run always ends)."""
+        reruns = self._free_reruns.get(outcome.index, 0) + 1
+        if reruns > MAX_NEIGHBOUR_RERUNS:
+            assert outcome.failure is not None
+            outcome.failure.kind = LOST_WORKER
+            return False
+        self._free_reruns[outcome.index] = reruns
+        todo.append((outcome.index, outcome.attempt))
+        return True
+
     def _retry(self, outcome: CallOutcome) -> bool:
         failure = outcome.failure
         assert failure is not None
-        if failure.kind == LOST_WORKER:
-            log.warning(f"call {outcome.index} was lost with its worker ({failure.message}); "
-                        f"attempt {outcome.attempt} of {MAX_LOST_RETRIES + 1}.")
-            return outcome.attempt <= MAX_LOST_RETRIES
+        if failure.kind in _LOST_KINDS:
+            self._alone.add(outcome.index)
+            again = outcome.attempt <= MAX_LOST_RETRIES
+            self._lost_notes.append(
+                f"call {outcome.index} {_lost_phrase(failure.kind)} ({failure.message}); "
+                f"attempt {outcome.attempt} of {MAX_LOST_RETRIES + 1}"
+                + (", it runs again alone" if again else ""))
+            return again
         return failure.kind == ERROR and outcome.attempt <= self.retries
+
+
+def _lost_phrase(kind: str) -> str:
+    return "killed its worker" if kind == KILLED_WORKER else "was lost with its worker"
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Any:
+    """While calls run, SIGTERM (a ``kill``, a session ending, a batch system stopping the
+    job) ends the run as Ctrl-C does: cancelled, cleaned up, finished results kept. The
+    previous handler is restored afterwards; an ignored SIGTERM stays ignored."""
+    if not _main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
+        yield
+        return
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _uninterruptible() -> Any:
+    """Cancelling and recording must finish: a second Ctrl-C (a terminal sends one to
+    every process of the group; users press twice) waits until they have."""
+    if not _main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

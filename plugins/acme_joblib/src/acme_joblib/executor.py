@@ -15,17 +15,36 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import pickle
+import signal
 import tempfile
 import threading
+import time
+import warnings
 from typing import Any
 
-from acme_core.calls import CallBatch, ProgramFile, run_batch
+from acme_core.calls import (
+    KILLED_WORKER,
+    LOST_NEIGHBOUR,
+    LOST_WORKER,
+    TIMEOUT,
+    BatchOutcome,
+    CallBatch,
+    ProgramFile,
+    run_batch_pickled,
+)
 from acme_core.executor import ExecutorSettings, FuturesExecutor, RunContext
+from acme_core.worker_watch import read_state
+
+from .folders import run_folder
+from .worker import init_worker
 
 log = logging.getLogger("acme_joblib")
 
 OPTIONS = {
     "idle_timeout": "seconds an idle worker stays alive for the next run (default 300)",
+    "heartbeat_timeout": "seconds without a heartbeat after which a worker counts as stopped "
+                         "or hung: it is killed and its calls run elsewhere (default 120)",
 }
 
 
@@ -35,7 +54,15 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS
                      "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 _pool_lock = threading.Lock()
-_shared: dict[str, Any] = {"pool": None, "key": None}
+_shared: dict[str, Any] = {"pool": None, "key": None, "records": None, "made": 0}
+
+#: Seconds between two looks at the workers' records while calls run.
+WATCH_SECONDS = 0.25
+
+# loky warns (four lines each) when a worker stopped while jobs were queued: after a worker
+# died that is expected, and the run loop reports each loss once itself.
+warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given",
+                        category=UserWarning)
 
 
 def usable_cores() -> int:
@@ -51,7 +78,11 @@ def _thread_limits(n_workers: int) -> dict[str, str]:
 
 
 def shared_pool(n_workers: int, idle_timeout: float) -> Any:
-    """The process pool of this interpreter, started anew when it broke or its size changed."""
+    """The process pool of this interpreter, started anew when it broke or its size changed.
+
+    Its workers ignore Ctrl-C (this process handles it), note each call's start in a record
+    file of the pool's own folder (:func:`pool_records`), and exit when this process dies.
+    """
     from joblib.externals.loky.process_executor import ProcessPoolExecutor
 
     with _pool_lock:
@@ -61,10 +92,19 @@ def shared_pool(n_workers: int, idle_timeout: float) -> Any:
             return pool
         if usable:
             pool.shutdown(wait=False, kill_workers=True)
+        _shared["made"] += 1
+        records = os.path.join(run_folder(), f"pool-{_shared['made']}")
+        os.makedirs(records, exist_ok=True)
         pool = ProcessPoolExecutor(max_workers=n_workers, timeout=idle_timeout,
-                                   env=_thread_limits(n_workers))
-        _shared.update(pool=pool, key=key)
+                                   env=_thread_limits(n_workers), initializer=init_worker,
+                                   initargs=(records, os.getpid()))
+        _shared.update(pool=pool, key=key, records=records)
         return pool
+
+
+def pool_records() -> str | None:
+    """The folder of the current pool's worker records."""
+    return _shared["records"]
 
 
 def shutdown_pool() -> None:
@@ -75,8 +115,39 @@ def shutdown_pool() -> None:
         pool.shutdown(wait=True, kill_workers=True)
 
 
+@contextlib.contextmanager
+def _sigint_blocked() -> Any:
+    """Block SIGINT in this thread while loky may start workers: a forked worker inherits
+    the mask, so a Ctrl-C cannot kill it (with a traceback) before it ignores SIGINT; this
+    process gets the signal when the block ends."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _signal_name(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
 class JoblibExecutor(FuturesExecutor):
     """Runs batches in loky worker processes.
+
+    A worker that dies takes loky's whole pool with it, and every batch in flight fails.
+    The workers' records tell which call each dead worker was running: only that call is
+    charged (kind ``"killed-worker"``); the calls beside it run again free of charge. A call
+    running longer than ``timeout`` seconds has its worker killed (kind ``"timeout"``), and
+    a worker that stops beating for ``heartbeat_timeout`` seconds is killed and its calls
+    run elsewhere.
 
     Examples
     --------
@@ -88,15 +159,18 @@ class JoblibExecutor(FuturesExecutor):
 
     def __init__(self, settings: ExecutorSettings) -> None:
         super().__init__(settings)
-        timeout = settings.options.get("idle_timeout", 300)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise ValueError(
-                f"backend_options['idle_timeout'] has to be a number of seconds > 0, not {timeout!r}.")
-        self._timeout = timeout
+        self._timeout = _seconds(settings.options, "idle_timeout", 300)
+        self._heartbeat = _seconds(settings.options, "heartbeat_timeout", 120)
         n = settings.n_workers
         self._n = usable_cores() if n == "auto" else int(n)
+        self._call_limit: float | None = getattr(settings, "timeout", None)
         self._pool: Any = None
         self._ref: ProgramFile | None = None
+        self._batches: dict[int, CallBatch] = {}  # id(future) -> its batch
+        self._killed: dict[int, tuple[int, str, str]] = {}  # pid -> (call, kind, reason)
+        self._breaks: dict[int, dict[int, tuple[str, str]]] = {}  # id(error) -> culprits
+        self._seen: dict[int, Any] = {}  # pid -> ((beat, seen at), ((call, start), since))
+        self._watched = 0.0
 
     @property
     def n_workers(self) -> int:
@@ -107,22 +181,116 @@ class JoblibExecutor(FuturesExecutor):
 
     def start(self, run: RunContext) -> None:
         assert run.program_bytes is not None
-        fd, path = tempfile.mkstemp(prefix=f"acme_core_{run.info.run_id}_", suffix=".pickle")
+        self._new_run()
+        fd, path = tempfile.mkstemp(prefix=f"program_{run.info.run_id}_", suffix=".pickle",
+                                    dir=run_folder())
         with os.fdopen(fd, "wb") as fh:
             fh.write(run.program_bytes)
         self._ref = ProgramFile(path, run.info.run_id, run.sys_path)
         self._pool = self._get_pool()
+        self._batches, self._killed, self._breaks, self._seen = {}, {}, {}, {}
 
     def _submit_future(self, batch: CallBatch) -> Any:
         if self._pool._flags.broken or self._pool._flags.shutdown:
-            log.warning("The worker pool broke (a worker died); starting a fresh one.")
             self._pool = self._get_pool()
-        return self._pool.submit(run_batch, self._ref, batch)
+        pool = self._pool
+        with _sigint_blocked():
+            future = pool.submit(run_batch_pickled, self._ref, batch)
+        self._batches[id(future)] = batch
+        # runs in loky's thread before the pool kills the surviving workers: only now do
+        # the exit codes tell the worker that died from those killed after it
+        future.add_done_callback(lambda f, p=pool: self._note_break(f, p))
+        return future
+
+    def _note_break(self, future: Any, pool: Any) -> None:
+        from joblib.externals.loky.process_executor import BrokenProcessPool
+
+        self._batches.pop(id(future), None)
+        if future.cancelled():
+            return
+        exc = future.exception()
+        if not isinstance(exc, BrokenProcessPool) or id(exc) in self._breaks:
+            return
+        records, culprits = pool_records(), {}
+        for pid, process in list(pool._processes.items()):
+            code = process.exitcode
+            if code is None and pid not in self._killed:
+                continue
+            state = read_state(records, pid) if records else None
+            if pid in self._killed:
+                index, kind, reason = self._killed[pid]
+                culprits[index] = (kind, reason)
+            elif state is not None and state.running:
+                culprits[state.index] = (KILLED_WORKER, f"pid {pid}, {_signal_name(code)}")
+        self._breaks[id(exc)] = culprits
+
+    def collect(self, timeout: float | None) -> list[BatchOutcome]:
+        if self._watch_due():
+            self._watch()
+        step = timeout if timeout is None else min(timeout, WATCH_SECONDS)
+        return super().collect(step)
+
+    def _outcome(self, batch: CallBatch, result: Any) -> BatchOutcome:
+        return pickle.loads(result)  # the worker pickled it (see run_batch_pickled)
+
+    def _watch_due(self) -> bool:
+        now = time.monotonic()
+        if now - self._watched < WATCH_SECONDS or not self._batches:
+            return False
+        self._watched = now
+        return True
+
+    def _watch(self) -> None:
+        """Kill the worker of a call over its time limit, and a worker that stopped beating.
+
+        Ages are measured on this process's monotonic clock from when it first saw a beat
+        or a call start, so a suspended laptop or a clock change kills nothing."""
+        records, pool = pool_records(), self._pool
+        if records is None or pool is None:
+            return
+        now, wall = time.monotonic(), time.time()
+        for pid in list(pool._processes):
+            state = read_state(records, pid)
+            if state is None or pid in self._killed:
+                continue
+            beat_seen, run_seen = self._seen.get(pid, ((None, now), (None, now)))
+            if state.beat != beat_seen[0]:
+                beat_seen = (state.beat, now)
+            if (state.index, state.started) != run_seen[0]:
+                run_seen = ((state.index, state.started), now - max(0.0, wall - state.started))
+            self._seen[pid] = (beat_seen, run_seen)
+            limit = self._call_limit
+            if limit is not None and state.running and now - run_seen[1] > limit \
+                    and self._in_flight(state.index):
+                self._kill(pid, state.index, TIMEOUT,
+                           f"the call ran longer than timeout={limit:g} s and its "
+                           f"worker (pid {pid}) was killed")
+            elif now - beat_seen[1] > self._heartbeat:
+                self._kill(pid, state.index, LOST_WORKER,
+                           f"its worker (pid {pid}) sent no heartbeat for "
+                           f"{now - beat_seen[1]:.0f} s (stopped or hung) and was killed")
+
+    def _in_flight(self, index: int) -> bool:
+        return any(index in b.indices for b in list(self._batches.values()))
+
+    def _kill(self, pid: int, index: int, kind: str, reason: str) -> None:
+        self._killed[pid] = (index, kind, reason)
+        log.warning(f"Call {index}: {reason}." if index >= 0 else f"A worker: {reason}.")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
     def _is_lost_worker(self, exc: BaseException) -> bool:
         from joblib.externals.loky.process_executor import BrokenProcessPool
 
         return isinstance(exc, BrokenProcessPool)
+
+    def _failed_batch(self, batch: CallBatch, exc: BaseException) -> list[BatchOutcome]:
+        culprits = self._breaks.get(id(exc))
+        if not culprits:  # not a pool break, or none of its calls is known to have caused it
+            return super()._failed_batch(batch, exc)
+        mine = {i: culprits[i] for i in batch.indices if i in culprits}
+        return [batch.lost("another call broke the worker pool", kind=LOST_NEIGHBOUR,
+                           culprits=mine)]
 
     def cancel(self) -> None:
         """Ctrl-C: drop pending batches and kill the workers, so nothing keeps running."""
@@ -140,3 +308,11 @@ class JoblibExecutor(FuturesExecutor):
     def shutdown(self) -> None:
         self._pool = None
         shutdown_pool()
+
+
+def _seconds(options: dict[str, Any], name: str, default: float) -> float:
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(
+            f"backend_options[{name!r}] has to be a number of seconds > 0, not {value!r}.")
+    return value
