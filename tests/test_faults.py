@@ -4,9 +4,14 @@ nothing running (joblib backend, real processes)."""
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import textwrap
 import time
 from collections import Counter
 
+import psutil
 import pytest
 
 from acme_core import ParallelComputationError, ParallelMap
@@ -107,3 +112,121 @@ def test_exceptions_that_cannot_be_printed_or_pickled_fail_only_their_call():
     assert rows[2].exc_type == "BadStr" and "__str__ failed" in rows[2].message
     assert "raise BadStr()" in rows[2].traceback
     assert rows[3].exc_type == "Unpicklable" and rows[3].message == "bad 3"
+
+
+# ------------------------------------------------------------------ Ctrl-C, SIGTERM, SIGKILL
+SCRIPT = """
+import sys
+sys.path.insert(0, {root!r})
+from acme_core import ParallelMap
+from tests.fault_funcs import pid_then_sleep
+
+if __name__ == "__main__":
+    pmap = ParallelMap(pid_then_sleep, list(range({n})), {markers!r}, {seconds},
+                       output_dir={out!r}, n_workers=2, verbose=False)
+    pmap.compute()
+    print("ALL DONE")
+"""
+
+
+def _start_script(tmp_path, name="run", n=40, seconds=1.0):
+    markers, out = tmp_path / f"markers-{name}", str(tmp_path / name)
+    markers.mkdir()
+    script = tmp_path / f"{name}.py"
+    script.write_text(textwrap.dedent(SCRIPT.format(root=ROOT, markers=str(markers), out=out,
+                                                    n=n, seconds=seconds)))
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)  # its own process group, as in a terminal
+    assert _wait_for(lambda: len(os.listdir(markers)) >= 2, 120), proc.communicate()
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert workers
+    return proc, workers
+
+
+def _no_process_left(workers, timeout=10.0):
+    gone, alive = psutil.wait_procs(workers, timeout=timeout)
+    return [p.pid for p in alive]
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_terminal_ctrl_c_ends_with_the_resume_message(tmp_path, attempt):
+    """Five tries: long calls, short calls (the signal lands anywhere in the run loop),
+    and Ctrl-C pressed twice (the second lands in the cleanup)."""
+    seconds, pause, twice = [(1.0, 0, False), (0.02, 0.3, False), (0.02, 0.7, False),
+                             (0.02, 0.3, True), (1.0, 0, True)][attempt]
+    proc, workers = _start_script(tmp_path, n=2000 if seconds < 1 else 40, seconds=seconds)
+    time.sleep(pause)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole process group
+    if twice:
+        time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    lines = stderr.strip().splitlines()
+    assert "ALL DONE" not in stdout
+    assert any(line.startswith("acme_core ERROR: Interrupted:") and "compute() again" in line
+               for line in lines), stderr
+    assert len(lines) < 15, stderr
+    assert lines[-1] == "KeyboardInterrupt", stderr
+    assert _no_process_left(workers) == []
+
+
+def test_sigterm_of_the_parent_ends_the_run_as_ctrl_c_does(tmp_path):
+    proc, workers = _start_script(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert "ALL DONE" not in stdout
+    assert "Interrupted:" in stderr and "compute() again" in stderr, stderr
+    assert len(stderr.strip().splitlines()) < 15, stderr
+    assert _no_process_left(workers) == []
+
+
+def test_sigkill_of_the_parent_leaves_no_worker(tmp_path):
+    proc, workers = _start_script(tmp_path)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert _no_process_left(workers) == []
+    # the workers held the parent's stdout: with them gone, a reader sees its end at once
+    start = time.monotonic()
+    proc.communicate(timeout=30)
+    assert time.monotonic() - start < 10
+
+
+AGAIN = """
+import os, signal, sys, threading, time, warnings
+sys.path.insert(0, {root!r})
+from acme_core import ParallelMap
+from tests.fault_funcs import pid_then_sleep
+
+def interrupt_when_started(folder):
+    while len(os.listdir(folder)) < 2:
+        time.sleep(0.02)
+    os.killpg(os.getpgid(0), signal.SIGINT)  # as a terminal: this process and its workers
+
+if __name__ == "__main__":
+    threading.Thread(target=interrupt_when_started, args=({markers!r},), daemon=True).start()
+    try:
+        ParallelMap(pid_then_sleep, list(range(20)), {markers!r}, 1.0,
+                    write_worker_results=False, n_workers=2).compute()
+    except KeyboardInterrupt:
+        print("INTERRUPTED", flush=True)
+    print("SECOND RUN", flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        results = ParallelMap(pid_then_sleep, list(range(20)), {markers!r}, 0.01,
+                              write_worker_results=False, n_workers=2).compute()
+    print("RESULTS", results == list(range(20)))
+"""
+
+
+def test_interrupt_then_compute_again_in_one_interpreter(tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    script = tmp_path / "again.py"
+    script.write_text(textwrap.dedent(AGAIN.format(root=ROOT, markers=str(markers))))
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, start_new_session=True)
+    assert "INTERRUPTED" in done.stdout and "RESULTS True" in done.stdout, done.stderr
+    second = done.stderr.split("Interrupted:", 1)[1].split("\n", 1)[1]
+    assert "WARNING" not in second and "ERROR" not in second and "Traceback" not in second, \
+        done.stderr

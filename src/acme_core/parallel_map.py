@@ -319,7 +319,10 @@ class ParallelMap:
         finally:
             if bar is not None:
                 pm.unregister(bar)
-        return self._finish(summary, len(todo))
+        try:
+            return self._finish(summary, len(todo))
+        finally:
+            summary.restore_signals()  # Ctrl-C was held back while an interrupted run ended
 
     def _progress_bar(self, total: int) -> ProgressBar | None:
         show = self._progress

@@ -7,7 +7,6 @@ and lifecycle hooks are called only when some plugin listens.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import signal
@@ -89,6 +88,15 @@ class RunSummary:
     interrupted: bool = False
     elapsed: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+    #: Signal handlers to restore once an interruption has been reported.
+    deferred: dict[int, Any] = field(default_factory=dict, repr=False)
+
+    def restore_signals(self) -> None:
+        """After an interrupted run: let Ctrl-C and SIGTERM act again (they were held back
+        while the run cleaned up). Does nothing otherwise."""
+        deferred, self.deferred = self.deferred, {}
+        for signum, handler in deferred.items():
+            signal.signal(signum, handler)
 
     @property
     def complete(self) -> bool:
@@ -199,20 +207,25 @@ class RunLoop:
         start = time.perf_counter()
         todo: deque[tuple[int, int]] = deque((i, 1) for i in indices)
         limit = 2 * max(1, self.executor.n_workers)
-        with _terminate_as_interrupt():
-            try:
-                while todo or self._batches:
-                    while todo and len(self._batches) < limit:
-                        self._submit(todo)
-                    self._receive(todo)
-            except KeyboardInterrupt:
-                self.summary.interrupted = True
-            finally:
-                with _uninterruptible():
-                    if self.summary.interrupted:
-                        self.executor.cancel()
-                    self.summary.elapsed = time.perf_counter() - start
-                    self._record()
+        terminate = _terminate_as_interrupt()
+        try:
+            while todo or self._batches:
+                while todo and len(self._batches) < limit:
+                    self._submit(todo)
+                self._receive(todo)
+        except KeyboardInterrupt:
+            self.summary.interrupted = True
+            # until the caller has reported the interruption (restore_signals), a second
+            # Ctrl-C or SIGTERM must not break the cleanup: a terminal signals every
+            # process of the group, and users press twice
+            self.summary.deferred = _defer_interrupts(terminate)
+            terminate = {}
+            self.executor.cancel()
+        finally:
+            for signum, handler in terminate.items():
+                signal.signal(signum, handler)
+            self.summary.elapsed = time.perf_counter() - start
+            self._record()
         return self.summary
 
     def _submit(self, todo: deque[tuple[int, int]]) -> None:
@@ -334,34 +347,29 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Any:
+def _terminate_as_interrupt() -> dict[int, Any]:
     """While calls run, SIGTERM (a ``kill``, a session ending, a batch system stopping the
-    job) ends the run as Ctrl-C does: cancelled, cleaned up, finished results kept. The
-    previous handler is restored afterwards; an ignored SIGTERM stays ignored."""
+    job) ends the run as Ctrl-C does: cancelled, cleaned up, finished results kept.
+    Returns the handler to restore; an ignored SIGTERM stays ignored."""
     if not _main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
-        yield
-        return
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        return {}
+    return {signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt)}
 
 
-@contextlib.contextmanager
-def _uninterruptible() -> Any:
-    """Cancelling and recording must finish: a second Ctrl-C (a terminal sends one to
-    every process of the group; users press twice) waits until they have."""
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def _defer_interrupts(terminate: dict[int, Any]) -> dict[int, Any]:
+    """Hold Ctrl-C and SIGTERM back; returns the handlers to restore afterwards."""
     if not _main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        return {}
+    previous = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = terminate.get(signum, signal.getsignal(signum))
+        signal.signal(signum, _held_back)
+    return previous
+
+
+def _held_back(signum: int, frame: Any) -> None:
+    log.warning("Still stopping the run: its results are being kept; one moment.")
