@@ -15,7 +15,7 @@ import psutil
 import pytest
 
 from acme_core import ParallelComputationError, ParallelMap
-from tests.fault_funcs import generator_for, lock_for, poison, raise_bad
+from tests.fault_funcs import generator_for, hang_on, lock_for, pid_then_sleep, poison, raise_bad
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -32,6 +32,13 @@ def _wait_for(predicate, timeout):
             return True
         time.sleep(0.05)
     return False
+
+
+def _gone(pid):
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def _poison_run(tmp_path, how):
@@ -119,7 +126,7 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {root!r})
 from acme_core import ParallelMap
-from tests.fault_funcs import pid_then_sleep
+from tests.fault_funcs import generator_for, hang_on, lock_for, pid_then_sleep, poison, raise_bad
 
 if __name__ == "__main__":
     pmap = ParallelMap(pid_then_sleep, list(range({n})), {markers!r}, {seconds},
@@ -196,7 +203,7 @@ AGAIN = """
 import os, signal, sys, threading, time, warnings
 sys.path.insert(0, {root!r})
 from acme_core import ParallelMap
-from tests.fault_funcs import pid_then_sleep
+from tests.fault_funcs import generator_for, hang_on, lock_for, pid_then_sleep, poison, raise_bad
 
 def interrupt_when_started(folder):
     while len(os.listdir(folder)) < 2:
@@ -230,3 +237,54 @@ def test_interrupt_then_compute_again_in_one_interpreter(tmp_path):
     second = done.stderr.split("Interrupted:", 1)[1].split("\n", 1)[1]
     assert "WARNING" not in second and "ERROR" not in second and "Traceback" not in second, \
         done.stderr
+
+
+# ------------------------------------------------------------------ time limits, stopped workers
+def test_a_call_over_its_time_limit_fails_alone_and_its_worker_is_killed(tmp_path):
+    markers = tmp_path / "m"
+    markers.mkdir()
+    pmap = ParallelMap(hang_on, list(range(12)), str(markers), write_worker_results=False,
+                       n_workers=2, timeout=3, verbose=False)
+    start = time.monotonic()
+    with pytest.raises(ParallelComputationError) as err:
+        pmap.compute()
+    assert time.monotonic() - start < 60
+    rows = list(err.value.failures)
+    assert [(r.index, r.kind, r.attempts) for r in rows] == [(3, "timeout", 1)]
+    assert "timeout=3 s" in rows[0].message
+    hung_pid = int(rows[0].message.split("(pid ")[1].split(")")[0])
+    assert _gone(hung_pid)
+    assert runs(markers)[3] == 1 and set(runs(markers)) == set(range(12))
+
+
+def test_timeout_is_checked_before_anything_starts():
+    with pytest.raises(ValueError, match="`timeout` has to be None or a number of seconds > 0"):
+        ParallelMap(abs, [1, 2], timeout=0, write_worker_results=False)
+    with pytest.raises(TypeError, match="`timeout`"):
+        ParallelMap(abs, [1, 2], timeout="10", write_worker_results=False)
+
+
+def test_a_stopped_worker_is_killed_and_its_calls_run_elsewhere(tmp_path):
+    """SIGSTOP the worker running call 4: without a heartbeat for 3 s it counts as hung,
+    is killed, and call 4 runs again on another worker."""
+    import threading
+
+    markers = tmp_path / "m"
+    markers.mkdir()
+    stopped: list[int] = []
+
+    def stop_the_worker_of_call_4():
+        assert _wait_for(lambda: any(n.startswith("4_") for n in os.listdir(markers)), 120)
+        name = next(n for n in os.listdir(markers) if n.startswith("4_"))
+        stopped.append(int(name.split("_")[1]))
+        os.kill(stopped[0], signal.SIGSTOP)
+
+    thread = threading.Thread(target=stop_the_worker_of_call_4, daemon=True)
+    thread.start()
+    results = ParallelMap(pid_then_sleep, list(range(10)), str(markers), 1.0,
+                          write_worker_results=False, n_workers=2,
+                          backend_options={"heartbeat_timeout": 3}, verbose=False).compute()
+    thread.join(timeout=10)
+    assert results == list(range(10))
+    assert len(stopped) == 1 and _gone(stopped[0])
+    assert runs(markers)[4] == 2  # it ran again elsewhere

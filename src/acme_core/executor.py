@@ -50,6 +50,9 @@ class ExecutorSettings:
     setup_interactive: bool = True
     stop_client: bool | str = "auto"
     options: dict[str, Any] = field(default_factory=dict)
+    #: Seconds one call may run (``ParallelMap(timeout=...)``); None: no limit. Backends
+    #: that enforce it declare the capability ``"timeout"``.
+    timeout: float | None = None
 
 
 @dataclass

@@ -53,6 +53,7 @@ CAPABILITIES = {
     "kill-worker": "a worker process can be killed and the run recovers the lost calls",
     "cancel": "pending calls can be cancelled",
     "slurm": "workers run as SLURM jobs",
+    "timeout": "a call over ParallelMap's timeout= has its worker stopped and fails alone",
 }
 
 #: ACME's ParallelMap parameters an executor may use; others are ignored with a warning.

@@ -30,7 +30,7 @@ from .storage.base import StorageSettings
 log = logging.getLogger("acme_core")
 
 #: ParallelMap's own keywords: a function keyword of the same name cannot be distributed.
-RESERVED = ("backend", "storage", "backend_options", "retries")
+RESERVED = ("backend", "storage", "backend_options", "retries", "timeout")
 
 
 class ParallelMap:
@@ -84,6 +84,9 @@ class ParallelMap:
     retries : int
         Re-runs of a call whose function raised (calls lost with a dead worker are always
         re-submitted, up to 3 times).
+    timeout : float, optional
+        Seconds a single call may run; a call running longer has its worker killed and
+        fails with kind ``"timeout"``, the other calls go on. None (the default): no limit.
 
     Examples
     --------
@@ -109,7 +112,8 @@ class ParallelMap:
                  dryrun: bool = False, logfile: bool | str | None = None,
                  cleanup_threshold_days: int | None = None, backend: str = "auto",
                  storage: str = "auto", backend_options: Mapping[str, Any] | None = None,
-                 retries: int = 0, progress: bool | None = None, **kwargs: Any) -> None:
+                 retries: int = 0, progress: bool | None = None,
+                 timeout: float | None = None, **kwargs: Any) -> None:
         self._settings = s = validate(
             n_inputs=n_inputs, write_worker_results=write_worker_results, output_dir=output_dir,
             result_shape=result_shape, result_dtype=result_dtype, single_file=single_file,
@@ -117,7 +121,8 @@ class ParallelMap:
             mem_per_worker=mem_per_worker, setup_timeout=setup_timeout,
             setup_interactive=setup_interactive, stop_client=stop_client, verbose=verbose,
             dryrun=dryrun, logfile=logfile, cleanup_threshold_days=cleanup_threshold_days,
-            backend=backend, storage=storage, backend_options=backend_options, retries=retries)
+            backend=backend, storage=storage, backend_options=backend_options, retries=retries,
+            timeout=timeout)
         self._progress = None if progress is None else check_flag("progress", progress)
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
@@ -130,7 +135,8 @@ class ParallelMap:
             result_shape=s.result_shape if not (s.write_pickle and s.storage == "auto") else None,
             result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id, resume=self._resume))
         self._executor = executor_spec.factory(ExecutorSettings(
-            **{k: getattr(s, k) for k in BACKEND_DEFAULTS}, options=s.backend_options))
+            **{k: getattr(s, k) for k in BACKEND_DEFAULTS}, options=s.backend_options,
+            timeout=s.timeout))
         self._run_id = uuid.uuid4().hex
         slots, constants = plan.layout()
         inline = not executor_spec.needs_pickle or _small(plan)
@@ -470,6 +476,9 @@ def _check_backend_settings(name: str, spec: ExecutorSpec, s: Settings) -> None:
         raise ValueError(
             f"backend {name!r} does not accept `backend_options` key(s) "
             f"{', '.join(repr(k) for k in unknown)}; accepted: {accepted}.")
+    if s.timeout is not None and "timeout" not in spec.capabilities:
+        log.warning(f"`timeout={s.timeout!r}` has no effect on backend {name!r} (it cannot "
+                    f"stop a single call) and is ignored.")
     for param in BACKEND_PARAMETERS:
         value = getattr(s, param)
         if param not in spec.parameters and value != BACKEND_DEFAULTS[param]:

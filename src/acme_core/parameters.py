@@ -55,6 +55,7 @@ class Settings:
     storage: str
     backend_options: dict[str, Any] = field(default_factory=dict)
     retries: int = 0
+    timeout: float | None = None
 
     def backend_parameters(self) -> dict[str, Any]:
         """The backend parameters with their validated values."""
@@ -389,6 +390,25 @@ def check_retries(value: Any) -> int:
     return int(value)
 
 
+def check_timeout(value: Any) -> float | None:
+    """Seconds one call may run: None (no limit) or a number > 0.
+
+    Examples
+    --------
+    >>> from acme_core.parameters import check_timeout
+    >>> check_timeout(30)
+    30.0
+    """
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`timeout` has to be None or a number of seconds > 0, not "
+                        f"{_given(value)}.")
+    if not value > 0:
+        raise ValueError(f"`timeout` has to be None or a number of seconds > 0, not {value!r}.")
+    return float(value)
+
+
 def validate(**given: Any) -> Settings:
     """Validate every ParallelMap parameter; returns :class:`Settings`.
 
@@ -427,6 +447,7 @@ def validate(**given: Any) -> Settings:
         storage=check_name("storage", g["storage"]),
         backend_options=check_backend_options(g["backend_options"]),
         retries=check_retries(g["retries"]),
+        timeout=check_timeout(g["timeout"]),
         **flags,
     )
 
@@ -436,5 +457,5 @@ _DEFAULTS: dict[str, Any] = {
     "result_dtype": "float", "single_file": False, "write_pickle": False,
     "verbose": None, "dryrun": False, "logfile": None, "cleanup_threshold_days": None,
     "backend": "auto", "storage": "auto", "backend_options": None, "retries": 0,
-    **BACKEND_DEFAULTS,
+    "timeout": None, **BACKEND_DEFAULTS,
 }

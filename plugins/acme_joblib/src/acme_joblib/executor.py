@@ -163,7 +163,7 @@ class JoblibExecutor(FuturesExecutor):
         self._heartbeat = _seconds(settings.options, "heartbeat_timeout", 120)
         n = settings.n_workers
         self._n = usable_cores() if n == "auto" else int(n)
-        self._call_limit: float | None = getattr(settings, "timeout", None)
+        self._call_limit = settings.timeout
         self._pool: Any = None
         self._ref: ProgramFile | None = None
         self._batches: dict[int, CallBatch] = {}  # id(future) -> its batch

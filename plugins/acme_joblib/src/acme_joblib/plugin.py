@@ -17,7 +17,7 @@ def acme_core_executors() -> list[ExecutorSpec]:
         needs_pickle=True,
         parameters=("n_workers", "stop_client"),
         options=OPTIONS,
-        capabilities=frozenset({"processes", "kill-worker", "cancel"}),
+        capabilities=frozenset({"processes", "kill-worker", "cancel", "timeout"}),
     )]
 
 
