@@ -102,6 +102,14 @@ def _check_dashboard(options: dict[str, Any]) -> None:
                         f"{options['dashboard']!r}.")
 
 
+def _singles(batch: CallBatch) -> list[CallBatch]:
+    """``batch`` as one batch per call."""
+    return [CallBatch(batch.run_id, (index,),
+                      None if batch.split is None else (batch.split[k],), batch.pickled,
+                      batch.attempt)
+            for k, index in enumerate(batch.indices)]
+
+
 class DaskExecutor(FuturesExecutor):
     """Backend ``"dask"``: the running dask client, or a local loopback-only cluster.
 
@@ -129,6 +137,7 @@ class DaskExecutor(FuturesExecutor):
         self._batch_of_key: dict[Any, CallBatch] = {}   # this run's dask keys -> batches
         self._seen_events: set[tuple[Any, Any]] = set()
         self._labels: dict[str, str] = {}                 # worker address -> description
+        self._cancelled = False
         self._validate(settings.options)
 
     def _validate(self, options: dict[str, Any]) -> None:
@@ -146,6 +155,7 @@ class DaskExecutor(FuturesExecutor):
     def start(self, run: RunContext) -> None:
         assert run.program_bytes is not None
         self._lost = _lost_worker_types()
+        self._cancelled = False
         client = setup.running_client()
         try:
             if client is not None:
@@ -223,6 +233,14 @@ class DaskExecutor(FuturesExecutor):
         """A task that raised on a live worker is every call's error (never retried as a
         lost worker); a dead worker or a broken connection is a lost worker."""
         if self._is_lost_worker(exc):
+            if len(batch.indices) > 1 and not self._cancelled:
+                # a call that kills its worker must not take its batch neighbours with it:
+                # each call runs again alone, at the same attempt (nobody is charged yet)
+                log.debug(f"batch {batch.indices} lost ({type(exc).__name__}); re-running "
+                          f"its calls one by one")
+                for single in _singles(batch):
+                    self.submit(single)
+                return []
             return super()._failed_batch(batch, exc)
         import traceback
 
@@ -302,6 +320,7 @@ class DaskExecutor(FuturesExecutor):
                             f"running call(s) {calls}; they run again on another worker.")
 
     def cancel(self) -> None:
+        self._cancelled = True
         with self._lock:
             pending = list(self._pending.values())
         if pending and self._client is not None:
