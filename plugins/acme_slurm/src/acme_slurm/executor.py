@@ -454,6 +454,10 @@ class ArrayExecutor(Executor):
         started = layout.read_json(os.path.join(folder, "start.json"))
         if ended is not None or started is None:
             # it stopped by itself (walltime, SIGTERM) or never ran: nothing failed
+            why = f"stopped ({ended['reason']})" if ended else "never started"
+            log.info(f"slurm-array: task {chunk.job} {why}, SLURM state "
+                     f"{chunk.state or 'unknown'}: its {len(left)} unstarted calls go back "
+                     f"to be run (not counted as failures).")
             for index in left:
                 if started is None:
                     self._sys_attempts[index] += 1

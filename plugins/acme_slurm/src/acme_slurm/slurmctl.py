@@ -62,11 +62,15 @@ def minutes(text: str) -> int | None:
     if not text or text.upper() in ("UNLIMITED", "NONE", "INFINITE", "N/A"):
         return None
     days, _, rest = text.rpartition("-")
-    parts = [int(p) for p in rest.split(":")]
+    try:
+        parts = [int(p) for p in rest.split(":")]
+        days_n = int(days or 0)
+    except ValueError:
+        return None
     while len(parts) < 3:
         parts.insert(0, 0)
     h, m, s = parts
-    return int(days or 0) * 1440 + h * 60 + m + (1 if s else 0)
+    return days_n * 1440 + h * 60 + m + (1 if s else 0)
 
 
 def hhmmss(mins: float) -> str:
