@@ -29,6 +29,7 @@ from .calls import (
     CallOutcome,
     Failure,
 )
+from .errors import ResultShapeError
 from .executor import Executor
 from .manifest import ManifestWriter
 from .plugins import has_listeners
@@ -312,6 +313,8 @@ class RunLoop:
             self.manifest.failed(failure, self.describe(outcome.index))
         if self.listen["failed"]:
             self.hooks.acme_core_call_failed(run=self.info, outcome=outcome)
+        if failure.exc_type == ResultShapeError.__name__:
+            raise ResultShapeError(failure.message)  # every further call would fail alike
 
     def _rerun_free(self, outcome: CallOutcome, todo: deque[tuple[int, int]]) -> bool:
         """Re-run a call lost only beside the one that broke the pool, without charging it
