@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from collections import Counter
@@ -197,6 +198,17 @@ def test_sigkill_of_the_parent_leaves_no_worker(tmp_path):
     start = time.monotonic()
     proc.communicate(timeout=30)
     assert time.monotonic() - start < 10
+    # the killed run's program file is in a folder named after its pid; the next run that
+    # starts on this machine removes it
+    left = [n for n in os.listdir(tempfile.gettempdir())
+            if n.startswith(f"acme_joblib_{proc.pid}_")]
+    assert len(left) == 1
+    assert any(n.startswith("program_") for n in os.listdir(os.path.join(
+        tempfile.gettempdir(), left[0])))
+    subprocess.run([sys.executable, "-c", "from acme_core import ParallelMap; ParallelMap("
+                    "abs, [-1, -2], write_worker_results=False, n_workers=1).compute()"],
+                   check=True, capture_output=True, timeout=120, cwd=tmp_path)
+    assert not os.path.exists(os.path.join(tempfile.gettempdir(), left[0]))
 
 
 AGAIN = """
