@@ -71,3 +71,10 @@ def pid_then_sleep(x, marker_dir, seconds):
     _mark(marker_dir, x)
     time.sleep(seconds)
     return x
+
+
+def big_result(x):
+    """160 kB of float64."""
+    import numpy as np
+
+    return np.full(20_000, float(x))

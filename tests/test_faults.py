@@ -300,3 +300,42 @@ def test_a_stopped_worker_is_killed_and_its_calls_run_elsewhere(tmp_path):
     assert results == list(range(10))
     assert len(stopped) == 1 and _gone(stopped[0])
     assert runs(markers)[4] == 2  # it ran again elsewhere
+
+
+# ------------------------------------------------------------------ a disk that fills up
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MB tmpfs (mounting needs root, as in CI)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.parametrize("storage", ["hdf5", "hdf5-single", "hdf5-shards"])
+def test_a_full_disk_fails_the_unstored_calls_and_resume_completes(small_disk, storage):
+    from acme_core import load
+    from tests.fault_funcs import big_result
+
+    out = str(small_disk / "run")
+    pmap = ParallelMap(big_result, list(range(40)), output_dir=out, n_workers=2,
+                       storage=storage, verbose=False)
+    with pytest.raises(ParallelComputationError) as err:
+        pmap.compute()
+    rows = list(err.value.failures)
+    assert rows and all(r.kind == "storage" for r in rows)
+    assert "free space" in str(err.value) and "compute() again" in str(err.value)
+    failed = {r.index for r in rows}
+    stored = load(out)
+    ok = set(range(40)) - failed
+    assert ok  # some results were stored before the disk filled
+    # every call reported as not failed reads back (one not made durable is a failure)
+    assert all(stored[i] is not None and float(stored[i][0]) == i for i in ok)
+
+    subprocess.run(["mount", "-o", "remount,size=40m", str(small_disk)], check=True)
+    ParallelMap(big_result, list(range(40)), output_dir=out, n_workers=2, storage=storage,
+                verbose=False).compute()
+    assert [float(r[0]) for r in load(out)] == [float(i) for i in range(40)]

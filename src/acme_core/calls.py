@@ -10,6 +10,7 @@ call keeps its own value, failure and attempt count.
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import socket
@@ -18,7 +19,7 @@ import time
 import traceback
 from collections import OrderedDict
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import Any, Protocol
 
 #: Failure kinds: raised by the user's function, the worker process died, writing failed.
@@ -77,6 +78,8 @@ class CallOutcome:
     duration: float = 0.0
     worker: str = ""
     attempt: int = 1
+    #: When the call started (``time.time()`` on its worker); None when unknown.
+    started: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -164,8 +167,9 @@ class BatchOutcome:
     def outcomes(self) -> list[CallOutcome]:
         """One :class:`CallOutcome` per call, in batch order."""
         w, a, failed = self.worker, self.attempt, self.failures
-        return [CallOutcome(i, v, failed.get(i), d, w, a)
-                for i, v, d in zip(self.indices, self.values, self.durations, strict=True)]
+        starts = self.starts() if self.started else repeat(None)
+        return [CallOutcome(i, v, failed.get(i), d, w, a, t) for i, v, d, t
+                in zip(self.indices, self.values, self.durations, starts, strict=False)]
 
     def without(self, dropped: set[int]) -> BatchOutcome:
         """The same outcome without the calls ``dropped`` (a backend lost them)."""
@@ -245,7 +249,27 @@ class CallProgram:
         try:
             return self.writer.write(index, value), None
         except Exception as exc:
-            return None, _failure(index, STORAGE, exc, where, attempt)
+            failure = _failure(index, STORAGE, exc, where, attempt)
+            failure.message += disk_hint(exc, " ")
+            return None, failure
+
+
+def disk_hint(exc: BaseException, prefix: str = "") -> str:
+    """What to do when ``exc`` says the disk or the quota is full ("" otherwise).
+
+    Examples
+    --------
+    >>> import errno
+    >>> from acme_core.calls import disk_hint
+    >>> disk_hint(OSError(errno.ENOSPC, "No space left on device"))[:18]
+    'The disk is full: '
+    >>> disk_hint(ValueError("no"))
+    ''
+    """
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return ""
+    return (f"{prefix}The disk is full: free space (or raise the quota), then call compute() "
+            f"again with the same output_dir: only the calls without a result run")
 
 
 def _failure(index: int, kind: str, exc: BaseException, where: str, attempt: int) -> Failure:

@@ -105,7 +105,7 @@ class LogFile:
     @contextlib.contextmanager
     def attached(self) -> Iterator[None]:
         """Write the package loggers' records of this run into the file."""
-        self._handler = handler = logging.FileHandler(self.path, mode="a", encoding="utf-8")
+        self._handler = handler = _RunFileHandler(self.path, mode="a", encoding="utf-8")
         handler.setFormatter(logging.Formatter(_FILE_FORMAT))
         handler.addFilter(_RunFilter(self._run_id))
         for logger in self._loggers:
@@ -124,3 +124,22 @@ class LogFile:
         for logger in self._loggers:
             logger.removeHandler(handler)
         handler.close()
+
+
+class _RunFileHandler(logging.FileHandler):
+    """A run's log file on a disk that filled up: the lines it cannot write are dropped
+    (the console still shows them), so the run's own report, which tells the user to free
+    space, is not buried under logging tracebacks."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handleError(record)
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            super().flush()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            super().close()

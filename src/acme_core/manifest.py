@@ -21,6 +21,7 @@ ignored (the call then runs again).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -202,15 +203,22 @@ class ManifestWriter:
 
     def __init__(self, output_dir: str, header: dict[str, Any] | None,
                  provenance: Provenance | None = None) -> None:
-        path = path_in(output_dir)
+        self._path = path = path_in(output_dir)
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._good = os.fstat(self._fh.fileno()).st_size  # bytes known written in full
+        #: The first write error (a full disk); None while every line was written.
+        self.unwritable: OSError | None = None
+        self._unreported: OSError | None = None
         self.provenance = provenance
         if header is not None:
             self._write(header)
         self.flush()
 
     def _write(self, event: dict[str, Any]) -> None:
-        self._fh.write(json.dumps(event, separators=(",", ":")) + "\n")
+        try:
+            self._fh.write(json.dumps(event, separators=(",", ":")) + "\n")
+        except OSError as exc:
+            self._lost(exc)
 
     def _about(self, index: int) -> dict[str, Any]:
         return self.provenance(index) if self.provenance is not None else {}
@@ -247,13 +255,36 @@ class ManifestWriter:
                      "worker": failure.worker, "args": arguments})
 
     def flush(self) -> None:
-        """Push written lines to the operating system (they survive our process dying)."""
-        self._fh.flush()
+        """Push written lines to the operating system (they survive our process dying).
+
+        Raises the first write error (a full disk) once, here: the run loop then ends the
+        run with a failure per call it could not record. Later errors only drop lines.
+        """
+        try:
+            self._fh.flush()
+        except OSError as exc:
+            self._lost(exc)
+        else:
+            self._good = os.fstat(self._fh.fileno()).st_size
+        unreported, self._unreported = self._unreported, None
+        if unreported is not None:
+            raise unreported
+
+    def _lost(self, exc: OSError) -> None:
+        """Writing failed: drop the lines not written in full, so the file ends with a whole
+        line and the calls those lines record count as not done."""
+        with contextlib.suppress(OSError):
+            self._fh.close()  # closes even when its final flush fails: the buffer is gone
+        with contextlib.suppress(OSError):
+            os.truncate(self._path, self._good)
+        self._fh = open(self._path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        if self.unwritable is None:
+            self.unwritable = self._unreported = exc
 
     def close(self) -> None:
         """Flush and close the file."""
         if not self._fh.closed:
-            self._fh.flush()
+            self.flush()
             self._fh.close()
 
 

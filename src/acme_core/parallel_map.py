@@ -17,7 +17,7 @@ from . import output_dir as outdir
 from . import rerun as rerun_policy
 from .arguments import CallPlan, build_call_plan
 from .callkeys import ArgumentKeys
-from .calls import CallBatch, CallOutcome, CallProgram, worker_name
+from .calls import CallBatch, CallOutcome, CallProgram, disk_hint, worker_name
 from .codeversion import code_version
 from .dryrun import dry_run
 from .errors import ParallelComputationError, ResultShapeError
@@ -425,6 +425,11 @@ class ParallelMap:
         plan = self._plan
         try:
             result = self._storage.finish()
+        except OSError as exc:  # a full disk: say so, and report the failed calls if any
+            if not (disk_hint(exc) and summary.failures):
+                raise
+            log.error(f"Writing the results container failed ({exc}). {disk_hint(exc)}.")
+            result = None
         finally:
             if self._manifest is not None:
                 self._manifest.flush()

@@ -7,16 +7,16 @@ and lifecycle hooks are called only when some plugin listens.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-import signal
-import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import interrupts
 from .arguments import size_of
 from .calls import (
     ERROR,
@@ -28,6 +28,7 @@ from .calls import (
     CallBatch,
     CallOutcome,
     Failure,
+    disk_hint,
 )
 from .errors import ResultShapeError
 from .executor import Executor
@@ -96,8 +97,7 @@ class RunSummary:
         """After an interrupted run: let Ctrl-C and SIGTERM act again (they were held back
         while the run cleaned up). Does nothing otherwise."""
         deferred, self.deferred = self.deferred, {}
-        for signum, handler in deferred.items():
-            signal.signal(signum, handler)
+        interrupts.restore(deferred)
 
     @property
     def complete(self) -> bool:
@@ -208,7 +208,7 @@ class RunLoop:
         start = time.perf_counter()
         todo: deque[tuple[int, int]] = deque((i, 1) for i in indices)
         limit = 2 * max(1, self.executor.n_workers)
-        terminate = _terminate_as_interrupt()
+        terminate = interrupts.terminate_as_interrupt()
         try:
             while todo or self._batches:
                 while todo and len(self._batches) < limit:
@@ -219,14 +219,18 @@ class RunLoop:
             # until the caller has reported the interruption (restore_signals), a second
             # Ctrl-C or SIGTERM must not break the cleanup: a terminal signals every
             # process of the group, and users press twice
-            self.summary.deferred = _defer_interrupts(terminate)
+            self.summary.deferred = interrupts.hold_back(terminate)
             terminate = {}
             self.executor.cancel()
+        except _DiskFull as full:
+            self.executor.cancel()
+            self._not_stored(set(self._batch_of) | {i for i, _ in todo}, full.error,
+                             "not run: the run stopped")
         finally:
-            for signum, handler in terminate.items():
-                signal.signal(signum, handler)
+            interrupts.restore(terminate)
             self.summary.elapsed = time.perf_counter() - start
-            self._record()
+            with contextlib.suppress(_DiskFull):  # its calls are failures already
+                self._record()
         return self.summary
 
     def _submit(self, todo: deque[tuple[int, int]]) -> None:
@@ -259,15 +263,36 @@ class RunLoop:
             self._record()
 
     def _record(self) -> None:
-        """Make collected results durable, then record them as done."""
+        """Make collected results durable, then record them as done.
+
+        When that fails (a full disk, a lost file system), the calls collected since the
+        last record are not stored: each becomes a ``"storage"`` failure, and the run
+        stops (raises ``_DiskFull``) since every further result would fail alike.
+        """
         if self.manifest is None:
             return
-        if self._unrecorded:
-            if self.flush is not None:
-                self.flush()
-            self.manifest.done(self._unrecorded)
-            self._unrecorded = []
-        self.manifest.flush()
+        try:
+            if self._unrecorded:
+                if self.flush is not None:
+                    self.flush()
+                self.manifest.done(self._unrecorded)
+            self.manifest.flush()
+        except OSError as exc:
+            unstored, self._unrecorded = self._unrecorded, []
+            self.summary.n_done -= len(unstored)
+            self._not_stored(unstored, exc, "its result could not be made durable")
+            log.error(f"Writing results failed ({exc}): the run stops. {disk_hint(exc)}.")
+            raise _DiskFull(exc) from exc
+        self._unrecorded = []
+
+    def _not_stored(self, indices: Iterable[int], exc: OSError, what: str) -> None:
+        for index in sorted(indices):
+            failure = Failure(index, STORAGE, type(exc).__qualname__,
+                              f"{what} ({exc}).{disk_hint(exc, ' ')}")
+            self.summary.n_failed += 1
+            self.summary.failures.append(failure)
+            if self.manifest is not None:
+                self.manifest.failed(failure, self.describe(index))
 
     def _route(self, batch: BatchOutcome, todo: deque[tuple[int, int]]) -> None:
         """Hand each successful call to the storage; retry or record each failed one."""
@@ -279,7 +304,8 @@ class RunLoop:
                     self.collect(outcome)
                 except Exception as exc:
                     outcome.failure = Failure(outcome.index, STORAGE, type(exc).__qualname__,
-                                              str(exc), "", outcome.worker, outcome.attempt)
+                                              f"{exc}{disk_hint(exc, ' ')}", "", outcome.worker,
+                                              outcome.attempt)
             if outcome.ok:
                 done.append(outcome.index)
                 seconds += outcome.duration
@@ -342,37 +368,13 @@ class RunLoop:
         return failure.kind == ERROR and outcome.attempt <= self.retries
 
 
+class _DiskFull(Exception):
+    """Results could not be made durable: the run stops."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _lost_phrase(kind: str) -> str:
     return "killed its worker" if kind == KILLED_WORKER else "was lost with its worker"
-
-
-def _main_thread() -> bool:
-    return threading.current_thread() is threading.main_thread()
-
-
-def _terminate_as_interrupt() -> dict[int, Any]:
-    """While calls run, SIGTERM (a ``kill``, a session ending, a batch system stopping the
-    job) ends the run as Ctrl-C does: cancelled, cleaned up, finished results kept.
-    Returns the handler to restore; an ignored SIGTERM stays ignored."""
-    if not _main_thread() or signal.getsignal(signal.SIGTERM) is signal.SIG_IGN:
-        return {}
-    return {signal.SIGTERM: signal.signal(signal.SIGTERM, _interrupt)}
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
-
-
-def _defer_interrupts(terminate: dict[int, Any]) -> dict[int, Any]:
-    """Hold Ctrl-C and SIGTERM back; returns the handlers to restore afterwards."""
-    if not _main_thread():
-        return {}
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = terminate.get(signum, signal.getsignal(signum))
-        signal.signal(signum, _held_back)
-    return previous
-
-
-def _held_back(signum: int, frame: Any) -> None:
-    log.warning("Still stopping the run: its results are being kept; one moment.")
