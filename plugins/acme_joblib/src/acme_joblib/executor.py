@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import pickle
+import shutil
 import signal
 import tempfile
 import threading
@@ -93,8 +94,11 @@ def shared_pool(n_workers: int, idle_timeout: float) -> Any:
         if usable:
             pool.shutdown(wait=False, kill_workers=True)
         _shared["made"] += 1
-        records = os.path.join(run_folder(), f"pool-{_shared['made']}")
+        folder = run_folder()
+        records = os.path.join(folder, f"pool-{_shared['made']}")
         os.makedirs(records, exist_ok=True)
+        # the previous pool's records may still be read for its break; older ones not
+        shutil.rmtree(os.path.join(folder, f"pool-{_shared['made'] - 2}"), ignore_errors=True)
         pool = ProcessPoolExecutor(max_workers=n_workers, timeout=idle_timeout,
                                    env=_thread_limits(n_workers), initializer=init_worker,
                                    initargs=(records, os.getpid()))
