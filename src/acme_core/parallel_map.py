@@ -416,31 +416,33 @@ class ParallelMap:
 
     def _finish(self, summary: RunSummary, n_ran: int, workers: Any) -> Any:
         plan = self._plan
+        self.failures = FailureTable([(f, plan.describe_call(f.index))
+                                      for f in summary.failures])
         try:
             result = self._storage.finish()
         finally:
             if self._manifest is not None:
                 self._manifest.flush()
-            self.failures = FailureTable([(f, plan.describe_call(f.index))
-                                          for f in summary.failures])
-            self._end_session(summary, n_ran, summary.elapsed, workers)
         where = self.results_container or self.output_dir
-        if summary.interrupted:
-            resume = (f" To finish the run, create the same ParallelMap with "
-                      f"output_dir={self.output_dir!r} and call compute() again: only the "
-                      f"missing calls run." if self.output_dir else "")
-            log.error(f"Interrupted: {summary.n_done} of {n_ran} calls finished"
-                      + (f"; their results are in {where}." if where else ".") + resume)
-            raise KeyboardInterrupt
-        if self.failures:
-            message = _failure_message(self.failures, n_ran, where, self.output_dir)
-            log_failure_summary(message)
-            raise ParallelComputationError(message, self.failures)
-        if where is not None:
-            log.info(f"SUCCESS! Results have been saved to {where}")
-        else:
-            log.info("Finished parallel computation")
-        return result
+        try:  # the session's figures are the log's last line, whatever the outcome
+            if summary.interrupted:
+                resume = (f" To finish the run, create the same ParallelMap with "
+                          f"output_dir={self.output_dir!r} and call compute() again: only the "
+                          f"missing calls run." if self.output_dir else "")
+                log.error(f"Interrupted: {summary.n_done} of {n_ran} calls finished"
+                          + (f"; their results are in {where}." if where else ".") + resume)
+                raise KeyboardInterrupt
+            if self.failures:
+                message = _failure_message(self.failures, n_ran, where, self.output_dir)
+                log_failure_summary(message)
+                raise ParallelComputationError(message, self.failures)
+            if where is not None:
+                log.info(f"SUCCESS! Results have been saved to {where}")
+            else:
+                log.info("Finished parallel computation")
+            return result
+        finally:
+            self._end_session(summary, n_ran, summary.elapsed, workers)
 
     # ------------------------------------------------------------------ life cycle
     def cleanup(self) -> None:
