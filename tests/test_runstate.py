@@ -397,3 +397,31 @@ def test_a_second_concurrent_run_on_one_output_dir_is_refused_naming_the_first(t
     finally:
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
+
+
+def test_rerun_is_validated_like_every_parameter(tmp_path):
+    with pytest.raises(ValueError, match="`rerun` has to be one of 'missing', 'changed', 'all'"):
+        ParallelMap(broken_while_flagged, [1], str(tmp_path), str(tmp_path), rerun="failed")
+    with pytest.raises(TypeError, match="`rerun`"):
+        ParallelMap(broken_while_flagged, [1], str(tmp_path), str(tmp_path), rerun=True)
+    assert os.listdir(tmp_path) == []
+
+
+def test_argument_keys_are_per_call_and_match_their_digests():
+    import numpy as np
+
+    from acme_core.arguments import build_call_plan
+    from acme_core.callkeys import ArgumentKeys, combine
+
+    def g(x, y, z=3):
+        return x
+
+    for args, kwargs in ((([1, 2, 3], np.arange(3.0)), {"z": {"b", "a"}}), ((7, 8), {})):
+        plan = build_call_plan(g, args, kwargs, 3, 1024)
+        keys = ArgumentKeys.of(plan)
+        assert [keys.key(i) for i in range(3)] == [combine(keys.of_call(i)) for i in range(3)]
+    changed = ArgumentKeys.of(build_call_plan(g, ([1, 2, 4], np.arange(3.0)), {"z": {"a", "b"}},
+                                              3, 1024))
+    before = ArgumentKeys.of(build_call_plan(g, ([1, 2, 3], np.arange(3.0)), {"z": {"b", "a"}},
+                                             3, 1024))
+    assert [changed.key(i) == before.key(i) for i in range(3)] == [True, True, False]

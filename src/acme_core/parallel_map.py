@@ -80,7 +80,7 @@ class ParallelMap:
         None: a log file beside on-disk results; True/False force it on/off; str: this file.
     cleanup_threshold_days : int, optional
         Before a run with ``output_dir=None``, delete our ``ACME_*`` runs in the current
-        directory older than this many days.
+        directory not modified for this many days (never one that is running).
     backend : str
         Executor name (``python -m acme_core plugins`` lists them); "auto" lets installed
         plugins claim the run (a running dask client, an HPC site) and falls back to the
