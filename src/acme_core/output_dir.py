@@ -22,8 +22,8 @@ import time
 import uuid
 from typing import Any
 
+from .errors import ManifestError, RunLockedError
 from .manifest import NAME as MANIFEST
-from .manifest import ManifestError
 
 log = logging.getLogger("acme_core")
 
@@ -120,17 +120,6 @@ def create(path: str, marker: dict) -> None:
 
 
 # ---------------------------------------------------------------------------- the run lock
-class RunLockedError(RuntimeError):
-    """Another process is running in this output directory.
-
-    Examples
-    --------
-    >>> from acme_core.output_dir import RunLockedError
-    >>> issubclass(RunLockedError, RuntimeError)
-    True
-    """
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
