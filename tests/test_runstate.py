@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 
 from acme_core import ParallelComputationError, ParallelMap, manifest
@@ -352,8 +353,14 @@ def test_a_damaged_manifest_or_marker_is_a_clear_error_naming_the_file(tmp_path)
     out = tmp_path / "run"
     ParallelMap(broken_while_flagged, [1, 2], str(tmp_path), str(tmp_path), output_dir=str(out),
                 backend="joblib", verbose=False).compute()
+    manifest_text = (out / manifest.NAME).read_text()
     (out / manifest.NAME).write_text('{"func": "broken_wh')  # torn first line
     with pytest.raises(ManifestError, match=f"{out / manifest.NAME}.*damaged.*new output_dir"):
+        ParallelMap(broken_while_flagged, [1, 2], str(tmp_path), str(tmp_path),
+                    output_dir=str(out))
+    (out / manifest.NAME).write_text(manifest_text)
+    (out / "acme_run.json").write_text("{")
+    with pytest.raises(ManifestError, match="acme_run.json is damaged"):
         ParallelMap(broken_while_flagged, [1, 2], str(tmp_path), str(tmp_path),
                     output_dir=str(out))
     (out / manifest.NAME).unlink()
@@ -425,3 +432,47 @@ def test_argument_keys_are_per_call_and_match_their_digests():
     before = ArgumentKeys.of(build_call_plan(g, ([1, 2, 3], np.arange(3.0)), {"z": {"b", "a"}},
                                              3, 1024))
     assert [changed.key(i) == before.key(i) for i in range(3)] == [True, True, False]
+
+
+@pytest.mark.parametrize("storage", ["hdf5", "hdf5-single", "hdf5-shards", "pickle"])
+@pytest.mark.parametrize("shape", [None, (None,)])
+def test_every_storage_holds_only_the_new_results_of_calls_run_again(request, tmp_path, storage,
+                                                                       shape):
+    """Re-running calls whose arguments changed replaces their results in every storage:
+    load() never returns a result of the old argument values."""
+    from acme_core import load
+    from tests.funcs import slow_count
+
+    if storage == "pickle" and shape is not None:
+        pytest.skip("pickle storage has no result_shape (ACME)")
+    if storage == "hdf5-shards" and shape is not None:
+        request.applymarker(pytest.mark.xfail(
+            reason="hdf5-shards stacking reads a call written twice into one worker's shard "
+                   "from its first write (storage helper's shard rework)", strict=False))
+    out = str(tmp_path / "run")
+    options = {"output_dir": out, "storage": storage, "backend": "joblib", "n_workers": 2,
+               "verbose": False, "result_shape": shape}
+    ParallelMap(slow_count, list(range(8)), str(tmp_path), 0.0, **options).compute()
+    new = list(range(4)) + [100 + i for i in range(4, 8)]
+    ParallelMap(slow_count, new, str(tmp_path), 0.0, **options).compute()
+    results = load(out)
+    assert [float(np.ravel(r)[0]) for r in results] == [x + 1000 for x in new]
+
+
+def test_two_parallel_maps_computing_at_once_in_threads_keep_their_own_logs(tmp_path):
+    import threading
+
+    from tests.funcs import slow_count
+
+    maps = [ParallelMap(slow_count, list(range(n)), str(tmp_path), 0.2,
+                        output_dir=str(tmp_path / name), backend="joblib", n_workers=1)
+            for name, n in (("a", 6), ("b", 7))]
+    threads = [threading.Thread(target=m.compute) for m in maps]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    a, b = (Path(m.logfile).read_text() for m in maps)
+    assert "6 calls of" in a and "7 calls of" not in a and str(tmp_path / "b") not in a
+    assert "7 calls of" in b and "6 calls of" not in b and str(tmp_path / "a") not in b
+    assert "6 of 6 calls finished" in a and "7 of 7 calls finished" in b

@@ -144,6 +144,13 @@ def lock_owner(path: str) -> dict[str, Any] | None:
     return owner
 
 
+def refuse_if_locked(path: str) -> None:
+    """Raise :class:`RunLockedError` when a live run holds the lock of ``path``."""
+    owner = lock_owner(path) if os.path.isdir(path) else None
+    if owner is not None:
+        raise RunLockedError(_locked_message(os.path.join(path, LOCK), owner))
+
+
 class RunLock:
     """``acme_run.lock`` in a run directory for the time of one ``compute()``."""
 

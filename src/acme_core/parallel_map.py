@@ -204,9 +204,7 @@ class ParallelMap:
         out, s, plan = self.output_dir, self._settings, self._plan
         if out is None:
             return None
-        if os.path.isdir(out) and (owner := outdir.lock_owner(out)) is not None:
-            raise outdir.RunLockedError(outdir._locked_message(os.path.join(out, outdir.LOCK),
-                                                              owner))
+        outdir.refuse_if_locked(out)  # before the checks below misread a run being made
         if not manifest.exists(out):
             outdir.check_available(out)
             if s.output_dir is None and s.cleanup_threshold_days is not None:
@@ -581,6 +579,8 @@ def _check_same_run(output_dir: str, header: dict[str, Any]) -> None:
     results cannot be matched call by call (changed arguments or code are handled per
     call, see :mod:`acme_core.rerun`)."""
     old = manifest.read(output_dir).header
+    if os.path.exists(os.path.join(output_dir, outdir.MARKER)):
+        outdir.read_marker(output_dir)  # a damaged marker: a clear error now, not in load()
     for key, what in (("func", "function name"), ("n_inputs", "number of calls"),
                       ("storage", "storage")):
         if old.get(key) != header[key]:
