@@ -274,3 +274,9 @@ def row_or_fail(x, bad="(3,)"):
 def dict_or_row(x):
     """A dict for even inputs (emergency pickling), a row of three for odd ones."""
     return {"a": x} if x % 2 == 0 else np.full(3, float(x))
+
+
+def row_after(x, n=64, seconds=0.02):
+    """``np.full(n, x)`` after a pause that varies from call to call (0 to ``seconds``)."""
+    time.sleep(seconds * ((x * 7919) % 10) / 9)
+    return np.full(n, float(x))

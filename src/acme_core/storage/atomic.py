@@ -11,6 +11,7 @@ those of their own layout when a run starts or finishes (:func:`remove_temporari
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 from collections.abc import Callable
@@ -75,6 +76,24 @@ def temporary_name(final: str) -> str:
     return os.path.join(folder, f".{name}.{os.getpid()}.tmp")
 
 
+def as_disk_full(exc: BaseException, path: str) -> BaseException:
+    """``exc`` as ``OSError(ENOSPC)`` with advice when it says the disk is full (HDF5 says
+    so in a ``RuntimeError`` or ``OSError`` whose text holds ``errno = 28``), else ``exc``.
+
+    Examples
+    --------
+    >>> from acme_core.storage.atomic import as_disk_full
+    >>> err = as_disk_full(RuntimeError("file write failed: errno = 28, ..."), "/out/f.h5")
+    >>> type(err).__name__, err.errno
+    ('OSError', 28)
+    """
+    text = str(exc)
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "errno = 28" in text:
+        return OSError(errno.ENOSPC, f"No space left on device while writing {path}: free "
+                                     f"space, then resume the run (same output_dir)", path)
+    return exc
+
+
 def atomic_write(final: str, write: Callable[[str], Any], durable: bool = True) -> None:
     """Call ``write(tmp_path)``, then rename ``tmp_path`` to ``final`` (same folder), so
     ``final`` is complete or absent (a failed write leaves nothing behind).
@@ -102,8 +121,11 @@ def atomic_write(final: str, write: Callable[[str], Any], durable: bool = True) 
         if durable:
             fsync_file(tmp)
         os.replace(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         remove(tmp)
+        full = as_disk_full(exc, final)
+        if full is not exc:
+            raise full from exc
         raise
     if durable:
         fsync_dir(os.path.dirname(final) or ".")

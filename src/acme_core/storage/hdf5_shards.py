@@ -93,12 +93,22 @@ def compact(payload_dir: str, func_name: str, n_calls: int | None = None) -> lis
     for index, (path, _) in sorted(winners.items()):
         by_process[_process_of(func_name, path)][path].append(index)
     written = []
-    for process, sources in sorted(by_process.items()):
-        target = _new_shard(payload_dir, func_name, process)
-        atomic_write(target, lambda tmp, sources=sources: _copy_calls(tmp, sources))
-        written.append(target)
-    for path in segments:
-        remove(path)
+    for process in sorted({_process_of(func_name, p) for p in segments}):
+        sources = by_process.get(process, {})
+        if sources:
+            target = _new_shard(payload_dir, func_name, process)
+            try:
+                atomic_write(target, lambda tmp, sources=sources: _copy_calls(tmp, sources))
+            except OSError as exc:  # e.g. a full disk: the segments stay, complete
+                log.warning(f"Could not compact the result segments of {process} ({exc}); "
+                            f"their results stay in the segment files.")
+                continue
+            written.append(target)
+        # a process's segments go once its shard holds their newest calls (peak disk use:
+        # one process's results twice, not the whole run's)
+        for path in segments:
+            if _process_of(func_name, path) == process:
+                remove(path)
     return written
 
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .atomic import fsync_dir, fsync_file, remove, temporary_name
+from .atomic import as_disk_full, fsync_dir, fsync_file, remove, temporary_name
 from .stacking import Stacking, convert
 
 log = logging.getLogger("acme_core")
@@ -187,7 +187,9 @@ class SegmentWriter:
                 for name, data in datasets:
                     group.create_dataset(name, data=data)
             except BaseException as exc:  # e.g. a full disk: the segment is unusable
-                self._abandon(exc)
+                full = self._abandon(exc)
+                if full is not exc:
+                    raise full from exc
                 raise
             self._indices.add(index)
             name = self._name
@@ -248,9 +250,11 @@ class SegmentWriter:
         self._h5, self._indices = None, set()
         self._seq += 1
 
-    def _abandon(self, exc: BaseException) -> None:
-        """Drop the current segment: its calls are lost with ``exc``."""
+    def _abandon(self, exc: BaseException) -> BaseException:
+        """Drop the current segment: its calls are lost with ``exc`` (returned, as an
+        ``OSError(ENOSPC)`` when the disk is full)."""
         tmp = temporary_name(self._final())
+        exc = as_disk_full(exc, self._final())
         try:
             if self._h5 is not None:
                 self._h5.close()
@@ -261,3 +265,4 @@ class SegmentWriter:
             self._lost[i] = exc
         self._h5, self._indices = None, set()
         self._seq += 1
+        return exc
