@@ -61,9 +61,8 @@ def _manifest_done(out):
 
 def _started(out):
     path = os.path.join(out, "acme_manifest.jsonl")
-    with contextlib.suppress(OSError):
-        with open(path, encoding="utf-8") as fh:
-            return fh.readline().endswith("\n")
+    with contextlib.suppress(OSError), open(path, encoding="utf-8") as fh:
+        return fh.readline().endswith("\n")
     return False
 
 
