@@ -49,7 +49,7 @@ def _wait_for(condition, proc, what):
         try:
             if condition():
                 return
-        except (OSError, KeyError):  # the file is being written
+        except (OSError, KeyError, ValueError):  # the run directory is being made, written
             pass
         time.sleep(0.05)
     pytest.fail(f"timed out waiting for {what}")
