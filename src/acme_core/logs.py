@@ -48,11 +48,14 @@ class LogFile:
     Written unbuffered (ACME buffered it in memory until the end of ``compute()``).
     """
 
-    def __init__(self, path: str, loggers: list[logging.Logger]) -> None:
+    def __init__(self, path: str, loggers: list[logging.Logger],
+                 earlier: Iterable[logging.LogRecord] = ()) -> None:
         self.path = path
         self._loggers = loggers
         self._handler = logging.FileHandler(path, mode="a", encoding="utf-8")
         self._handler.setFormatter(logging.Formatter(_FILE_FORMAT))
+        for record in earlier:  # what was logged before the file existed (construction)
+            self._handler.handle(record)
         for logger in loggers:
             logger.addHandler(self._handler)
 

@@ -12,9 +12,11 @@ from typing import Any
 
 from . import manifest, plugins
 from . import output_dir as outdir
+from .acme_attributes import AcmeAttributes, ArgumentLists, Daemon
 from .arguments import CallPlan, build_call_plan
 from .calls import CallBatch, CallOutcome, CallProgram
 from .dryrun import dry_run
+from .early_log import collected
 from .errors import ParallelComputationError
 from .executor import ExecutorSettings, RunContext
 from .failures import FailureTable
@@ -33,7 +35,7 @@ log = logging.getLogger("acme_core")
 RESERVED = ("backend", "storage", "backend_options", "retries")
 
 
-class ParallelMap:
+class ParallelMap(AcmeAttributes):
     """Call ``func`` concurrently over many inputs and store every result.
 
     Arguments are distributed as ACME does: lists, tuples, ranges and 1-D arrays whose
@@ -99,6 +101,7 @@ class ParallelMap:
     #: ACME's size threshold (MB) of the large-argument warning.
     _maxArgSize: float = 1024
 
+    @collected(lambda: _logger_names())   # construction warnings reach the log file too
     def __init__(self, func: Any, *args: Any, n_inputs: int | str = "auto",
                  write_worker_results: bool = True, output_dir: str | None = None,
                  result_shape: Sequence[Any] | None = None, result_dtype: str = "float",
@@ -121,6 +124,8 @@ class ParallelMap:
         self._progress = None if progress is None else check_flag("progress", progress)
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
+        self._acme = ArgumentLists(plan)
+        self._daemon: Daemon | None = None
         self.backend, executor_spec = _choose_backend(s)
         self.storage, storage_spec = _choose_storage(s)
         _check_backend_settings(self.backend, executor_spec, s)
@@ -132,32 +137,41 @@ class ParallelMap:
         self._executor = executor_spec.factory(ExecutorSettings(
             **{k: getattr(s, k) for k in BACKEND_DEFAULTS}, options=s.backend_options))
         self._run_id = uuid.uuid4().hex
+        self._needs_pickle = executor_spec.needs_pickle
+        self._prepare_program()
+        # ---- everything above only validates; from here on things are made ----
+        self.failures = FailureTable()
+        self._log_file: LogFile | None = None
+        self._log_path: str | None = None
+        self._manifest: ManifestWriter | None = None
+        self._aborted = False
+        if s.dryrun and not dry_run(self._program, plan, s.setup_interactive):
+            log.info("Dry-run aborted by the user: nothing was started.")
+            self._aborted = True
+            self._early_log.close()
+            return
+        self._make_outputs(storage_spec)
+
+    # ------------------------------------------------------------------ set-up
+    def _prepare_program(self) -> None:
+        """The call program of the current plan, pickled (proven picklable) when the
+        backend needs it; checked against the run being resumed."""
+        plan = self._plan
         slots, constants = plan.layout()
-        inline = not executor_spec.needs_pickle or _small(plan)
+        inline = not self._needs_pickle or _small(plan)
         self._program = CallProgram(
             self._run_id, plan.func, slots, constants, self._storage.writer(),
             plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None)
         self._program_bytes: bytes | None = None
         self._call_blobs: list[bytes] | None = None
-        if executor_spec.needs_pickle:
+        if self._needs_pickle:
             self._program_bytes = pickle_program(self._program, plan, self.backend)
             if not inline:
                 self._call_blobs = pickle_calls(plan, self.backend)
         self._header = self._manifest_header() if self.output_dir is not None else None
         if self._resume:
             _check_same_run(self.output_dir, self._header)
-        # ---- everything above only validates; from here on things are made ----
-        self.failures = FailureTable()
-        self._log_file: LogFile | None = None
-        self._manifest: ManifestWriter | None = None
-        self._aborted = False
-        if s.dryrun and not dry_run(self._program, plan, s.setup_interactive):
-            log.info("Dry-run aborted by the user: nothing was started.")
-            self._aborted = True
-            return
-        self._make_outputs(storage_spec)
 
-    # ------------------------------------------------------------------ set-up
     def _output_path(self, spec: StorageSpec) -> str | None:
         s = self._settings
         self._resume = False
@@ -200,7 +214,9 @@ class ParallelMap:
             self._manifest = ManifestWriter(self.output_dir, self._header)
         path = _log_path(s.logfile, self.output_dir, plan.func_name)
         if path is not None:
-            self._log_file = LogFile(path, self._loggers)
+            self._log_file = LogFile(path, self._loggers, earlier=self._early_log.take())
+            self._log_path = path
+        self._early_log.close()
         log.info(f"This is acme-core v. {_version()}: {plan.n_inputs} calls of `{plan.func_name}` "
                  f"on backend {self.backend!r}, storage {self.storage!r}")
 
@@ -217,8 +233,15 @@ class ParallelMap:
 
     @property
     def logfile(self) -> str | None:
-        """The log file's path, if one is written."""
-        return self._log_file.path if self._log_file is not None else None
+        """The log file's path, if one is written (also after ``compute()``)."""
+        return self._log_path
+
+    def _run_context(self) -> RunContext:
+        plan = self._plan
+        info = RunInfo(self._run_id, plan.func_name, plan.n_inputs, self.backend, self.storage,
+                       self.output_dir)
+        return RunContext(info, self._program, self._program_bytes, plan.n_inputs,
+                          self.output_dir, tuple(sys.path))
 
     # ------------------------------------------------------------------ running
     def compute(self, debug: bool = False) -> Any:
@@ -260,6 +283,9 @@ class ParallelMap:
         check_flag("debug", debug)
         if self._aborted:
             return None
+        if self._acme.changed():   # argv/kwargv rewritten since the constructor
+            self._plan = self._acme.rebuild(self._plan)
+            self._prepare_program()
         todo = self._calls_to_run()
         try:
             return self._debug_run(todo) if debug else self._parallel_run(todo)
@@ -295,10 +321,9 @@ class ParallelMap:
     def _parallel_run(self, todo: list[int]) -> Any:
         plan = self._plan
         pm = plugins.get_plugin_manager()
-        info = RunInfo(self._run_id, plan.func_name, plan.n_inputs, self.backend, self.storage,
-                       self.output_dir)
-        self._executor.start(RunContext(info, self._program, self._program_bytes,
-                                        plan.n_inputs, self.output_dir, tuple(sys.path)))
+        context = self._run_context()
+        info = context.info
+        self._executor.start(context)
         log.info(f"Preparing {len(todo)} parallel calls of `{plan.func_name}` using "
                  f"{self._executor.n_workers} workers")
         bar = self._progress_bar(len(todo))
@@ -469,8 +494,15 @@ def _check_backend_settings(name: str, spec: ExecutorSpec, s: Settings) -> None:
             f"{', '.join(repr(k) for k in unknown)}; accepted: {accepted}.")
     for param in BACKEND_PARAMETERS:
         value = getattr(s, param)
-        if param not in spec.parameters and value != BACKEND_DEFAULTS[param]:
+        if (param not in spec.parameters and value != BACKEND_DEFAULTS[param]
+                and ONLY_DISABLES.get(param, _NOTHING) != value):
             log.warning(f"`{param}={value!r}` has no effect on backend {name!r} and is ignored.")
+
+
+#: Values that only turn off something a backend without the parameter cannot do anyway
+#: (SyNCoPy passes setup_interactive=False everywhere): no "has no effect" warning.
+ONLY_DISABLES: dict[str, Any] = {"setup_interactive": False}
+_NOTHING = object()
 
 
 def _log_path(logfile: bool | str | None, output_dir: str | None, func_name: str) -> str | None:
