@@ -97,7 +97,7 @@ def acme_tests(session: nox.Session) -> None:
     """ACME 2026.6.2's own test_pmap.py and test_dask.py (taken from its wheel, never
     installed) against acme-core through the ``acme`` compat package; prints pass/fail per
     test. Extra arguments go to pytest."""
-    session.install(*PACKAGES, *COMPAT, "pytest>=8", "scipy", "psutil>=5.9")
+    session.install(*PACKAGES, *COMPAT, "pytest>=8", "scipy", "psutil>=5.9", "ipython")
     session.run("python", "tests/compat/run_acme_tests.py", ESI_ACME, *session.posargs)
 
 

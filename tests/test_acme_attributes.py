@@ -122,7 +122,7 @@ def test_daemon_computes_and_has_no_client_on_a_backend_without_one():
     assert pmap.daemon is pmap.daemon
     assert pmap.daemon.client is None and pmap.config.client is None
     assert pmap.daemon.compute() == [15, 18]
-    with pytest.raises(TypeError, match="expects a ParallelMap, not str"):
+    with pytest.raises(TypeError, match="`pmap` has to be a `ParallelMap` instance, not <class .str.>"):
         Daemon("invalid")
 
 

@@ -156,7 +156,8 @@ class Daemon:
 
     def __init__(self, pmap: Any, client: Callable[[], Any] | None = None) -> None:
         if not isinstance(pmap, _Run):
-            raise TypeError(f"<ACMEdaemon> expects a ParallelMap, not {type(pmap).__name__}.")
+            raise TypeError(f"<ACMEdaemon> `pmap` has to be a `ParallelMap` instance, not "
+                            f"{type(pmap)}")
         self._pmap = pmap
         self._client = client
 

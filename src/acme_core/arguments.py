@@ -410,8 +410,10 @@ def _is_split(arg: BoundArgument, n: int) -> bool:
 def _warn_about(bound: list[BoundArgument], name: str, max_arg_size_mb: float) -> None:
     for arg in bound:
         if callable(arg.value) and not arg.split and not isinstance(arg.value, type):
-            log.warning(f"Found a single callable object in {arg.label} of {name}: it is not "
-                        f"called by ParallelMap; every call receives the same object.")
+            # given by name (SyNCoPy's `operation=`), a function argument is deliberate
+            note = log.debug if arg.by_name else log.warning
+            note(f"Found a single callable object in {arg.label} of {name}: it is not "
+                 f"called by ParallelMap; every call receives the same object.")
         arg.size = size_of(arg.value)
         size = arg.size / 1024**2
         if size > max_arg_size_mb:

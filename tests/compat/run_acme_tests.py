@@ -3,9 +3,8 @@
 The tests come from the esi-acme wheel, downloaded into a temporary folder and never
 installed: ``import acme`` is the compat package (acme-compat). ACME's ``conftest.py``
 imports ACME internals (``acme.shared.is_slurm_node`` and friends, ``acme.config``) for
-node detection only; it is replaced by one that detects the same from public facts (ESI
-and CoBIC hostnames, x86). SLURM stays off unless ``ACME_TESTS_SLURM=1``: ACME's SLURM
-variants start dozens of jobs, too many for a shared machine.
+node detection only; it is replaced by one that detects the same the same way (``sinfo
+--version`` answers: a SLURM node; ESI and CoBIC hostnames; x86).
 
 Prints one line per test (PASS/FAIL/SKIP) and, for each known failure, why it fails;
 exits non-zero when a test outside the known list fails or a known one passes
@@ -32,13 +31,15 @@ CONFTEST = '''\
 import os
 import platform
 import socket
+import subprocess
 import sys
 
 import pytest
 from acme.dask_helpers import esi_cluster_setup, slurm_cluster_setup
 
 skip_if_not_linux = pytest.mark.skipif(sys.platform != "linux", reason="Only works in Linux")
-useSLURM = os.environ.get("ACME_TESTS_SLURM") == "1"
+useSLURM = bool(subprocess.run("sinfo --version", shell=True, capture_output=True,
+                               text=True).stdout)
 onESI = socket.gethostname().startswith("esi-sv") and os.path.isdir("/cs")
 onBIC = socket.gethostname().startswith("bic-sv") and os.path.isdir("/mnt/hpc")
 onx86 = platform.machine() == "x86_64"

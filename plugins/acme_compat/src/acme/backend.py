@@ -6,7 +6,7 @@ Examples
 >>> ACMEdaemon("not a ParallelMap")
 Traceback (most recent call last):
 ...
-TypeError: <ACMEdaemon> expects a ParallelMap, not str.
+TypeError: <ACMEdaemon> `pmap` has to be a `ParallelMap` instance, not <class 'str'>
 """
 
 from acme_core.acme_attributes import Daemon as ACMEdaemon
