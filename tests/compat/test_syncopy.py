@@ -110,7 +110,7 @@ def test_concat_equals_numpy(data, other, acme_log):
     other.mode = "r"
     joined = spy.concat(data, other, dim="channel")   # parallel: a client is running
     assert acme_log.runs() >= 1
-    expected = [np.concatenate([a, b], axis=1) for a, b in zip(trials(data), trials(other))]
+    expected = [np.concatenate([a, b], axis=1) for a, b in zip(trials(data), trials(other), strict=True)]
     assert all(np.allclose(t, e) for t, e in zip(trials(joined), expected, strict=True))
 
 
@@ -121,5 +121,5 @@ def test_arithmetic_equals_numpy(op, data, acme_log):
     result = {"+": lambda: data + 2.5, "*": lambda: data * 3, "-": lambda: data - noise}[op]()
     assert acme_log.runs() >= 1
     expected = {"+": [t + 2.5 for t in trials(data)], "*": [t * 3 for t in trials(data)],
-                "-": [a - b for a, b in zip(trials(data), trials(noise))]}[op]
+                "-": [a - b for a, b in zip(trials(data), trials(noise), strict=True)]}[op]
     assert all(np.allclose(t, e) for t, e in zip(trials(result), expected, strict=True))
