@@ -214,3 +214,14 @@ def test_the_distribution_error_starts_with_acmes_sentence_and_adds_details_afte
         "<ParallelMap> automatic input distribution failed: found 2 objects containing 2 to 4 "
         "elements. Please specify `n_inputs` manually. ")
     assert "positional argument 1 ('y') has 2" in message.split("manually. ", 1)[1]
+
+
+def test_a_cluster_from_daemon_client_whose_workers_were_retired_fails_compute_clearly(
+        no_dask_client_left):
+    # ACME's test_init: kill the single worker of pmap.daemon.config.client, then compute()
+    pmap = ParallelMap(f, [1, 2], 4, backend="dask", n_workers=1, **QUIET)
+    client = pmap.daemon.config.client
+    client.retire_workers(list(client.scheduler_info()["workers"]), close_workers=True)
+    with pytest.raises(RuntimeError, match="no active workers found"):
+        pmap.compute()
+    assert client.status != "running"        # the cluster it started is stopped

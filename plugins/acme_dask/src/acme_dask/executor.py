@@ -159,8 +159,12 @@ class DaskExecutor(FuturesExecutor):
         self._cancelled = False
         client = setup.running_client()
         try:
-            if self._early:
+            if self._early:   # started by client(): its workers were all online then
                 self._early = False
+                if setup.count_online_workers(self._client) == 0:
+                    raise RuntimeError(f"The cluster started for `daemon.client` "
+                                       f"({self._client}) has no workers left; no active "
+                                       f"workers found.")
             elif client is not None:
                 self._attach(client)
             else:
