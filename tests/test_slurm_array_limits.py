@@ -1,6 +1,6 @@
-"""Backend "slurm-array" against small site limits (``MaxArraySize=101``): the local SLURM
-is restarted with that limit for this module only and restored right after (a restart
-cancels every job on the cluster, so nothing else here runs under the small limit)."""
+"""Backend "slurm-array" under other site settings: small limits (``MaxArraySize=101``) and
+SLURM accounting on. The local SLURM is restarted with them for one test class and
+restored to its defaults right after (a restart cancels every job on the cluster)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ START = os.environ.get("LOCAL_SLURM_START", "/work/shared/slurm/start-slurm.sh")
 
 
 def _restart(**limits: str) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCAL_SLURM_MAX_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOCAL_SLURM_")}
     proc = subprocess.run(["bash", START], env={**env, **limits}, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
@@ -33,9 +33,9 @@ def _config(name: str) -> str:
     return re.search(rf"^{name}\s*=\s*(\S+)", out, re.MULTILINE).group(1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def max_array_101(slurm):
-    """The local SLURM with ``MaxArraySize=101`` for this module, the defaults after it."""
+    """The local SLURM with ``MaxArraySize=101`` for one class, the defaults after it."""
     if not os.path.exists(START):
         pytest.skip(f"{START} not found (set LOCAL_SLURM_START)")
     _restart(LOCAL_SLURM_MAX_ARRAY_SIZE="101")
@@ -43,6 +43,18 @@ def max_array_101(slurm):
     yield 101
     _restart()
     assert _config("MaxArraySize") == "1001"
+
+
+@pytest.fixture(scope="class")
+def accounting_on(slurm):
+    """The local SLURM with accounting (slurmdbd, sacct) for one class, the defaults after."""
+    if not os.path.exists(START):
+        pytest.skip(f"{START} not found (set LOCAL_SLURM_START)")
+    _restart(LOCAL_SLURM_ACCOUNTING="1")
+    assert _config("AccountingStorageType") == "accounting_storage/slurmdbd"
+    yield slurm
+    _restart()
+    assert _config("AccountingStorageType") == "accounting_storage/none"
 
 
 def _sbatch_lines(output_dir: str) -> list[str]:
@@ -69,7 +81,41 @@ class ListeningSockets(threading.Thread):
 
 
 @pytest.mark.slow
-def test_100000_tiny_calls_complete_in_few_arrays_and_few_files(max_array_101, tmp_path):
+@pytest.mark.usefixtures("max_array_101")
+class TestMaxArraySize101:
+    """MaxArraySize=101: many calls in few arrays; more tasks than that in offset arrays."""
+
+    def test_100000_tiny_calls_complete_in_few_arrays_and_few_files(self, tmp_path):
+        _hundred_thousand(tmp_path)
+
+    def test_more_tasks_than_max_array_size_go_out_as_offset_arrays(self, tmp_path):
+        _offset_arrays(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("accounting_on")
+class TestAccountingOn:
+    """The failure-kind tests of test_slurm_array.py again, with sacct answering."""
+
+    def test_raising_call(self, accounting_on, tmp_path):
+        from tests import test_slurm_array as plain
+
+        plain.test_one_raising_call_shows_once_as_error(accounting_on, tmp_path)
+
+    def test_memory_kill(self, accounting_on, tmp_path, caplog):
+        from tests import test_slurm_array as plain
+
+        plain.test_memory_kill_is_out_of_memory_and_reruns_with_twice_the_memory(
+            accounting_on, tmp_path, caplog)
+
+    def test_scancel_and_requeue(self, accounting_on, tmp_path, caplog):
+        from tests import test_slurm_array as plain
+
+        plain.test_scancel_and_requeue_lose_no_call_and_use_no_retries(
+            accounting_on, tmp_path, caplog)
+
+
+def _hundred_thousand(tmp_path) -> None:
     n = 100_000
     out = str(tmp_path / "run")
     sockets = ListeningSockets()
@@ -100,8 +146,7 @@ def test_100000_tiny_calls_complete_in_few_arrays_and_few_files(max_array_101, t
     assert on_slurm == on_joblib
 
 
-@pytest.mark.slow
-def test_more_tasks_than_max_array_size_go_out_as_offset_arrays(max_array_101, tmp_path):
+def _offset_arrays(tmp_path) -> None:
     out = str(tmp_path / "run")
     pmap = ParallelMap(tiny, list(range(300)), output_dir=out, backend="slurm-array",
                        verbose=False,
