@@ -339,3 +339,32 @@ def test_a_full_disk_fails_the_unstored_calls_and_resume_completes(small_disk, s
     ParallelMap(big_result, list(range(40)), output_dir=out, n_workers=2, storage=storage,
                 verbose=False).compute()
     assert [float(r[0]) for r in load(out)] == [float(i) for i in range(40)]
+
+
+SEGFAULT = """
+import sys
+sys.path.insert(0, {root!r})
+from acme_core import ParallelComputationError, ParallelMap
+from tests.fault_funcs import poison
+
+if __name__ == "__main__":
+    try:
+        ParallelMap(poison, list(range(40)), {markers!r}, "segfault",
+                    write_worker_results=False, n_workers=2).compute()
+    except ParallelComputationError as err:
+        print([(row.index, row.kind) for row in err.failures])
+"""
+
+
+def test_a_segfaulting_call_reports_one_crash_dump_and_one_line_per_loss(tmp_path):
+    markers = tmp_path / "m"
+    markers.mkdir()
+    script = tmp_path / "segv.py"
+    script.write_text(textwrap.dedent(SEGFAULT.format(root=ROOT, markers=str(markers))))
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=300)
+    assert done.stdout.strip() == "[(7, 'killed-worker')]", done.stderr
+    assert done.stderr.count("Fatal Python error: Segmentation fault") == 1  # where it crashed
+    lost = [line for line in done.stderr.splitlines() if "killed its worker" in line]
+    assert [line.split("attempt ")[1][:6] for line in lost] == [f"{k} of 4" for k in (1, 2, 3, 4)]
+    assert "UserWarning" not in done.stderr and "lost with its worker" not in done.stderr

@@ -11,6 +11,7 @@ call keeps its own value, failure and attempt count.
 from __future__ import annotations
 
 import errno
+import faulthandler
 import os
 import pickle
 import socket
@@ -392,6 +393,11 @@ def run_batch(ref: ProgramRef, batch: CallBatch) -> BatchOutcome:
     else:
         splits = batch.split
     clock, record = time.perf_counter, _record
+    # a re-run (its worker died under it before) prints no second crash dump: the first
+    # one said where the call crashed
+    quiet = attempt > 1 and faulthandler.is_enabled()
+    if quiet:
+        faulthandler.disable()
     started = time.time()
     try:
         for index, split in zip(batch.indices, splits, strict=True):
@@ -407,6 +413,8 @@ def run_batch(ref: ProgramRef, batch: CallBatch) -> BatchOutcome:
     finally:
         if record is not None:
             record.idle()
+        if quiet:
+            faulthandler.enable()
     return BatchOutcome(batch.indices, values, durations, failures, where, attempt, started)
 
 
