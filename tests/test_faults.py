@@ -124,7 +124,8 @@ def test_exceptions_that_cannot_be_printed_or_pickled_fail_only_their_call():
 
 # ------------------------------------------------------------------ Ctrl-C, SIGTERM, SIGKILL
 SCRIPT = """
-import sys
+import faulthandler, signal, sys
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's view into a hang
 sys.path.insert(0, {root!r})
 from acme_core import ParallelMap
 from tests.fault_funcs import generator_for, hang_on, lock_for, pid_then_sleep, poison, raise_bad
@@ -152,6 +153,18 @@ def _start_script(tmp_path, name="run", n=40, seconds=1.0):
     return proc, workers
 
 
+def _communicate(proc, timeout=120):
+    """stdout and stderr of ``proc``; when it hangs, fail with the stacks of its threads."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        proc.kill()
+        _, stderr = proc.communicate()
+        pytest.fail(f"the run did not end {timeout} s after the signal:\n{stderr[-8000:]}")
+
+
 def _no_process_left(workers, timeout=10.0):
     gone, alive = psutil.wait_procs(workers, timeout=timeout)
     return [p.pid for p in alive]
@@ -169,7 +182,7 @@ def test_terminal_ctrl_c_ends_with_the_resume_message(tmp_path, attempt):
     if twice:
         time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=60)
+    stdout, stderr = _communicate(proc)
     lines = stderr.strip().splitlines()
     assert "ALL DONE" not in stdout
     assert any(line.startswith("acme_core ERROR: Interrupted:") and "compute() again" in line
@@ -182,7 +195,7 @@ def test_terminal_ctrl_c_ends_with_the_resume_message(tmp_path, attempt):
 def test_sigterm_of_the_parent_ends_the_run_as_ctrl_c_does(tmp_path):
     proc, workers = _start_script(tmp_path)
     proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=60)
+    stdout, stderr = _communicate(proc)
     assert "ALL DONE" not in stdout
     assert "Interrupted:" in stderr and "compute() again" in stderr, stderr
     assert len(stderr.strip().splitlines()) < 15, stderr

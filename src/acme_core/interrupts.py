@@ -35,15 +35,36 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
-def hold_back(terminate: dict[int, Any]) -> dict[int, Any]:
-    """Hold Ctrl-C and SIGTERM back; returns the handlers to restore afterwards."""
-    if not _main_thread():
-        return {}
-    previous = {}
+def hold_back(terminate: dict[int, Any]) -> None:
+    """Hold Ctrl-C and SIGTERM back until :func:`release`; ``terminate`` is what
+    :func:`terminate_as_interrupt` returned (the SIGTERM handler from before the run)."""
+    if not _main_thread() or _held:
+        return
     for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = terminate.get(signum, signal.getsignal(signum))
+        _held[signum] = terminate.get(signum, signal.getsignal(signum))
         signal.signal(signum, _held_back)
-    return previous
+
+
+def release() -> None:
+    """Let Ctrl-C and SIGTERM act again after :func:`hold_back` (nothing otherwise).
+
+    Examples
+    --------
+    >>> import signal
+    >>> from acme_core import interrupts
+    >>> before = signal.getsignal(signal.SIGINT)
+    >>> interrupts.hold_back({})
+    >>> interrupts.release()
+    >>> signal.getsignal(signal.SIGINT) is before
+    True
+    """
+    held = dict(_held)
+    _held.clear()
+    restore(held)
+
+
+#: The handlers :func:`hold_back` replaced, by signal.
+_held: dict[int, Any] = {}
 
 
 def _held_back(signum: int, frame: Any) -> None:

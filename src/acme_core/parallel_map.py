@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import manifest, plugins
+from . import interrupts, manifest, plugins
 from . import output_dir as outdir
 from . import rerun as rerun_policy
 from .acme_attributes import AcmeAttributes, ArgumentLists, Daemon
@@ -316,6 +316,7 @@ class ParallelMap(AcmeAttributes):
             self._plan = self._acme.rebuild(self._plan)
             self._prepare_program()
         with contextlib.ExitStack() as stack:
+            stack.callback(interrupts.release)  # Ctrl-C held back by an interrupted run
             stack.enter_context(running(self._run_id))
             state = self._open_outputs(stack)
             if self._log_file is not None:

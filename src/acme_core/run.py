@@ -90,14 +90,10 @@ class RunSummary:
     interrupted: bool = False
     elapsed: float = 0.0
     failures: list[Failure] = field(default_factory=list)
-    #: Signal handlers to restore once an interruption has been reported.
-    deferred: dict[int, Any] = field(default_factory=dict, repr=False)
-
     def restore_signals(self) -> None:
         """After an interrupted run: let Ctrl-C and SIGTERM act again (they were held back
         while the run cleaned up). Does nothing otherwise."""
-        deferred, self.deferred = self.deferred, {}
-        interrupts.restore(deferred)
+        interrupts.release()
 
     @property
     def complete(self) -> bool:
@@ -219,7 +215,7 @@ class RunLoop:
             # until the caller has reported the interruption (restore_signals), a second
             # Ctrl-C or SIGTERM must not break the cleanup: a terminal signals every
             # process of the group, and users press twice
-            self.summary.deferred = interrupts.hold_back(terminate)
+            interrupts.hold_back(terminate)
             terminate = {}
             self.executor.cancel()
         except _DiskFull as full:

@@ -115,8 +115,19 @@ def shutdown_pool() -> None:
     """Kill this interpreter's worker processes (``stop_client=True``, Ctrl-C)."""
     with _pool_lock:
         pool, _shared["pool"] = _shared["pool"], None
-    if pool is not None:
+    if pool is None:
+        return
+    workers = list(pool._processes.values())
+    try:
         pool.shutdown(wait=True, kill_workers=True)
+    finally:
+        # should loky's manager thread have died first, no worker may outlive the pool
+        # (the interpreter would wait for it at exit)
+        for process in workers:
+            if process.exitcode is None:
+                with contextlib.suppress(OSError, ValueError):
+                    process.kill()
+                    process.join(timeout=5)
 
 
 @contextlib.contextmanager
@@ -297,8 +308,9 @@ class JoblibExecutor(FuturesExecutor):
                            culprits=mine)]
 
     def cancel(self) -> None:
-        """Ctrl-C: drop pending batches and kill the workers, so nothing keeps running."""
-        super().cancel()
+        """Ctrl-C: kill the workers, so nothing keeps running; loky fails the pending
+        batches itself (cancelling their futures first would race with it: loky's thread
+        dies on a cancelled future and leaves the workers alive)."""
         self.shutdown()
 
     def close(self) -> None:
