@@ -345,9 +345,10 @@ class DaskExecutor(FuturesExecutor):
             return
         self._batch_of_key.clear()
         if force or self._stop_wanted():
+            interrupted = force or self._cancelled
             self.cancel()
             self._client = None
-            setup.cluster_cleanup(client)
+            setup.stop_cluster(client, interrupted=interrupted)
             return
         if plugin is not None:   # the workers stay: they drop this run's program
             with contextlib.suppress(Exception):  # the client may be gone already
