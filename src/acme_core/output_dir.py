@@ -62,6 +62,8 @@ def check_available(path: str) -> None:
     marker = os.path.join(path, MARKER)
     if os.path.exists(marker) and not os.path.exists(os.path.join(path, MANIFEST)):
         read_marker(path)
+        if all(n in (MARKER, LOCK) or n.endswith(".log") for n in os.listdir(path)):
+            return  # a run that stopped before its first result: nothing to lose
         raise ManifestError(
             f"`output_dir` {path!r} holds an acme-core run without its manifest "
             f"({os.path.join(path, MANIFEST)} is missing), so which of its results are "
