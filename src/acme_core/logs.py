@@ -108,6 +108,12 @@ class LogFile:
         self._loggers = loggers
         self._run_id = run_id
         self._handler: logging.Handler | None = None
+        self._earlier: list[logging.LogRecord] = []
+
+    def keep(self, records: Iterable[logging.LogRecord]) -> None:
+        """Write ``records`` (logged before the file existed: the construction's warnings)
+        at the top of the file when it is first attached."""
+        self._earlier.extend(records)
 
     @contextlib.contextmanager
     def attached(self) -> Iterator[None]:
@@ -115,6 +121,9 @@ class LogFile:
         self._handler = handler = logging.FileHandler(self.path, mode="a", encoding="utf-8")
         handler.setFormatter(logging.Formatter(_FILE_FORMAT))
         handler.addFilter(_RunFilter(self._run_id))
+        for record in self._earlier:
+            handler.handle(record)
+        self._earlier = []
         for logger in self._loggers:
             logger.addHandler(handler)
         try:

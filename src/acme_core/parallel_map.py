@@ -15,11 +15,13 @@ from typing import Any
 from . import manifest, plugins
 from . import output_dir as outdir
 from . import rerun as rerun_policy
+from .acme_attributes import AcmeAttributes, ArgumentLists, Daemon
 from .arguments import CallPlan, build_call_plan
 from .callkeys import ArgumentKeys
 from .calls import CallBatch, CallOutcome, CallProgram, worker_name
 from .codeversion import code_version
 from .dryrun import dry_run
+from .early_log import collected
 from .errors import ParallelComputationError, ResultShapeError
 from .executor import ExecutorSettings, RunContext
 from .failures import FailureTable
@@ -39,7 +41,7 @@ log = logging.getLogger("acme_core")
 RESERVED = ("backend", "storage", "backend_options", "retries", "rerun")
 
 
-class ParallelMap:
+class ParallelMap(AcmeAttributes):
     """Call ``func`` concurrently over many inputs and store every result.
 
     Arguments are distributed as ACME does: lists, tuples, ranges and 1-D arrays whose
@@ -113,6 +115,7 @@ class ParallelMap:
     #: ACME's size threshold (MB) of the large-argument warning.
     _maxArgSize: float = 1024
 
+    @collected(lambda: _logger_names())   # construction warnings reach the log file too
     def __init__(self, func: Any, *args: Any, n_inputs: int | str = "auto",
                  write_worker_results: bool = True, output_dir: str | None = None,
                  result_shape: Sequence[Any] | None = None, result_dtype: str = "float",
@@ -137,6 +140,8 @@ class ParallelMap:
         self._progress = None if progress is None else check_flag("progress", progress)
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
+        self._acme = ArgumentLists(plan)
+        self._daemon: Daemon | None = None
         self.backend, executor_spec = _choose_backend(s)
         self.storage, storage_spec = _choose_storage(s)
         _check_backend_settings(self.backend, executor_spec, s)
@@ -152,17 +157,8 @@ class ParallelMap:
             result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id))
         self._executor = executor_spec.factory(executor_settings)
         self._run_id = uuid.uuid4().hex
-        slots, constants = plan.layout()
-        inline = not executor_spec.needs_pickle or _small(plan)
-        self._program = CallProgram(
-            self._run_id, plan.func, slots, constants, self._storage.writer(),
-            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None)
-        self._program_bytes: bytes | None = None
-        self._call_blobs: list[bytes] | None = None
-        if executor_spec.needs_pickle:
-            self._program_bytes = pickle_program(self._program, plan, self.backend)
-            if not inline:
-                self._call_blobs = pickle_calls(plan, self.backend)
+        self._needs_pickle = executor_spec.needs_pickle
+        self._prepare_program()
         if self.output_dir is not None and manifest.exists(self.output_dir):
             _check_same_run(self.output_dir, self._manifest_header())
         path = _log_path(s.logfile, self.output_dir, outdir.safe_name(plan.func_name))
@@ -177,8 +173,27 @@ class ParallelMap:
             log.info("Dry-run aborted by the user: nothing was started.")
             self._aborted = True
             self._log_file = None
+        if self._log_file is not None:   # what the construction logged goes into the file too
+            self._log_file.keep(self._early_log.take())
+        self._early_log.close()
 
     # ------------------------------------------------------------------ set-up
+    def _prepare_program(self) -> None:
+        """The call program of the current plan, pickled (proven picklable) when the
+        backend needs it."""
+        plan = self._plan
+        slots, constants = plan.layout()
+        inline = not self._needs_pickle or _small(plan)
+        self._program = CallProgram(
+            self._run_id, plan.func, slots, constants, self._storage.writer(),
+            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None)
+        self._program_bytes: bytes | None = None
+        self._call_blobs: list[bytes] | None = None
+        if self._needs_pickle:
+            self._program_bytes = pickle_program(self._program, plan, self.backend)
+            if not inline:
+                self._call_blobs = pickle_calls(plan, self.backend)
+
     def _output_path(self, spec: StorageSpec) -> str | None:
         s = self._settings
         if not spec.on_disk:
@@ -293,6 +308,9 @@ class ParallelMap:
         check_flag("debug", debug)
         if self._aborted:
             return None
+        if self._acme.changed():   # argv/kwargv rewritten since the constructor
+            self._plan = self._acme.rebuild(self._plan)
+            self._prepare_program()
         with contextlib.ExitStack() as stack:
             stack.enter_context(running(self._run_id))
             state = self._open_outputs(stack)
@@ -349,10 +367,9 @@ class ParallelMap:
     def _parallel_run(self, todo: list[int]) -> Any:
         plan = self._plan
         pm = plugins.get_plugin_manager()
-        info = RunInfo(self._run_id, plan.func_name, plan.n_inputs, self.backend, self.storage,
-                       self.output_dir)
-        self._executor.start(RunContext(info, self._program, self._program_bytes,
-                                        plan.n_inputs, self.output_dir, tuple(sys.path)))
+        context = self._run_context()
+        info = context.info
+        self._executor.start(context)
         log.info(f"Preparing {len(todo)} parallel calls of `{plan.func_name}` using "
                  f"{self._executor.n_workers} workers")
         bar = self._progress_bar(len(todo))
@@ -393,6 +410,13 @@ class ParallelMap:
             self._session.end(n_ran, summary.n_done, summary.n_failed, elapsed, workers,
                               summary.interrupted, stopped)
             self._session = None
+
+    def _run_context(self) -> RunContext:
+        plan = self._plan
+        info = RunInfo(self._run_id, plan.func_name, plan.n_inputs, self.backend, self.storage,
+                       self.output_dir)
+        return RunContext(info, self._program, self._program_bytes, plan.n_inputs,
+                          self.output_dir, tuple(sys.path))
 
     def _progress_bar(self, total: int) -> ProgressBar | None:
         show = self._progress
@@ -541,8 +565,15 @@ def _check_backend_settings(name: str, spec: ExecutorSpec, s: Settings) -> None:
             f"{', '.join(repr(k) for k in unknown)}; accepted: {accepted}.")
     for param in BACKEND_PARAMETERS:
         value = getattr(s, param)
-        if param not in spec.parameters and value != BACKEND_DEFAULTS[param]:
+        if (param not in spec.parameters and value != BACKEND_DEFAULTS[param]
+                and ONLY_DISABLES.get(param, _NOTHING) != value):
             log.warning(f"`{param}={value!r}` has no effect on backend {name!r} and is ignored.")
+
+
+#: Values that only turn off something a backend without the parameter cannot do anyway
+#: (SyNCoPy passes setup_interactive=False everywhere): no "has no effect" warning.
+ONLY_DISABLES: dict[str, Any] = {"setup_interactive": False}
+_NOTHING = object()
 
 
 def _log_path(logfile: bool | str | None, output_dir: str | None, func_name: str) -> str | None:
