@@ -436,8 +436,7 @@ def test_argument_keys_are_per_call_and_match_their_digests():
 
 @pytest.mark.parametrize("storage", ["hdf5", "hdf5-single", "hdf5-shards", "pickle"])
 @pytest.mark.parametrize("shape", [None, (None,)])
-def test_every_storage_holds_only_the_new_results_of_calls_run_again(request, tmp_path, storage,
-                                                                       shape):
+def test_every_storage_holds_only_the_new_results_of_calls_run_again(tmp_path, storage, shape):
     """Re-running calls whose arguments changed replaces their results in every storage:
     load() never returns a result of the old argument values."""
     from acme_core import load
@@ -445,12 +444,6 @@ def test_every_storage_holds_only_the_new_results_of_calls_run_again(request, tm
 
     if storage == "pickle" and shape is not None:
         pytest.skip("pickle storage has no result_shape (ACME)")
-    if storage == "hdf5-shards":
-        # A call re-run on another worker is in two shards; load() and a resume pick one by
-        # the shard file's mtime, which can be the old one (the old shard's worker wrote
-        # later calls after it). The storage helper's per-batch segments fix the order.
-        request.applymarker(pytest.mark.xfail(
-            reason="hdf5-shards: a call in two shards resolved by shard mtime", strict=False))
     out = str(tmp_path / "run")
     options = {"output_dir": out, "storage": storage, "backend": "joblib", "n_workers": 2,
                "verbose": False, "result_shape": shape}
