@@ -82,7 +82,7 @@ class ParallelMap(AcmeAttributes):
         None: a log file beside on-disk results; True/False force it on/off; str: this file.
     cleanup_threshold_days : int, optional
         Before a run with ``output_dir=None``, delete our ``ACME_*`` runs in the current
-        directory older than this many days.
+        directory not modified for this many days (never one that is running).
     backend : str
         Executor name (``python -m acme_core plugins`` lists them); "auto" lets installed
         plugins claim the run (a running dask client, an HPC site) and falls back to the
@@ -219,9 +219,7 @@ class ParallelMap(AcmeAttributes):
         out, s, plan = self.output_dir, self._settings, self._plan
         if out is None:
             return None
-        if os.path.isdir(out) and (owner := outdir.lock_owner(out)) is not None:
-            raise outdir.RunLockedError(outdir._locked_message(os.path.join(out, outdir.LOCK),
-                                                              owner))
+        outdir.refuse_if_locked(out)  # before the checks below misread a run being made
         if not manifest.exists(out):
             outdir.check_available(out)
             if s.output_dir is None and s.cleanup_threshold_days is not None:
@@ -440,31 +438,33 @@ class ParallelMap(AcmeAttributes):
 
     def _finish(self, summary: RunSummary, n_ran: int, workers: Any) -> Any:
         plan = self._plan
+        self.failures = FailureTable([(f, plan.describe_call(f.index))
+                                      for f in summary.failures])
         try:
             result = self._storage.finish()
         finally:
             if self._manifest is not None:
                 self._manifest.flush()
-            self.failures = FailureTable([(f, plan.describe_call(f.index))
-                                          for f in summary.failures])
-            self._end_session(summary, n_ran, summary.elapsed, workers)
         where = self.results_container or self.output_dir
-        if summary.interrupted:
-            resume = (f" To finish the run, create the same ParallelMap with "
-                      f"output_dir={self.output_dir!r} and call compute() again: only the "
-                      f"missing calls run." if self.output_dir else "")
-            log.error(f"Interrupted: {summary.n_done} of {n_ran} calls finished"
-                      + (f"; their results are in {where}." if where else ".") + resume)
-            raise KeyboardInterrupt
-        if self.failures:
-            message = _failure_message(self.failures, n_ran, where, self.output_dir)
-            log_failure_summary(message)
-            raise ParallelComputationError(message, self.failures)
-        if where is not None:
-            log.info(f"SUCCESS! Results have been saved to {where}")
-        else:
-            log.info("Finished parallel computation")
-        return result
+        try:  # the session's figures are the log's last line, whatever the outcome
+            if summary.interrupted:
+                resume = (f" To finish the run, create the same ParallelMap with "
+                          f"output_dir={self.output_dir!r} and call compute() again: only the "
+                          f"missing calls run." if self.output_dir else "")
+                log.error(f"Interrupted: {summary.n_done} of {n_ran} calls finished"
+                          + (f"; their results are in {where}." if where else ".") + resume)
+                raise KeyboardInterrupt
+            if self.failures:
+                message = _failure_message(self.failures, n_ran, where, self.output_dir)
+                log_failure_summary(message)
+                raise ParallelComputationError(message, self.failures)
+            if where is not None:
+                log.info(f"SUCCESS! Results have been saved to {where}")
+            else:
+                log.info("Finished parallel computation")
+            return result
+        finally:
+            self._end_session(summary, n_ran, summary.elapsed, workers)
 
     # ------------------------------------------------------------------ life cycle
     def cleanup(self) -> None:
@@ -610,6 +610,8 @@ def _check_same_run(output_dir: str, header: dict[str, Any]) -> None:
     results cannot be matched call by call (changed arguments or code are handled per
     call, see :mod:`acme_core.rerun`)."""
     old = manifest.read(output_dir).header
+    if os.path.exists(os.path.join(output_dir, outdir.MARKER)):
+        outdir.read_marker(output_dir)  # a damaged marker: a clear error now, not in load()
     for key, what in (("func", "function name"), ("n_inputs", "number of calls"),
                       ("storage", "storage")):
         if old.get(key) != header[key]:
