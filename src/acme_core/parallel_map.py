@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import manifest, plugins
+from . import manifest, plugins, replays
 from . import output_dir as outdir
 from .arguments import CallPlan, build_call_plan
 from .calls import CallBatch, CallOutcome, CallProgram
@@ -25,6 +25,7 @@ from .parameters import BACKEND_DEFAULTS, Settings, check_flag, validate
 from .pickling import pickle_calls, pickle_program
 from .progress import ProgressBar
 from .run import RunInfo, RunLoop, RunSummary
+from .seeding import CallStreams, cannot_draw, keywords_for_function
 from .storage.base import StorageSettings
 
 log = logging.getLogger("acme_core")
@@ -84,6 +85,15 @@ class ParallelMap:
     retries : int
         Re-runs of a call whose function raised (calls lost with a dead worker are always
         re-submitted, up to 3 times).
+    seed : int or False, optional
+        The run's entropy: call ``i`` draws from its own stream, made of this entropy and
+        ``i`` only (``acme_core.rng()``; Python's ``random`` and ``numpy.random`` are seeded
+        from it before each call). None: a fresh entropy, recorded in the run directory (a
+        resumed run keeps it). False: leave the random generators alone. A function with
+        a parameter of its own named ``seed`` (or ``reuse``) gets it, as in ACME.
+    reuse : str, optional
+        A result-store directory: calls already computed there (same code version,
+        arguments and random stream) are taken, not computed, and new results are added.
 
     Examples
     --------
@@ -109,7 +119,10 @@ class ParallelMap:
                  dryrun: bool = False, logfile: bool | str | None = None,
                  cleanup_threshold_days: int | None = None, backend: str = "auto",
                  storage: str = "auto", backend_options: Mapping[str, Any] | None = None,
-                 retries: int = 0, progress: bool | None = None, **kwargs: Any) -> None:
+                 retries: int = 0, progress: bool | None = None,
+                 seed: int | bool | None = None, reuse: str | os.PathLike[str] | None = None,
+                 **kwargs: Any) -> None:
+        own = keywords_for_function(func, kwargs, seed=seed, reuse=reuse)
         self._settings = s = validate(
             n_inputs=n_inputs, write_worker_results=write_worker_results, output_dir=output_dir,
             result_shape=result_shape, result_dtype=result_dtype, single_file=single_file,
@@ -117,7 +130,8 @@ class ParallelMap:
             mem_per_worker=mem_per_worker, setup_timeout=setup_timeout,
             setup_interactive=setup_interactive, stop_client=stop_client, verbose=verbose,
             dryrun=dryrun, logfile=logfile, cleanup_threshold_days=cleanup_threshold_days,
-            backend=backend, storage=storage, backend_options=backend_options, retries=retries)
+            backend=backend, storage=storage, backend_options=backend_options, retries=retries,
+            **own)
         self._progress = None if progress is None else check_flag("progress", progress)
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
@@ -132,11 +146,13 @@ class ParallelMap:
         self._executor = executor_spec.factory(ExecutorSettings(
             **{k: getattr(s, k) for k in BACKEND_DEFAULTS}, options=s.backend_options))
         self._run_id = uuid.uuid4().hex
+        self._entropy = replays.run_entropy(s.seed, self.output_dir if self._resume else None)
         slots, constants = plan.layout()
         inline = not executor_spec.needs_pickle or _small(plan)
         self._program = CallProgram(
             self._run_id, plan.func, slots, constants, self._storage.writer(),
-            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None)
+            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None,
+            around=self._call_streams())
         self._program_bytes: bytes | None = None
         self._call_blobs: list[bytes] | None = None
         if executor_spec.needs_pickle:
@@ -158,6 +174,15 @@ class ParallelMap:
         self._make_outputs(storage_spec)
 
     # ------------------------------------------------------------------ set-up
+    def _call_streams(self) -> CallStreams | None:
+        """Each call's own random streams, unless ``seed=False`` or no call can draw."""
+        plan = self._plan
+        if self._entropy is False or cannot_draw(
+                plan.func, [a.value for a in plan.broadcast_arguments],
+                [a.value for a in plan.split_arguments]):
+            return None
+        return CallStreams(self._entropy)
+
     def _output_path(self, spec: StorageSpec) -> str | None:
         s = self._settings
         self._resume = False
@@ -198,6 +223,9 @@ class ParallelMap:
                 "created": dt.datetime.now().isoformat(timespec="seconds")})
             self._storage.prepare()
             self._manifest = ManifestWriter(self.output_dir, self._header)
+        if self.output_dir is not None:
+            replays.save(self.output_dir, self._program, self._program_bytes, self._call_blobs,
+                         self._entropy, plan.n_inputs, sys.path)
         path = _log_path(s.logfile, self.output_dir, plan.func_name)
         if path is not None:
             self._log_file = LogFile(path, self._loggers)
@@ -283,8 +311,8 @@ class ParallelMap:
         log.warning("Running in debug mode: every call runs here, one after another.")
         program, plan = self._program, self._plan
         for index in todo:
-            args, kwargs = program.arguments(index, plan.split_values(index))
-            receipt = program.writer.write(index, program.func(*args, **kwargs))
+            value = replays.replay_call(program, plan.split_values(index), index)
+            receipt = program.writer.write(index, value)
             self._storage.collect(CallOutcome(index, receipt))
             if self._manifest is not None:
                 self._storage.flush()
@@ -363,6 +391,22 @@ class ParallelMap:
         else:
             log.info("Finished parallel computation")
         return result
+
+    def replay(self, index: int) -> Any:
+        """Run call ``index`` here with its arguments and random streams, as in the run.
+
+        Nothing is stored; the call's exception propagates unchanged, so ``pdb`` and
+        ``%debug`` work. ``acme_core.replay(output_dir, index)`` does the same from any
+        process once the run is on disk.
+
+        Examples
+        --------
+        >>> from acme_core import ParallelMap
+        >>> ParallelMap(pow, [1, 2, 3], 2, write_worker_results=False).replay(2)
+        9
+        """
+        index = replays.check_index(index, self._plan.n_inputs)
+        return replays.replay_call(self._program, self._plan.split_values(index), index)
 
     # ------------------------------------------------------------------ life cycle
     def _close_log(self) -> None:

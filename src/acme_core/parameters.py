@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from .reuse import check_reuse
+from .seeding import check_seed
+
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(MB|GB)\s*$", re.IGNORECASE)
 
 #: ACME's defaults of the backend parameters; a non-default value on a backend that does
@@ -55,6 +58,8 @@ class Settings:
     storage: str
     backend_options: dict[str, Any] = field(default_factory=dict)
     retries: int = 0
+    seed: int | bool | None = None
+    reuse: str | None = None
 
     def backend_parameters(self) -> dict[str, Any]:
         """The backend parameters with their validated values."""
@@ -427,6 +432,8 @@ def validate(**given: Any) -> Settings:
         storage=check_name("storage", g["storage"]),
         backend_options=check_backend_options(g["backend_options"]),
         retries=check_retries(g["retries"]),
+        seed=check_seed(g["seed"]),
+        reuse=check_reuse(g["reuse"]),
         **flags,
     )
 
@@ -436,5 +443,6 @@ _DEFAULTS: dict[str, Any] = {
     "result_dtype": "float", "single_file": False, "write_pickle": False,
     "verbose": None, "dryrun": False, "logfile": None, "cleanup_threshold_days": None,
     "backend": "auto", "storage": "auto", "backend_options": None, "retries": 0,
+    "seed": None, "reuse": None,
     **BACKEND_DEFAULTS,
 }

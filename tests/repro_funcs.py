@@ -1,0 +1,35 @@
+"""Functions of the reproducibility tests (importable by worker processes)."""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import numpy as np
+
+import acme_core
+
+
+def draws(x: int) -> np.ndarray:
+    """Draws from numpy's legacy globals, Python's ``random`` and ``acme_core.rng()``."""
+    return np.array([x, np.random.rand(), np.random.randint(2**31), np.random.normal(),
+                     random.random(), random.getrandbits(32), *acme_core.rng().random(2),
+                     acme_core.rng().integers(2**62)], dtype=np.float64)
+
+
+def draws_slowly(x: int, marks: str) -> np.ndarray:
+    """``draws`` that leaves a file per call started and takes a moment (killed mid-run)."""
+    open(os.path.join(marks, f"started_{x}"), "w").close()
+    time.sleep(0.05)
+    return draws(x)
+
+
+def draw_then_fail(x: int, marks: str) -> float:
+    """Records its draws in ``marks`` and raises on x == 3 (after drawing)."""
+    value = np.random.rand() + random.random() + acme_core.rng().random()
+    with open(os.path.join(marks, f"draw_{x}_{os.getpid()}"), "w") as fh:
+        fh.write(repr(value))
+    if x == 3:
+        raise ValueError(f"bad trial {x}: drew {value!r}")
+    return value
