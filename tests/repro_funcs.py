@@ -33,3 +33,22 @@ def draw_then_fail(x: int, marks: str) -> float:
     if x == 3:
         raise ValueError(f"bad trial {x}: drew {value!r}")
     return value
+
+
+def grid_point(a: int, b: int, marks: str) -> np.ndarray:
+    """A deterministic sweep point that leaves one file per computation in ``marks``."""
+    open(os.path.join(marks, f"ran_{a}_{b}_{os.getpid()}_{time.monotonic_ns()}"), "w").close()
+    return np.array([a * 1000 + b, a - b], dtype=np.int64)
+
+
+def noisy_point(a: int, marks: str) -> float:
+    """A sweep point that draws from its stream (reused only with the same stream)."""
+    open(os.path.join(marks, f"ran_{a}_{os.getpid()}_{time.monotonic_ns()}"), "w").close()
+    return a + acme_core.rng().random()
+
+
+def slow_point(a: int, marks: str) -> int:
+    """A point that takes a moment, for two runs sharing a store at once."""
+    open(os.path.join(marks, f"ran_{a}_{os.getpid()}_{time.monotonic_ns()}"), "w").close()
+    time.sleep(0.02)
+    return a * a

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import manifest, plugins, replays
+from . import manifest, plugins, replays, reuse
 from . import output_dir as outdir
 from .arguments import CallPlan, build_call_plan
 from .calls import CallBatch, CallOutcome, CallProgram
@@ -152,7 +152,7 @@ class ParallelMap:
         self._program = CallProgram(
             self._run_id, plan.func, slots, constants, self._storage.writer(),
             plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None,
-            around=self._call_streams())
+            around=self._around())
         self._program_bytes: bytes | None = None
         self._call_blobs: list[bytes] | None = None
         if executor_spec.needs_pickle:
@@ -174,14 +174,20 @@ class ParallelMap:
         self._make_outputs(storage_spec)
 
     # ------------------------------------------------------------------ set-up
-    def _call_streams(self) -> CallStreams | None:
-        """Each call's own random streams, unless ``seed=False`` or no call can draw."""
+    def _around(self) -> Any:
+        """What runs each call: its own random streams (unless ``seed=False`` or no call
+        can draw), through the result store of ``reuse=``."""
         plan = self._plan
-        if self._entropy is False or cannot_draw(
-                plan.func, [a.value for a in plan.broadcast_arguments],
-                [a.value for a in plan.split_arguments]):
-            return None
-        return CallStreams(self._entropy)
+        streams = None if self._entropy is False or cannot_draw(
+            plan.func, [a.value for a in plan.broadcast_arguments],
+            [a.value for a in plan.split_arguments]) else CallStreams(self._entropy)
+        if self._settings.reuse is None:
+            return streams
+        hook, found = reuse.runner(self._settings.reuse, plan.func, plan, streams,
+                                   self._entropy, self.output_dir)
+        log.info(f"Result store {self._settings.reuse}: {found} of {plan.n_inputs} calls are "
+                 f"stored and are taken, not computed.")
+        return hook
 
     def _output_path(self, spec: StorageSpec) -> str | None:
         s = self._settings

@@ -1,0 +1,155 @@
+"""reuse=DIR: calls computed once are taken by later runs, never stale, never twice."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from acme_core import ParallelMap
+from acme_core.reuse import CLAIM, Store, call_keys, reused_calls
+from tests.repro_funcs import grid_point, noisy_point, slow_point
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def computed(marks) -> int:
+    return len(os.listdir(marks))
+
+
+def grid(n_a: int, n_b: int) -> tuple[list[int], list[int]]:
+    return ([a for a in range(n_a) for _ in range(n_b)], [b for _ in range(n_a) for b in range(n_b)])
+
+
+@pytest.mark.slow
+def test_extending_a_100x100_grid_to_100x120_computes_exactly_the_2000_new_calls(tmp_path):
+    store, marks, fresh_marks = tmp_path / "store", tmp_path / "marks", tmp_path / "fresh"
+    marks.mkdir()
+    fresh_marks.mkdir()
+    first = ParallelMap(grid_point, *grid(100, 100), str(marks), reuse=str(store), n_workers=2,
+                        write_worker_results=False, verbose=False).compute()
+    assert computed(marks) == 10_000 and len(first) == 10_000
+    extended = ParallelMap(grid_point, *grid(100, 120), str(marks), reuse=str(store),
+                           n_workers=2, write_worker_results=False, verbose=False).compute()
+    assert computed(marks) == 12_000                       # exactly 2,000 more calls ran
+    fresh = ParallelMap(grid_point, *grid(100, 120), str(fresh_marks), n_workers=2,
+                        write_worker_results=False, verbose=False).compute()
+    assert np.array_equal(np.array(extended), np.array(fresh))
+
+
+def test_a_new_run_directory_takes_stored_results_and_says_where_they_came_from(tmp_path):
+    store, marks = tmp_path / "store", tmp_path / "marks"
+    marks.mkdir()
+    ParallelMap(grid_point, *grid(3, 4), str(marks), reuse=str(store),
+                output_dir=str(tmp_path / "one"), verbose=False).compute()
+    pmap = ParallelMap(grid_point, *grid(3, 5), str(marks), reuse=str(store),
+                       output_dir=str(tmp_path / "two"), write_pickle=True, verbose=False)
+    pmap.compute()
+    assert computed(marks) == 15
+    reused = reused_calls(str(tmp_path / "two"))
+    assert sorted(reused) == [i for i in range(15) if i % 5 != 4]
+    assert {e["from"]["computed_in"] for e in reused.values()} == {str(tmp_path / "one")}
+    from acme_core import load
+    assert [list(v) for v in load(str(tmp_path / "two"))] == [
+        [a * 1000 + b, a - b] for a, b in zip(*grid(3, 5), strict=True)]
+
+
+def test_calls_that_drew_random_numbers_are_reused_only_with_the_same_stream(tmp_path):
+    store, marks = str(tmp_path / "store"), tmp_path / "marks"
+    marks.mkdir()
+
+    def run(values, **kw):
+        return ParallelMap(noisy_point, values, str(marks), reuse=store,
+                           write_worker_results=False, verbose=False, **kw).compute()
+    first = run([0, 1, 2, 3], seed=5)
+    assert run([0, 1, 2, 3], seed=5) == first and computed(marks) == 4      # same streams
+    assert run([0, 1, 2, 3], seed=6) != first and computed(marks) == 8      # other entropy
+    assert run([9, 0, 1, 2, 3], seed=5)[1:] != first and computed(marks) == 13  # moved index
+    run([0, 1], seed=False)
+    run([0, 1], seed=False)                  # unseeded draws cannot be reproduced: not stored
+    assert computed(marks) == 17
+
+
+def test_two_runs_at_once_over_the_same_200_calls_compute_each_once(tmp_path):
+    store, marks = tmp_path / "store", tmp_path / "marks"
+    marks.mkdir()
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {REPO!r})
+        from acme_core import ParallelMap
+        from tests.repro_funcs import slow_point
+        out = ParallelMap(slow_point, list(range(200)), {str(marks)!r}, reuse={str(store)!r},
+                          n_workers=2, write_worker_results=False, verbose=False).compute()
+        assert out == [a * a for a in range(200)], out
+    """)
+    runs = [subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]
+    for proc in runs:
+        _, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+    assert 200 <= computed(marks) <= 210          # at most 1.05 x 200 computed in all
+    assert not [p for p in store.rglob(CLAIM)]    # every claim released
+
+
+def _key_of_first_call(tmp_path):
+    plan_pmap = ParallelMap(slow_point, [0], str(tmp_path), write_worker_results=False)
+    return call_keys(slow_point, plan_pmap._plan)[0]
+
+
+def test_a_claim_of_a_dead_process_is_broken_and_the_call_computed(tmp_path):
+    store, marks = tmp_path / "store", tmp_path / "marks"
+    marks.mkdir()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    key = _key_of_first_call(marks)
+    Store(str(store)).make()
+    entry = Store(str(store)).entry(key)
+    os.makedirs(entry)
+    with open(os.path.join(entry, CLAIM), "w") as fh:
+        json.dump({"host": os.uname().nodename, "pid": int(gone.stdout), "start": "1",
+                   "time": time.time()}, fh)
+    assert ParallelMap(slow_point, [0], str(marks), reuse=str(store),
+                       write_worker_results=False, verbose=False).compute() == [0]
+    assert computed(marks) == 1
+
+
+def test_a_call_claimed_by_a_live_process_waits_for_its_result(tmp_path):
+    store, marks = tmp_path / "store", tmp_path / "marks"
+    marks.mkdir()
+    key = _key_of_first_call(marks)
+    owner = Store(str(store))
+    owner.make()
+    assert owner.claim(key)                     # this (live) process computes call 0 ...
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {REPO!r})
+        from acme_core import ParallelMap
+        from tests.repro_funcs import slow_point
+        print(ParallelMap(slow_point, [0, 1], {str(marks)!r}, reuse={str(store)!r},
+                          write_worker_results=False, verbose=False).compute())
+    """)
+    waiting = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while computed(marks) < 1:                  # ... while the other run computes call 1
+        assert time.monotonic() < deadline and waiting.poll() is None
+        time.sleep(0.05)
+    owner.put(key, None, 0, {"computed_in": "elsewhere"})
+    owner.release(key)
+    out, _ = waiting.communicate(timeout=120)
+    assert out.strip() == "[0, 1]" and computed(marks) == 1   # call 0 was taken, not run
+
+
+def test_reuse_must_be_a_store_directory(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "precious.txt").write_text("keep")
+    with pytest.raises(ValueError, match="not an acme-core result store"):
+        ParallelMap(slow_point, [0], ".", reuse=str(tmp_path / "data"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        ParallelMap(slow_point, [0], ".", reuse=str(tmp_path / "file"))
