@@ -9,7 +9,8 @@ nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
 #: The core and every plugin of this repository, installed as users install them.
-PACKAGES = ["-e", ".", "-e", "plugins/acme_joblib", "-e", "plugins/acme_dask", "-e", "plugins/acme_slurm_esi"]
+PACKAGES = ["-e", ".", "-e", "plugins/acme_joblib", "-e", "plugins/acme_dask", "-e", "plugins/acme_slurm_esi",
+            "-e", "plugins/acme_slurm"]
 #: Test-only outside plugins and the documented example plugin (own distributions).
 TEST_PLUGINS = ["-e", "tests/plugins/acme_threads", "-e", "docs/examples/acme_futures"]
 
