@@ -26,6 +26,7 @@ def _failed_run(tmp_path):
         ParallelMap(draw_then_fail, list(range(6)), str(marks), output_dir=str(out),
                     n_workers=2, verbose=False).compute()
     assert err.value.failures.indices == [3]
+    assert f"`acme_core.replay({str(out)!r}, 3)` runs just call 3 here" in str(err.value)
     (ran,) = [p for p in marks.iterdir() if p.name.startswith("draw_3_")]
     return out, marks, ran.read_text()
 
@@ -118,3 +119,9 @@ def test_replay_record_holds_the_runs_entropy(tmp_path):
     with open(os.path.join(out, "acme_replay", "run.json")) as fh:
         assert json.load(fh)["entropy"] == "1234"
     assert replay_hint(out, 1) == f"acme_core.replay({out!r}, 1)"
+
+
+def test_the_failure_message_of_an_in_memory_run_names_pmap_replay(tmp_path):
+    with pytest.raises(ParallelComputationError, match=r"`pmap.replay\(3\)` runs just call 3"):
+        ParallelMap(draw_then_fail, list(range(5)), str(tmp_path), write_worker_results=False,
+                    verbose=False).compute()

@@ -613,7 +613,9 @@ def _failure_message(failures: FailureTable, n: int, where: str | None,
     if where is not None:
         text += f" Results of the other calls are stored in {where}."
     text += (" Inspect `err.failures` (also `pmap.failures`); `compute(debug=True)` re-raises "
-             "the original exception in this process.")
+             "the original exception in this process, and "
+             f"`{replays.replay_hint(output_dir, first.index)}` runs just call {first.index} "
+             f"here, with its arguments and random draws (pdb works).")
     if output_dir is not None:
         text += (f" After a fix, calling compute() again (or the same ParallelMap with "
                  f"output_dir={output_dir!r}) re-runs only the failed calls.")
