@@ -78,6 +78,17 @@ def test_slurm_draws_the_same(slurm, tmp_path, batches_of, no_dask_client_left):
     assert np.array_equal(np.array(got), expected(ENTROPY, 40))
 
 
+@pytest.mark.slow
+def test_slurm_array_draws_the_same(slurm, tmp_path, batches_of):
+    pytest.importorskip("acme_slurm")
+    batches_of(10)
+    got = ParallelMap(draws, list(range(40)), seed=ENTROPY, n_workers=2, backend="slurm-array",
+                      write_worker_results=False, verbose=False,
+                      backend_options={"job_name": f"acmetest_repro_arr_{os.getpid()}",
+                                       "poll_interval": 1.0}).compute()
+    assert np.array_equal(np.array(got), expected(ENTROPY, 40))
+
+
 def test_default_entropy_is_fresh_recorded_and_kept_on_resume_after_sigkill(tmp_path):
     out, marks = tmp_path / "run", tmp_path / "marks"
     marks.mkdir()
