@@ -52,3 +52,9 @@ def slow_point(a: int, marks: str) -> int:
     open(os.path.join(marks, f"ran_{a}_{os.getpid()}_{time.monotonic_ns()}"), "w").close()
     time.sleep(0.02)
     return a * a
+
+
+def legacy_point(a: int, marks: str) -> float:
+    """A sweep point that draws from numpy's global generator."""
+    open(os.path.join(marks, f"ran_{a}_{os.getpid()}_{time.monotonic_ns()}"), "w").close()
+    return a + np.random.rand()

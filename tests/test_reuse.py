@@ -14,7 +14,7 @@ import pytest
 
 from acme_core import ParallelMap
 from acme_core.reuse import CLAIM, Store, call_keys, reused_calls
-from tests.repro_funcs import grid_point, noisy_point, slow_point
+from tests.repro_funcs import grid_point, legacy_point, noisy_point, slow_point
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,8 +71,9 @@ def test_calls_that_drew_random_numbers_are_reused_only_with_the_same_stream(tmp
     assert run([0, 1, 2, 3], seed=5) == first and computed(marks) == 4      # same streams
     assert run([0, 1, 2, 3], seed=6) != first and computed(marks) == 8      # other entropy
     assert run([9, 0, 1, 2, 3], seed=5)[1:] != first and computed(marks) == 13  # moved index
-    run([0, 1], seed=False)
-    run([0, 1], seed=False)                  # unseeded draws cannot be reproduced: not stored
+    for _ in range(2):                       # unseeded draws cannot be reproduced: not stored
+        ParallelMap(legacy_point, [0, 1], str(marks), reuse=store, seed=False,
+                    write_worker_results=False, verbose=False).compute()
     assert computed(marks) == 17
 
 

@@ -369,8 +369,11 @@ class ReuseRunner:
         if self.streams is not None:
             self.streams.enter(index)
         draws = _Draws()
-        value = func(*args, **kwargs)
-        drew = draws.happened()
+        try:
+            value = func(*args, **kwargs)
+            drew = draws.happened()
+        finally:
+            _local.call = None
         if drew and self.streams is None:
             return value  # drew from generators we did not seed: cannot be reproduced
         provenance = {"func": self.func_name, "index": index, "computed_in": self.output_dir,

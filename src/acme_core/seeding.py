@@ -117,7 +117,10 @@ class CallStreams:
     def run(self, func: Any, index: int, args: Any, kwargs: Any) -> Any:
         """Run call ``index`` of ``func`` on its own streams."""
         self.enter(index)
-        return func(*args, **kwargs)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            _local.call = None  # rng() after the call (e.g. in a dry run's parent) raises
 
     @property
     def streams(self) -> CallStreams:
