@@ -154,3 +154,16 @@ def test_reuse_must_be_a_store_directory(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file"):
         ParallelMap(slow_point, [0], ".", reuse=str(tmp_path / "file"))
+
+
+def test_results_stored_from_dask_workers_are_taken_by_a_joblib_run(tmp_path,
+                                                                    no_dask_client_left):
+    pytest.importorskip("acme_dask")
+    store, marks = str(tmp_path / "store"), tmp_path / "marks"
+    marks.mkdir()
+    on_dask = ParallelMap(grid_point, *grid(4, 5), str(marks), reuse=store, backend="dask",
+                          n_workers=2, write_worker_results=False, verbose=False).compute()
+    on_joblib = ParallelMap(grid_point, *grid(4, 5), str(marks), reuse=store, backend="joblib",
+                            write_worker_results=False, verbose=False).compute()
+    assert computed(marks) == 20
+    assert np.array_equal(np.array(on_dask), np.array(on_joblib))
