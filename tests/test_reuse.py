@@ -167,3 +167,23 @@ def test_results_stored_from_dask_workers_are_taken_by_a_joblib_run(tmp_path,
                             write_worker_results=False, verbose=False).compute()
     assert computed(marks) == 20
     assert np.array_equal(np.array(on_dask), np.array(on_joblib))
+
+
+def test_claims_of_live_owners_hold_and_of_reused_pids_or_silent_hosts_are_stale(tmp_path):
+    from acme_core import claims
+
+    path = str(tmp_path / "claim")
+
+    def owned_by(**owner):
+        with open(path, "w") as fh:
+            json.dump({"host": os.uname().nodename, "pid": os.getpid(),
+                       "start": claims._start_time(os.getpid()), **owner}, fh)
+    owned_by()
+    assert not claims.break_if_stale(path) and os.path.exists(path)   # we are alive
+    owned_by(start="0")                        # our pid, but another (earlier) process
+    assert claims.break_if_stale(path) and not os.path.exists(path)
+    owned_by(host="elsewhere")                 # another host, fresh heartbeat: held
+    assert not claims.break_if_stale(path)
+    old = time.time() - claims.STALE_AFTER - 1
+    os.utime(path, (old, old))                 # ... and after its heartbeat stopped: stale
+    assert claims.break_if_stale(path) and not os.path.exists(path)

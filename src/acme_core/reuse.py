@@ -29,9 +29,8 @@ The lookup, the claim and the store all happen on the worker, around the call, s
 sharing a store never compute the same call twice: a call first takes a stored result;
 else it claims its key (``O_CREAT | O_EXCL``, with host, pid and process start time); a
 call whose key another live process holds waits for that result. A claim is stale when
-its process is gone (same host) or its heartbeat (refreshed every ``HEARTBEAT`` seconds)
-is older than ``STALE_AFTER`` seconds (another host); a stale claim is broken and the call
-computed. Results are written to a temporary file and renamed, so a crash never leaves a
+its process is gone (same host) or its heartbeat is old (another host; see
+:mod:`acme_core.claims`); a stale claim is broken and the call computed. Results are written to a temporary file and renamed, so a crash never leaves a
 half-written entry.
 """
 
@@ -46,19 +45,16 @@ import random
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from . import claims
 from .seeding import CallStreams, _local
 
 MARKER = "acme_store.json"
 CLAIM = "claim"
-#: Seconds between refreshes of a held claim; a claim older than STALE_AFTER is stale.
-HEARTBEAT = 20.0
-STALE_AFTER = 120.0
 
 
 def check_reuse(value: Any) -> str | None:
@@ -200,50 +196,18 @@ class Store:
                 continue
         return {}
 
-    # ------------------------------------------------------------------ claims
     def claim(self, key: bytes) -> bool:
         """Claim ``key`` for this process: True when this process may compute it."""
-        entry = self.entry(key)
-        os.makedirs(entry, exist_ok=True)
-        path = os.path.join(entry, CLAIM)
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_owner(), fh)
-        _heartbeat.hold(path)
-        return True
+        os.makedirs(self.entry(key), exist_ok=True)
+        return claims.take(os.path.join(self.entry(key), CLAIM))
 
     def release(self, key: bytes) -> None:
         """Give up this process's claim of ``key``."""
-        path = os.path.join(self.entry(key), CLAIM)
-        _heartbeat.drop(path)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        claims.release(os.path.join(self.entry(key), CLAIM))
 
     def break_if_stale(self, key: bytes) -> bool:
         """Remove ``key``'s claim when its owner is gone; True when the claim is gone."""
-        path = os.path.join(self.entry(key), CLAIM)
-        try:
-            with open(path, encoding="utf-8") as fh:
-                text = fh.read()
-            age = time.time() - os.path.getmtime(path)
-        except FileNotFoundError:
-            return True
-        if not _stale(text, age):
-            return False
-        aside = f"{path}.stale-{uuid.uuid4().hex}"
-        try:
-            os.rename(path, aside)
-        except FileNotFoundError:
-            return True
-        with open(aside, encoding="utf-8") as fh:
-            if fh.read() != text:  # re-claimed between our look and the rename: give it back
-                with contextlib.suppress(FileExistsError):
-                    os.link(aside, path)
-        os.unlink(aside)
-        return True
+        return claims.break_if_stale(os.path.join(self.entry(key), CLAIM))
 
 
 def _write(path: str, data: bytes) -> None:
@@ -251,71 +215,6 @@ def _write(path: str, data: bytes) -> None:
     with open(tmp, "wb") as fh:
         fh.write(data)
     os.replace(tmp, path)
-
-
-def _start_time(pid: int) -> str | None:
-    """The start time of process ``pid`` (Linux), to tell a reused pid from its owner."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _owner() -> dict[str, Any]:
-    pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "start": _start_time(pid),
-            "time": time.time()}
-
-
-def _stale(text: str, age: float) -> bool:
-    try:
-        owner = json.loads(text)
-    except ValueError:
-        return age > STALE_AFTER  # being written, or torn: only old ones are stale
-    if owner.get("host") != socket.gethostname():
-        return age > STALE_AFTER
-    pid = int(owner.get("pid", -1))
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        pass
-    return owner.get("start") is not None and _start_time(pid) != owner.get("start")
-
-
-class _Heartbeat:
-    """Refreshes the claims this process holds, so other hosts see their owner alive."""
-
-    def __init__(self) -> None:
-        self._held: set[str] = set()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def hold(self, path: str) -> None:
-        with self._lock:
-            self._held.add(path)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._beat, name="acme-store-claims",
-                                                daemon=True)
-                self._thread.start()
-
-    def drop(self, path: str) -> None:
-        with self._lock:
-            self._held.discard(path)
-
-    def _beat(self) -> None:
-        while True:
-            time.sleep(HEARTBEAT)
-            with self._lock:
-                held = list(self._held)
-            for path in held:
-                with contextlib.suppress(OSError):
-                    os.utime(path)
-
-
-_heartbeat = _Heartbeat()
 
 
 # ---------------------------------------------------------------------------- the call
