@@ -48,9 +48,11 @@ def noisy_point(a: int, marks: str) -> float:
 
 
 def slow_point(a: int, marks: str) -> int:
-    """A point that takes a moment, for two runs sharing a store at once."""
-    open(os.path.join(marks, f"ran_{a}_{os.getpid()}_{time.monotonic_ns()}"), "w").close()
-    time.sleep(0.02)
+    """A point that takes a moment, for two runs sharing a store at once (``RUN_TAG``
+    names the run in the side-effect file; the environment is not part of a call's key)."""
+    tag = os.environ.get("RUN_TAG", "")
+    open(os.path.join(marks, f"ran_{a}_{tag}_{os.getpid()}_{time.monotonic_ns()}"), "w").close()
+    time.sleep(0.05)
     return a * a
 
 

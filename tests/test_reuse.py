@@ -78,22 +78,34 @@ def test_calls_that_drew_random_numbers_are_reused_only_with_the_same_stream(tmp
 
 
 def test_two_runs_at_once_over_the_same_200_calls_compute_each_once(tmp_path):
-    store, marks = tmp_path / "store", tmp_path / "marks"
+    store, marks, go = tmp_path / "store", tmp_path / "marks", tmp_path / "go"
     marks.mkdir()
     script = textwrap.dedent(f"""
-        import sys
+        import os, sys, time
         sys.path.insert(0, {REPO!r})
         from acme_core import ParallelMap
         from tests.repro_funcs import slow_point
-        out = ParallelMap(slow_point, list(range(200)), {str(marks)!r}, reuse={str(store)!r},
-                          n_workers=2, write_worker_results=False, verbose=False).compute()
-        assert out == [a * a for a in range(200)], out
+        pmap = ParallelMap(slow_point, list(range(200)), {str(marks)!r}, reuse={str(store)!r},
+                           n_workers=2, write_worker_results=False, verbose=False)
+        open(os.path.join({str(tmp_path)!r}, "ready_" + os.environ["RUN_TAG"]), "w").close()
+        while not os.path.exists({str(go)!r}):   # both runs start computing together
+            time.sleep(0.01)
+        assert pmap.compute() == [a * a for a in range(200)]
     """)
-    runs = [subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
-            for _ in range(2)]
+    runs = [subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "RUN_TAG": tag}) for tag in ("A", "B")]
+    deadline = time.monotonic() + 300
+    while not all((tmp_path / f"ready_{tag}").exists() for tag in ("A", "B")):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in runs)
+        time.sleep(0.05)
+    go.touch()
     for proc in runs:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err
+    by_run = {tag: len([n for n in os.listdir(marks) if n.split("_")[2] == tag])
+              for tag in ("A", "B")}
+    print(f"two concurrent runs of 200 calls: computed {by_run} = {sum(by_run.values())}")
+    assert min(by_run.values()) > 0               # they did share the work
     assert 200 <= computed(marks) <= 210          # at most 1.05 x 200 computed in all
     assert not [p for p in store.rglob(CLAIM)]    # every claim released
 
