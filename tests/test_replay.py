@@ -125,3 +125,20 @@ def test_the_failure_message_of_an_in_memory_run_names_pmap_replay(tmp_path):
     with pytest.raises(ParallelComputationError, match=r"`pmap.replay\(3\)` runs just call 3"):
         ParallelMap(draw_then_fail, list(range(5)), str(tmp_path), write_worker_results=False,
                     verbose=False).compute()
+
+
+def test_a_program_that_cannot_be_pickled_is_replayed_in_its_own_process_only(tmp_path):
+    import threading
+
+    lock = threading.Lock()
+
+    def guarded(x, lock):
+        with lock:
+            return x * 2
+    out = str(tmp_path / "run")
+    pmap = ParallelMap(guarded, [1, 2, 3], lock, backend="threads", output_dir=out,
+                       verbose=False)
+    pmap.compute()
+    assert pmap.replay(2) == 6
+    with pytest.raises(RuntimeError, match=r"could not keep its program for replay \(.*lock"):
+        acme_core.replay(out, 2)
