@@ -60,3 +60,14 @@ def legacy_point(a: int, marks: str) -> float:
     """A sweep point that draws from numpy's global generator."""
     open(os.path.join(marks, f"ran_{a}_{os.getpid()}_{time.monotonic_ns()}"), "w").close()
     return a + np.random.rand()
+
+
+def dies_once(a: int, marks: str) -> int:
+    """Kills its own worker process the first time it runs (while holding its claim)."""
+    import signal
+
+    first = os.path.join(marks, "killed")
+    if not os.path.exists(first):
+        open(first, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return a + 1

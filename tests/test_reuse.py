@@ -199,3 +199,14 @@ def test_claims_of_live_owners_hold_and_of_reused_pids_or_silent_hosts_are_stale
     old = time.time() - claims.STALE_AFTER - 1
     os.utime(path, (old, old))                 # ... and after its heartbeat stopped: stale
     assert claims.break_if_stale(path) and not os.path.exists(path)
+
+
+def test_a_worker_killed_while_holding_a_claim_leaves_nothing_stuck(tmp_path):
+    from tests.repro_funcs import dies_once
+
+    store, marks = tmp_path / "store", tmp_path / "marks"
+    marks.mkdir()
+    got = ParallelMap(dies_once, [5], str(marks), reuse=str(store), backend="joblib",
+                      write_worker_results=False, verbose=False).compute()
+    assert got == [6] and (marks / "killed").exists()   # re-submitted, claim broken, computed
+    assert not [p for p in store.rglob(CLAIM)]
