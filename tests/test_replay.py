@@ -142,3 +142,18 @@ def test_a_program_that_cannot_be_pickled_is_replayed_in_its_own_process_only(tm
     assert pmap.replay(2) == 6
     with pytest.raises(RuntimeError, match=r"could not keep its program for replay \(.*lock"):
         acme_core.replay(out, 2)
+
+
+def test_status_and_the_failures_table_print_the_line_replaying_each_failed_call(tmp_path):
+    out, _, _ = _failed_run(tmp_path)
+    from acme_core.cli import run_status
+
+    hint = f"acme_core.replay({str(out)!r}, 3)"
+    text, complete = run_status(str(out))
+    assert not complete and f"replay a failed call here (pdb works):\n  {hint}" in text
+    pmap = ParallelMap(draw_then_fail, list(range(6)), str(tmp_path / "marks"),
+                       write_worker_results=False, verbose=False)
+    with pytest.raises(ParallelComputationError):
+        pmap.compute()
+    assert str(pmap.failures).endswith("replay a failed call here (pdb works):\n"
+                                       "  pmap.replay(3)")

@@ -470,6 +470,7 @@ class ParallelMap(AcmeAttributes):
         plan = self._plan
         self.failures = FailureTable([(f, plan.describe_call(f.index))
                                       for f in summary.failures])
+        self.failures.replay_dir = self.output_dir
         try:
             result = self._storage.finish()
         finally:

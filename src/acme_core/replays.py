@@ -207,3 +207,27 @@ def replay_hint(output_dir: str | None, index: int) -> str:
     if output_dir is None:
         return f"pmap.replay({index})"
     return f"acme_core.replay({os.fspath(output_dir)!r}, {index})"
+
+
+#: Failed calls whose replay line a failures table prints, at most.
+HINTS_SHOWN = 10
+
+
+def replay_lines(output_dir: str | None | bool, indices: Sequence[int]) -> str:
+    """The lines a failures table ends with: how to replay each failed call here (none
+    when ``output_dir`` is False: the table does not know its run).
+
+    Examples
+    --------
+    >>> from acme_core.replays import replay_lines
+    >>> print(replay_lines("/data/run", [3, 7]))
+    <BLANKLINE>
+    replay a failed call here (pdb works):
+      acme_core.replay('/data/run', 3)
+      acme_core.replay('/data/run', 7)
+    """
+    if output_dir is False or not indices:
+        return ""
+    shown = [f"  {replay_hint(output_dir or None, i)}" for i in indices[:HINTS_SHOWN]]
+    more = [f"  ... and {len(indices) - HINTS_SHOWN} more"] if len(indices) > HINTS_SHOWN else []
+    return "\n".join(["", "replay a failed call here (pdb works):", *shown, *more])
