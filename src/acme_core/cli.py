@@ -57,11 +57,16 @@ def run_status(output_dir: str) -> tuple[str, bool]:
     lines = [f"run of {state.header.get('func')!r} in {output_dir} (storage "
              f"{state.header.get('storage')!r}): {n} calls",
              f"  done {done}, failed {failed}, missing {missing}"]
+    older = len(state.older_code)
+    if older:
+        lines.append(f"  {older} of the {done} results come from an earlier version of the "
+                     f"function's code than the latest run's (rerun=\"changed\" re-runs them)")
     if state.failures:
         table = FailureTable([
             (Failure(i, e.get("kind", "?"), e.get("type", "?"), e.get("msg", ""), e.get("tb", ""),
                      e.get("worker", ""), e.get("attempts", 1)), e.get("args", ""))
             for i, e in state.failures.items()])
+        table.replay_dir = output_dir
         lines += ["", str(table)]
     if done < n:
         lines += ["", "To run the failed and missing calls: create the same ParallelMap with "

@@ -58,6 +58,42 @@ class UnpicklableError(TypeError):
     """
 
 
+class ResultShapeError(ValueError):
+    """A call's first return value does not fit ``result_shape``/``result_dtype``.
+
+    Every further call would fail alike, so the first one stops the run: pending calls are
+    cancelled, finished results are kept.
+
+    Examples
+    --------
+    >>> from acme_core.errors import ResultShapeError
+    >>> issubclass(ResultShapeError, ValueError)
+    True
+    """
+
+
+class ManifestError(ValueError):
+    """A run's manifest or marker file is damaged: which results are complete cannot be told.
+
+    Examples
+    --------
+    >>> from acme_core.errors import ManifestError
+    >>> issubclass(ManifestError, ValueError)
+    True
+    """
+
+
+class RunLockedError(RuntimeError):
+    """Another process is running in the same ``output_dir`` (its lock names it).
+
+    Examples
+    --------
+    >>> from acme_core.errors import RunLockedError
+    >>> issubclass(RunLockedError, RuntimeError)
+    True
+    """
+
+
 class ParallelComputationError(RuntimeError):
     """Some calls failed; the others finished and their results are stored.
 

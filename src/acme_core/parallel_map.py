@@ -2,38 +2,47 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import sys
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import manifest, plugins
+from . import manifest, plugins, replays, reuse
 from . import output_dir as outdir
+from . import rerun as rerun_policy
+from .acme_attributes import AcmeAttributes, ArgumentLists, Daemon
 from .arguments import CallPlan, build_call_plan
-from .calls import CallBatch, CallOutcome, CallProgram
+from .callkeys import ArgumentKeys
+from .calls import CallBatch, CallOutcome, CallProgram, worker_name
+from .codeversion import code_version
 from .dryrun import dry_run
-from .errors import ParallelComputationError
+from .early_log import collected
+from .errors import ParallelComputationError, ResultShapeError
 from .executor import ExecutorSettings, RunContext
 from .failures import FailureTable
 from .hookspecs import BACKEND_PARAMETERS, ExecutorSpec, StorageSpec
-from .logs import LogFile, configure
-from .manifest import ManifestWriter
+from .logs import LogFile, configure, running
+from .manifest import ManifestWriter, RunState
 from .parameters import BACKEND_DEFAULTS, Settings, check_flag, validate
 from .pickling import pickle_calls, pickle_program
 from .progress import ProgressBar
 from .run import RunInfo, RunLoop, RunSummary
+from .seeding import CallStreams, cannot_draw, keywords_for_function
+from .session import Session, log_failure_summary
 from .storage.base import StorageSettings
 
 log = logging.getLogger("acme_core")
 
 #: ParallelMap's own keywords: a function keyword of the same name cannot be distributed.
-RESERVED = ("backend", "storage", "backend_options", "retries")
+RESERVED = ("backend", "storage", "backend_options", "retries", "rerun")
 
 
-class ParallelMap:
+class ParallelMap(AcmeAttributes):
     """Call ``func`` concurrently over many inputs and store every result.
 
     Arguments are distributed as ACME does: lists, tuples, ranges and 1-D arrays whose
@@ -54,7 +63,9 @@ class ParallelMap:
         returned in memory.
     output_dir : str, optional
         Where results go; default a new ``ACME_YYYYMMDD-hhmmss-ffffff`` in the current
-        working directory. An existing directory must be empty.
+        working directory. It is created when ``compute()`` starts (the constructor only
+        validates). An existing directory must be empty or hold an earlier run of the same
+        function with the same number of calls and storage: its results are reused.
     result_shape : tuple, optional
         Stack each call's first return value into one array of this shape; its single
         ``None`` is the axis of calls.
@@ -72,7 +83,7 @@ class ParallelMap:
         None: a log file beside on-disk results; True/False force it on/off; str: this file.
     cleanup_threshold_days : int, optional
         Before a run with ``output_dir=None``, delete our ``ACME_*`` runs in the current
-        directory older than this many days.
+        directory not modified for this many days (never one that is running).
     backend : str
         Executor name (``python -m acme_core plugins`` lists them); "auto" lets installed
         plugins claim the run (a running dask client, an HPC site) and falls back to the
@@ -84,6 +95,21 @@ class ParallelMap:
     retries : int
         Re-runs of a call whose function raised (calls lost with a dead worker are always
         re-submitted, up to 3 times).
+    rerun : {"missing", "changed", "all"}
+        On an ``output_dir`` that holds results (or at a second ``compute()``): which calls
+        with a result run again. Calls without a result, failed ones and those whose own
+        arguments changed always run. "missing" (default) keeps results computed by an
+        earlier version of the function's code (one warning counts them), "changed" re-runs
+        those too, "all" re-runs every call.
+    seed : int or False, optional
+        The run's entropy: call ``i`` draws from its own stream, made of this entropy and
+        ``i`` only (``acme_core.rng()``; Python's ``random`` and ``numpy.random`` are seeded
+        from it before each call). None: a fresh entropy, recorded in the run directory (a
+        resumed run keeps it). False: leave the random generators alone. A function with
+        a parameter of its own named ``seed`` (or ``reuse``) gets it, as in ACME.
+    reuse : str, optional
+        A result-store directory: calls already computed there (same code version,
+        arguments and random stream) are taken, not computed, and new results are added.
 
     Examples
     --------
@@ -99,6 +125,7 @@ class ParallelMap:
     #: ACME's size threshold (MB) of the large-argument warning.
     _maxArgSize: float = 1024
 
+    @collected(lambda: _logger_names())   # construction warnings reach the log file too
     def __init__(self, func: Any, *args: Any, n_inputs: int | str = "auto",
                  write_worker_results: bool = True, output_dir: str | None = None,
                  result_shape: Sequence[Any] | None = None, result_dtype: str = "float",
@@ -109,7 +136,10 @@ class ParallelMap:
                  dryrun: bool = False, logfile: bool | str | None = None,
                  cleanup_threshold_days: int | None = None, backend: str = "auto",
                  storage: str = "auto", backend_options: Mapping[str, Any] | None = None,
-                 retries: int = 0, progress: bool | None = None, **kwargs: Any) -> None:
+                 retries: int = 0, rerun: str = "missing", progress: bool | None = None,
+                 seed: int | bool | None = None, reuse: str | os.PathLike[str] | None = None,
+                 **kwargs: Any) -> None:
+        own = keywords_for_function(func, kwargs, seed=seed, reuse=reuse)
         self._settings = s = validate(
             n_inputs=n_inputs, write_worker_results=write_worker_results, output_dir=output_dir,
             result_shape=result_shape, result_dtype=result_dtype, single_file=single_file,
@@ -117,50 +147,84 @@ class ParallelMap:
             mem_per_worker=mem_per_worker, setup_timeout=setup_timeout,
             setup_interactive=setup_interactive, stop_client=stop_client, verbose=verbose,
             dryrun=dryrun, logfile=logfile, cleanup_threshold_days=cleanup_threshold_days,
-            backend=backend, storage=storage, backend_options=backend_options, retries=retries)
+            backend=backend, storage=storage, backend_options=backend_options, retries=retries,
+            rerun=rerun, **own)
         self._progress = None if progress is None else check_flag("progress", progress)
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
+        self._acme = ArgumentLists(plan)
+        self._daemon: Daemon | None = None
         self.backend, executor_spec = _choose_backend(s)
         self.storage, storage_spec = _choose_storage(s)
         _check_backend_settings(self.backend, executor_spec, s)
+        executor_settings = ExecutorSettings(
+            **{k: getattr(s, k) for k in BACKEND_DEFAULTS}, options=s.backend_options)
+        if executor_spec.check is not None:
+            executor_spec.check(executor_settings)  # e.g. partition= against the cluster's
         self.output_dir = self._output_path(storage_spec)
         self._storage = storage_spec.factory(StorageSettings(
-            func_name=plan.func_name, n_calls=plan.n_inputs, output_dir=self.output_dir,
+            func_name=outdir.safe_name(plan.func_name), n_calls=plan.n_inputs,
+            output_dir=self.output_dir,
             result_shape=s.result_shape if not (s.write_pickle and s.storage == "auto") else None,
-            result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id, resume=self._resume))
-        self._executor = executor_spec.factory(ExecutorSettings(
-            **{k: getattr(s, k) for k in BACKEND_DEFAULTS}, options=s.backend_options))
+            result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id))
+        self._executor = executor_spec.factory(executor_settings)
         self._run_id = uuid.uuid4().hex
-        slots, constants = plan.layout()
-        inline = not executor_spec.needs_pickle or _small(plan)
-        self._program = CallProgram(
-            self._run_id, plan.func, slots, constants, self._storage.writer(),
-            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None)
-        self._program_bytes: bytes | None = None
-        self._call_blobs: list[bytes] | None = None
-        if executor_spec.needs_pickle:
-            self._program_bytes = pickle_program(self._program, plan, self.backend)
-            if not inline:
-                self._call_blobs = pickle_calls(plan, self.backend)
-        self._header = self._manifest_header() if self.output_dir is not None else None
-        if self._resume:
-            _check_same_run(self.output_dir, self._header)
-        # ---- everything above only validates; from here on things are made ----
+        self._entropy = replays.run_entropy(s.seed, self.output_dir)
+        self._needs_pickle = executor_spec.needs_pickle
+        self._prepare_program()
+        if self.output_dir is not None and manifest.exists(self.output_dir):
+            _check_same_run(self.output_dir, self._manifest_header())
+        path = _log_path(s.logfile, self.output_dir, outdir.safe_name(plan.func_name))
+        self._log_file = LogFile(path, self._loggers, self._run_id) if path else None
         self.failures = FailureTable()
-        self._log_file: LogFile | None = None
         self._manifest: ManifestWriter | None = None
+        self._session: Session | None = None
         self._aborted = False
+        # Nothing exists yet on disk or in a process: the output directory, the log file and
+        # the manifest appear when compute() starts.
         if s.dryrun and not dry_run(self._program, plan, s.setup_interactive):
             log.info("Dry-run aborted by the user: nothing was started.")
             self._aborted = True
-            return
-        self._make_outputs(storage_spec)
+            self._log_file = None
+        if self._log_file is not None:   # what the construction logged goes into the file too
+            self._log_file.keep(self._early_log.take())
+        self._early_log.close()
 
     # ------------------------------------------------------------------ set-up
+    def _around(self) -> Any:
+        """What runs each call: its own random streams (unless ``seed=False`` or no call
+        can draw), through the result store of ``reuse=``."""
+        plan = self._plan
+        streams = None if self._entropy is False or cannot_draw(
+            plan.func, [a.value for a in plan.broadcast_arguments],
+            [a.value for a in plan.split_arguments]) else CallStreams(self._entropy)
+        if self._settings.reuse is None:
+            return streams
+        hook, found = reuse.runner(self._settings.reuse, plan.func, plan, streams,
+                                   self._entropy, self.output_dir)
+        log.info(f"Result store {self._settings.reuse}: {found} of {plan.n_inputs} calls are "
+                 f"stored and are taken, not computed.")
+        return hook
+
+    def _prepare_program(self) -> None:
+        """The call program of the current plan, pickled (proven picklable) when the
+        backend needs it."""
+        plan = self._plan
+        slots, constants = plan.layout()
+        inline = not self._needs_pickle or _small(plan)
+        self._program = CallProgram(
+            self._run_id, plan.func, slots, constants, self._storage.writer(),
+            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None,
+            around=self._around())
+        self._program_bytes: bytes | None = None
+        self._call_blobs: list[bytes] | None = None
+        if self._needs_pickle:
+            self._program_bytes = pickle_program(self._program, plan, self.backend)
+            if not inline:
+                self._call_blobs = pickle_calls(plan, self.backend)
+
     def _output_path(self, spec: StorageSpec) -> str | None:
         s = self._settings
-        self._resume = False
         if not spec.on_disk:
             if s.output_dir is not None:
                 log.warning("Output directory specification has no effect if "
@@ -168,41 +232,50 @@ class ParallelMap:
             return None
         if s.output_dir is None:
             return outdir.default_path()
-        if manifest.exists(s.output_dir):
-            self._resume = True
-        else:
+        if not manifest.exists(s.output_dir):
             outdir.check_available(s.output_dir)
         return s.output_dir
 
     def _manifest_header(self) -> dict[str, Any]:
         plan = self._plan
-        return {"acme_core_manifest": 1, "func": plan.func_name, "n_inputs": plan.n_inputs,
-                "storage": self.storage,
-                "fingerprint": {"func": manifest.function_fingerprint(plan.func),
-                                "args": manifest.arguments_fingerprint(plan, self._call_blobs)},
-                "run_id": self._run_id,
-                "created": dt.datetime.now().isoformat(timespec="seconds")}
+        return {"acme_core_manifest": manifest.FORMAT, "func": plan.func_name,
+                "n_inputs": plan.n_inputs, "storage": self.storage, "run_id": self._run_id,
+                "created": manifest.now()}
 
-    def _make_outputs(self, spec: StorageSpec) -> None:
-        s, plan = self._settings, self._plan
-        if self._resume:
-            assert self.output_dir is not None
-            self._storage.prepare()
-            self._manifest = ManifestWriter(self.output_dir, None)
-        elif self.output_dir is not None:
+    def _open_outputs(self, stack: contextlib.ExitStack) -> RunState | None:
+        """Create the run directory (or take up the existing run in it) and hold its lock;
+        returns what the manifest says of earlier sessions (None: a new run)."""
+        out, s, plan = self.output_dir, self._settings, self._plan
+        if out is None:
+            return None
+        outdir.refuse_if_locked(out)  # before the checks below misread a run being made
+        if not manifest.exists(out):
+            outdir.check_available(out)
             if s.output_dir is None and s.cleanup_threshold_days is not None:
-                outdir.cleanup_old_runs(os.path.dirname(self.output_dir), s.cleanup_threshold_days)
-            outdir.create(self.output_dir, {
+                outdir.cleanup_old_runs(os.path.dirname(out), s.cleanup_threshold_days)
+            outdir.create(out, {
                 "acme_core_run": 1, "run_id": self._run_id, "func": plan.func_name,
                 "n_inputs": plan.n_inputs, "storage": self.storage, "backend": self.backend,
-                "created": dt.datetime.now().isoformat(timespec="seconds")})
-            self._storage.prepare()
-            self._manifest = ManifestWriter(self.output_dir, self._header)
-        path = _log_path(s.logfile, self.output_dir, plan.func_name)
-        if path is not None:
-            self._log_file = LogFile(path, self._loggers)
-        log.info(f"This is acme-core v. {_version()}: {plan.n_inputs} calls of `{plan.func_name}` "
-                 f"on backend {self.backend!r}, storage {self.storage!r}")
+                "created": manifest.now()})
+        lock = outdir.RunLock(out)
+        lock.acquire()
+        stack.callback(lock.release)
+        state = manifest.read(out) if manifest.exists(out) else None
+        if state is not None:
+            _check_same_run(out, self._manifest_header())
+        self._storage.settings.resume = state is not None
+        self._storage.prepare()
+        self._manifest = ManifestWriter(out, None if state is not None else
+                                        self._manifest_header())
+        stack.callback(self._close_manifest)
+        replays.save(out, self._program, self._program_bytes, self._call_blobs, self._entropy,
+                     plan.n_inputs, sys.path)
+        return state
+
+    def _close_manifest(self) -> None:
+        if self._manifest is not None:
+            self._manifest.close()
+            self._manifest = None
 
     # ------------------------------------------------------------------ attributes
     @property
@@ -217,16 +290,19 @@ class ParallelMap:
 
     @property
     def logfile(self) -> str | None:
-        """The log file's path, if one is written."""
+        """The log file's path, if one is written (it appears when ``compute()`` starts)."""
         return self._log_file.path if self._log_file is not None else None
 
     # ------------------------------------------------------------------ running
     def compute(self, debug: bool = False) -> Any:
         """Run every call that has no result yet and return the results.
 
-        On a run directory that already holds results of the same function and arguments
-        (an interrupted run, or one with failed calls), only the calls without a complete
-        result run.
+        Every ``compute()`` is recorded in the run's manifest and log. On a run directory
+        that already holds results (an interrupted run, one with failed calls, a second
+        ``compute()`` of the same object) only the calls without a result run, plus those
+        whose own arguments changed; results of an earlier version of the function's code
+        are kept with one warning, or re-run with ``rerun="changed"`` (``rerun="all"``:
+        every call runs).
 
         Parameters
         ----------
@@ -246,6 +322,9 @@ class ParallelMap:
         ParallelComputationError
             When some calls failed; every other result is stored, ``err.failures`` (and
             ``self.failures``) lists the failed calls.
+        ResultShapeError
+            When a result does not fit ``result_shape``: the run stops at the first one,
+            finished results are kept.
         KeyboardInterrupt
             On Ctrl-C: pending calls are cancelled, finished results and the manifest are
             kept, and the log says how to resume.
@@ -260,45 +339,67 @@ class ParallelMap:
         check_flag("debug", debug)
         if self._aborted:
             return None
-        todo = self._calls_to_run()
-        try:
-            return self._debug_run(todo) if debug else self._parallel_run(todo)
-        finally:
-            self._close_log()
+        if self._acme.changed():   # argv/kwargv rewritten since the constructor
+            self._plan = self._acme.rebuild(self._plan)
+            self._prepare_program()
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(running(self._run_id))
+            state = self._open_outputs(stack)
+            if self._log_file is not None:
+                stack.enter_context(self._log_file.attached())
+            plan = self._plan
+            log.info(f"This is acme-core v. {_version()}: {plan.n_inputs} calls of "
+                     f"`{plan.func_name}` on backend {self.backend!r}, storage {self.storage!r}")
+            keys = ArgumentKeys.of(plan) if self._manifest is not None else None
+            code = code_version(plan.func)
+            selection = rerun_policy.select(plan.n_inputs, state, keys, code,
+                                            self._settings.rerun,
+                                            getattr(self._storage, "damaged", None))
+            if state is not None:
+                assert self.output_dir is not None
+                rerun_policy.report(selection, plan.n_inputs, plan.func_name, self.output_dir)
+            self._session = session = Session.after(state, code, keys, self._manifest)
+            session.begin(self.backend, selection, self._settings.rerun, debug)
+            stack.callback(self._end_session, RunSummary(plan.n_inputs), len(selection.todo),
+                           0.0, "?", "aborted")  # only when the run ended by an exception
+            return self._debug_run(selection.todo) if debug else self._parallel_run(
+                selection.todo)
 
-    def _calls_to_run(self) -> list[int]:
-        n = self._plan.n_inputs
-        if self.output_dir is None or not manifest.exists(self.output_dir):
-            return list(range(n))
-        state = manifest.read(self.output_dir)
-        done = state.done
-        if done:
-            log.info(f"Resuming the run in {self.output_dir}: {len(done)} of {n} calls already "
-                     f"have results and are skipped; running the other {n - len(done)}.")
-            if self._manifest is not None:
-                self._manifest.note(resumed=True, skipped=len(done))
-        return [i for i in range(n) if i not in done]
+    def _collect(self, outcome: CallOutcome) -> None:
+        self._storage.collect(outcome)
+        if self._session is not None:
+            self._session.seen(outcome)
 
     def _debug_run(self, todo: list[int]) -> Any:
-        log.warning("Running in debug mode: every call runs here, one after another.")
+        if todo:
+            log.warning(f"Running in debug mode: {len(todo)} call(s) run here, one after "
+                        f"another.")
+        else:
+            log.warning("Debug mode: every call has a result, nothing runs (rerun=\"all\" "
+                        "runs every call again).")
         program, plan = self._program, self._plan
+        summary = RunSummary(n_calls=plan.n_inputs)
+        start = time.perf_counter()
+        where = f"{worker_name()} (debug)"
         for index in todo:
-            args, kwargs = program.arguments(index, plan.split_values(index))
-            receipt = program.writer.write(index, program.func(*args, **kwargs))
-            self._storage.collect(CallOutcome(index, receipt))
+            began = time.perf_counter()
+            value = replays.replay_call(program, plan.split_values(index), index)
+            receipt = program.writer.write(index, value)
+            self._collect(CallOutcome(index, receipt, None, time.perf_counter() - began, where))
+            summary.n_done += 1
             if self._manifest is not None:
                 self._storage.flush()
                 self._manifest.done((index,))
                 self._manifest.flush()
-        return self._finish(RunSummary(n_calls=plan.n_inputs, n_done=len(todo)), len(todo))
+        summary.elapsed = time.perf_counter() - start
+        return self._finish(summary, len(todo), "1 (debug, in this process)")
 
     def _parallel_run(self, todo: list[int]) -> Any:
         plan = self._plan
         pm = plugins.get_plugin_manager()
-        info = RunInfo(self._run_id, plan.func_name, plan.n_inputs, self.backend, self.storage,
-                       self.output_dir)
-        self._executor.start(RunContext(info, self._program, self._program_bytes,
-                                        plan.n_inputs, self.output_dir, tuple(sys.path)))
+        context = self._run_context()
+        info = context.info
+        self._executor.start(context)
         log.info(f"Preparing {len(todo)} parallel calls of `{plan.func_name}` using "
                  f"{self._executor.n_workers} workers")
         bar = self._progress_bar(len(todo))
@@ -307,11 +408,15 @@ class ParallelMap:
         try:
             if plugins.has_listeners("acme_core_run_started"):
                 pm.hook.acme_core_run_started(run=info)
-            loop = RunLoop(self._executor, info, self._make_batch, self._storage.collect, pm.hook,
+            loop = RunLoop(self._executor, info, self._make_batch, self._collect, pm.hook,
                            retries=self._settings.retries, manifest=self._manifest,
                            describe=plan.describe_call, flush=self._storage.flush)
             try:
                 summary = loop.run(todo)
+            except ResultShapeError as exc:
+                self._executor.cancel()
+                self._stopped(loop.summary, len(todo), exc)
+                raise
             finally:
                 self._executor.close()
             if plugins.has_listeners("acme_core_run_finished"):
@@ -319,7 +424,29 @@ class ParallelMap:
         finally:
             if bar is not None:
                 pm.unregister(bar)
-        return self._finish(summary, len(todo))
+        return self._finish(summary, len(todo), self._executor.n_workers)
+
+    def _stopped(self, summary: RunSummary, n_ran: int, exc: ResultShapeError) -> None:
+        where = self.results_container or self.output_dir
+        log.error(f"Stopped at the first result that does not fit: {exc} Pending calls were "
+                  f"cancelled; {summary.n_done} finished result(s) are kept"
+                  + (f" in {where}." if where else "."))
+        self._end_session(summary, n_ran, summary.elapsed, self._executor.n_workers,
+                          stopped="ResultShapeError")
+
+    def _end_session(self, summary: RunSummary, n_ran: int, elapsed: float, workers: Any,
+                     stopped: str = "") -> None:
+        if self._session is not None:
+            self._session.end(n_ran, summary.n_done, summary.n_failed, elapsed, workers,
+                              summary.interrupted, stopped)
+            self._session = None
+
+    def _run_context(self) -> RunContext:
+        plan = self._plan
+        info = RunInfo(self._run_id, plan.func_name, plan.n_inputs, self.backend, self.storage,
+                       self.output_dir)
+        return RunContext(info, self._program, self._program_bytes, plan.n_inputs,
+                          self.output_dir, tuple(sys.path))
 
     def _progress_bar(self, total: int) -> ProgressBar | None:
         show = self._progress
@@ -339,43 +466,59 @@ class ParallelMap:
         split = tuple(self._plan.split_values(i) for i in indices)
         return CallBatch(self._run_id, tuple(indices), split, False, attempt)
 
-    def _finish(self, summary: RunSummary, n_ran: int) -> Any:
+    def _finish(self, summary: RunSummary, n_ran: int, workers: Any) -> Any:
         plan = self._plan
+        self.failures = FailureTable([(f, plan.describe_call(f.index))
+                                      for f in summary.failures])
+        self.failures.replay_dir = self.output_dir
         try:
             result = self._storage.finish()
         finally:
             if self._manifest is not None:
                 self._manifest.flush()
-        self.failures = FailureTable([(f, plan.describe_call(f.index)) for f in summary.failures])
         where = self.results_container or self.output_dir
-        if summary.interrupted:
-            resume = (f" To finish the run, create the same ParallelMap with "
-                      f"output_dir={self.output_dir!r} and call compute() again: only the "
-                      f"missing calls run." if self.output_dir else "")
-            log.error(f"Interrupted: {summary.n_done} of {n_ran} calls finished"
-                      + (f"; their results are in {where}." if where else ".") + resume)
-            raise KeyboardInterrupt
-        if self.failures:
-            raise ParallelComputationError(
-                _failure_message(self.failures, n_ran, where, self.output_dir), self.failures)
-        if where is not None:
-            log.info(f"SUCCESS! Results have been saved to {where}")
-        else:
-            log.info("Finished parallel computation")
-        return result
+        try:  # the session's figures are the log's last line, whatever the outcome
+            if summary.interrupted:
+                resume = (f" To finish the run, create the same ParallelMap with "
+                          f"output_dir={self.output_dir!r} and call compute() again: only the "
+                          f"missing calls run." if self.output_dir else "")
+                log.error(f"Interrupted: {summary.n_done} of {n_ran} calls finished"
+                          + (f"; their results are in {where}." if where else ".") + resume)
+                raise KeyboardInterrupt
+            if self.failures:
+                message = _failure_message(self.failures, n_ran, where, self.output_dir)
+                log_failure_summary(message)
+                raise ParallelComputationError(message, self.failures)
+            if where is not None:
+                log.info(f"SUCCESS! Results have been saved to {where}")
+            else:
+                log.info("Finished parallel computation")
+            return result
+        finally:
+            self._end_session(summary, n_ran, summary.elapsed, workers)
+
+    def replay(self, index: int) -> Any:
+        """Run call ``index`` here with its arguments and random streams, as in the run.
+
+        Nothing is stored; the call's exception propagates unchanged, so ``pdb`` and
+        ``%debug`` work. ``acme_core.replay(output_dir, index)`` does the same from any
+        process once the run is on disk.
+
+        Examples
+        --------
+        >>> from acme_core import ParallelMap
+        >>> ParallelMap(pow, [1, 2, 3], 2, write_worker_results=False).replay(2)
+        9
+        """
+        index = replays.check_index(index, self._plan.n_inputs)
+        return replays.replay_call(self._program, self._plan.split_values(index), index)
 
     # ------------------------------------------------------------------ life cycle
-    def _close_log(self) -> None:
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-        if self._manifest is not None:
-            self._manifest.close()
-            self._manifest = None
-
     def cleanup(self) -> None:
         """Stop workers kept for reuse when ``stop_client=True`` (ACME's ``cleanup()``)."""
-        self._close_log()
+        if self._log_file is not None:
+            self._log_file.close()
+        self._close_manifest()
         if self._settings.stop_client is True:
             self._executor.shutdown()
 
@@ -469,8 +612,15 @@ def _check_backend_settings(name: str, spec: ExecutorSpec, s: Settings) -> None:
             f"{', '.join(repr(k) for k in unknown)}; accepted: {accepted}.")
     for param in BACKEND_PARAMETERS:
         value = getattr(s, param)
-        if param not in spec.parameters and value != BACKEND_DEFAULTS[param]:
+        if (param not in spec.parameters and value != BACKEND_DEFAULTS[param]
+                and ONLY_DISABLES.get(param, _NOTHING) != value):
             log.warning(f"`{param}={value!r}` has no effect on backend {name!r} and is ignored.")
+
+
+#: Values that only turn off something a backend without the parameter cannot do anyway
+#: (SyNCoPy passes setup_interactive=False everywhere): no "has no effect" warning.
+ONLY_DISABLES: dict[str, Any] = {"setup_interactive": False}
+_NOTHING = object()
 
 
 def _log_path(logfile: bool | str | None, output_dir: str | None, func_name: str) -> str | None:
@@ -495,17 +645,22 @@ def _failure_message(failures: FailureTable, n: int, where: str | None,
     if where is not None:
         text += f" Results of the other calls are stored in {where}."
     text += (" Inspect `err.failures` (also `pmap.failures`); `compute(debug=True)` re-raises "
-             "the original exception in this process.")
+             "the original exception in this process, and "
+             f"`{replays.replay_hint(output_dir, first.index)}` runs just call {first.index} "
+             f"here, with its arguments and random draws (pdb works).")
     if output_dir is not None:
         text += (f" After a fix, calling compute() again (or the same ParallelMap with "
                  f"output_dir={output_dir!r}) re-runs only the failed calls.")
     return text
 
 
-def _check_same_run(output_dir: str | None, header: dict[str, Any] | None) -> None:
-    """Refuse to resume a run of another function or with other arguments."""
-    assert output_dir is not None and header is not None
+def _check_same_run(output_dir: str, header: dict[str, Any]) -> None:
+    """Refuse to continue a run of another function, number of calls or storage: its
+    results cannot be matched call by call (changed arguments or code are handled per
+    call, see :mod:`acme_core.rerun`)."""
     old = manifest.read(output_dir).header
+    if os.path.exists(os.path.join(output_dir, outdir.MARKER)):
+        outdir.read_marker(output_dir)  # a damaged marker: a clear error now, not in load()
     for key, what in (("func", "function name"), ("n_inputs", "number of calls"),
                       ("storage", "storage")):
         if old.get(key) != header[key]:
@@ -513,9 +668,3 @@ def _check_same_run(output_dir: str | None, header: dict[str, Any] | None) -> No
                 f"`output_dir` {output_dir!r} holds a run with a different {what} "
                 f"({old.get(key)!r}, now {header[key]!r}); results of two different runs are "
                 f"never mixed. Pass a new output_dir.")
-    for key, what in (("func", "function code"), ("args", "arguments")):
-        if old["fingerprint"][key] != header["fingerprint"][key]:
-            raise ValueError(
-                f"`output_dir` {output_dir!r} holds a run of {header['func']} with different "
-                f"{what} (fingerprint mismatch); results of two different runs are never "
-                f"mixed. Pass a new output_dir, or restore the {what} of that run to resume it.")
