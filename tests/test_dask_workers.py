@@ -18,6 +18,7 @@ import pytest
 from acme_dask import cluster_cleanup, local_cluster_setup
 
 from acme_core import ParallelComputationError, ParallelMap
+from tests.conftest import import_fresh
 from tests.test_dask_funcs import crash_on
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,39 +28,6 @@ pytestmark = pytest.mark.usefixtures("no_dask_client_left")
 
 
 # ------------------------------------------------------------------ helpers
-def _import_fresh(folder, name: str, source: str):
-    """Write module ``name`` into ``folder``, put it on sys.path and import it (the parent's
-    own SIGINT handler is kept: the module may replace it)."""
-    import importlib
-
-    (folder / f"{name}.py").write_text(textwrap.dedent(source))
-    sys.path.insert(0, str(folder))
-    before = signal.getsignal(signal.SIGINT)
-    try:
-        sys.modules.pop(name, None)
-        return importlib.import_module(name)
-    finally:
-        signal.signal(signal.SIGINT, before)
-
-
-@pytest.fixture
-def sigmod(tmp_path):
-    """Issue reproducer: a module that installs a SIGINT handler when imported."""
-    module = _import_fresh(tmp_path, "sigmod", """
-        import signal
-        import sys
-
-        signal.signal(signal.SIGINT, lambda *_: sys.exit())
-
-
-        def double(x):
-            return 2 * x
-    """)
-    yield module
-    sys.path.remove(str(tmp_path))
-    sys.modules.pop("sigmod", None)
-
-
 @pytest.fixture
 def user_client():
     client = local_cluster_setup(n_workers=2, interactive=False)
@@ -84,7 +52,7 @@ def test_signal_handler_module_on_a_users_restarted_cluster(sigmod, user_client)
 
 
 def test_a_program_that_cannot_load_on_workers_fails_each_call_once(tmp_path, caplog):
-    mod = _import_fresh(tmp_path, f"parentonly_{uuid.uuid4().hex[:6]}", f"""
+    mod = import_fresh(tmp_path, f"parentonly_{uuid.uuid4().hex[:6]}", f"""
         import os
 
         if os.getpid() != {os.getpid()}:
@@ -266,12 +234,16 @@ def _start_script(tmp_path, n_calls: int = 12, seconds: float = 3.0) -> subproce
         old.unlink()
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(f"""
+        import signal
         import sys
         sys.path.insert(0, {REPO!r})
         from acme_core import ParallelMap
         from tests.test_dask_funcs import nap_counted
 
         if __name__ == "__main__":
+            # SIGTERM as SIGINT, as the core's run loop makes it (this checks the dask side:
+            # its cleanup under that handler)
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
             pmap = ParallelMap(nap_counted, list(range({n_calls})), {seconds}, {str(tmp_path)!r},
                                backend="dask", n_workers=2,
                                output_dir={str(tmp_path / "out")!r})

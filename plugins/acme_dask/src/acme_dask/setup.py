@@ -185,9 +185,10 @@ def cluster_config(dashboard: bool, *, local: bool = False) -> Any:
     the scheduler and on every worker, and without this its JSON and info pages (workers,
     logs, the call names) answer anyone who reaches the port, e.g. every user of a login
     node on loopback. ``local=True`` (workers on this host, started by nannies): workers
-    ignore SIGINT (:func:`acme_dask.worker.dask_setup`), and a task is given up on at the
+    ignore SIGINT (:func:`acme_dask.worker.dask_setup`), a task is given up on at the
     first worker that dies under it (``allowed-failures=0``), so acme-core counts the
-    call's attempts itself and a call that kills its worker every time fails alone.
+    call's attempts itself and a call that kills its worker every time fails alone, and a
+    worker holds one task per thread (no queued neighbour dies with it).
 
     Examples
     --------
@@ -199,15 +200,25 @@ def cluster_config(dashboard: bool, *, local: bool = False) -> Any:
     """
     import dask
 
+    # Ctrl-C inside a client call makes distributed cancel that call's future from its event
+    # loop, which can fail and log a traceback on the terminal although nothing is wrong
+    logging.getLogger("tornado.application").addFilter(_not_interrupted_sync)
     settings: dict[str, Any] = {}
     if not dashboard:
         settings.update({"distributed.scheduler.http.routes": [],
                          "distributed.worker.http.routes": []})
     if local:
         preload = list(dask.config.get("distributed.worker.preload", []))
+        # worker-saturation 1.0: a one-thread worker holds one task, so a worker killed by
+        # its call takes no queued neighbour with it
         settings.update({"distributed.worker.preload": [*preload, "acme_dask.worker"],
-                         "distributed.scheduler.allowed-failures": 0})
+                         "distributed.scheduler.allowed-failures": 0,
+                         "distributed.scheduler.worker-saturation": 1.0})
     return dask.config.set(settings)
+
+
+def _not_interrupted_sync(record: logging.LogRecord) -> bool:
+    return "sync.<locals>.cancel" not in record.getMessage()
 
 
 def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None = None,
