@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import re
 import signal
 import subprocess
 import sys
@@ -328,3 +329,25 @@ def test_killing_the_parent_leaves_no_worker(tmp_path):
     proc.kill()
     proc.communicate(timeout=60)
     print(f"workers gone {_assert_all_gone(workers):.1f} s after SIGKILL of the parent")
+
+
+# ------------------------------------------------------------------ a script without a main guard
+def test_a_script_without_main_guard_gets_one_clear_error_before_any_worker(tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {REPO!r})
+        from acme_core import ParallelMap
+        from tests.funcs import f
+
+        print(ParallelMap(f, [1, 2], 4, backend="dask", n_workers=2,
+                          write_worker_results=False).compute())
+    """))
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text
+    assert text.count("RuntimeError:") == 1 and 'if __name__ == "__main__":' in text, text
+    assert re.search(r"unguarded.py again, and its line [78] runs outside", text), text
+    assert "Nanny" not in text and "This is acme-core" in text and text.count("This is") == 1
+    assert len(text.splitlines()) < 30, text
