@@ -86,6 +86,7 @@ class Story:
         return proc.stdout, proc.stderr, executions(self.counts) - before
 
 
+@pytest.mark.slow
 def test_new_user_fixes_the_function_and_reruns_only_the_failed_trial(tmp_path):
     story = Story(tmp_path)
     story.write(TRIALS_V1)
@@ -139,6 +140,7 @@ def test_a_changed_split_keyword_reruns_exactly_the_calls_it_touches(tmp_path):
     assert "RESULT ok" in out and not ran and "Nothing to run" in err
 
 
+@pytest.mark.slow
 def test_the_seven_code_edits_are_detected_on_resume(tmp_path):
     """Each edit makes 2*x into 3*x outside the function's own bytecode; a resume after it
     never mixes silently: it warns with the count, and rerun="changed" recomputes."""
@@ -154,7 +156,7 @@ def test_the_seven_code_edits_are_detected_on_resume(tmp_path):
                 import mod
                 from acme_core import ParallelMap
                 ParallelMap(mod.TARGET, [1, 2, 3], output_dir={str(base / "run")!r},
-                            backend="joblib", n_workers=1, verbose=False).compute()
+                            backend="threads", n_workers=1, verbose=False).compute()
             ''')
             (base / f"v{k}").mkdir()
             (base / f"v{k}" / "mod.py").write_text(source)
@@ -370,6 +372,7 @@ def test_a_damaged_manifest_or_marker_is_a_clear_error_naming_the_file(tmp_path)
                     output_dir=str(out))
 
 
+@pytest.mark.slow
 def test_a_second_concurrent_run_on_one_output_dir_is_refused_naming_the_first(tmp_path):
     from acme_core.output_dir import RunLockedError
 

@@ -106,7 +106,7 @@ def _library_roots() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     roots = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
     roots |= {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    roots.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # acme-core
+    roots.add(os.path.dirname(os.path.abspath(__file__)))  # acme-core itself
     return tuple(sorted(os.path.realpath(r) + os.sep for r in roots if r))
 
 
