@@ -185,6 +185,8 @@ class _Digest:
         self._active.add(key)
         try:
             digest = self._compound(value, depth + 1)
+        except Exception:  # noqa: BLE001 - an object that breaks while being walked
+            digest = b"opaque:" + _type_name(value).encode()
         finally:
             self._active.discard(key)
         if isinstance(value, (types.FunctionType, type, types.ModuleType, types.CodeType)):
