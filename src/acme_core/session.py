@@ -88,9 +88,9 @@ class Session:
                             elapsed=round(elapsed, 3), interrupted=interrupted,
                             **({"stopped": stopped} if stopped else {}))
         how = ("interrupted" if interrupted else "stopped" if stopped else "ended")
+        where = "in this process (debug)" if workers == "debug" else f"on {workers} worker(s)"
         log.info(f"Run {how} after {elapsed:.1f} s: {n_done} of {n_ran} calls finished"
-                 f"{f', {n_failed} failed' if n_failed else ''}; {rate:.2f} calls/s on "
-                 f"{workers} worker(s).")
+                 f"{f', {n_failed} failed' if n_failed else ''}; {rate:.2f} calls/s {where}.")
 
 
 def log_failure_summary(message: str) -> None:
