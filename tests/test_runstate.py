@@ -497,3 +497,22 @@ def test_a_result_recorded_done_but_gone_runs_again_with_one_warning(tmp_path):
     warnings = [line for line in proc.stderr.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "missing or unreadable result" in warnings[0]
     assert "calls 3)" in warnings[0]
+
+
+def test_a_done_line_is_the_json_of_the_calls_provenance():
+    from acme_core.arguments import build_call_plan
+    from acme_core.callkeys import ArgumentKeys
+    from acme_core.calls import CallOutcome
+    from acme_core.session import Session
+
+    def g(x, y, z=3):
+        return x
+
+    keys = ArgumentKeys.of(build_call_plan(g, ([1, 2], ['a"b', "c"]), {"z": 5}, "auto", 1024))
+    fast, slow = Session(2, "c0de", keys), Session(2, "c0de", keys)
+    for session in (fast, slow):
+        session.seen(CallOutcome(0, None, None, 0.25, 'host"name:12/slurm-7', attempt=2))
+    line = json.loads(fast.done_line(0))
+    about = slow.provenance(0)
+    assert abs(line.pop("end") - about.pop("end")) < 1
+    assert line == {"i": 0, "s": "done", **about}
