@@ -4,7 +4,6 @@ processes, a real second Unix user."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pwd
@@ -12,13 +11,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import uuid
 
 import pytest
 from acme_dask import cluster_cleanup, local_cluster_setup
-from acme_dask.setup import running_client
 
 from acme_core import ParallelComputationError, ParallelMap
 from tests.test_dask_funcs import crash_on

@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ArgumentMismatchError,
+    ManifestError,
     ParallelComputationError,
     PluginError,
+    ResultShapeError,
+    RunLockedError,
     UnknownKeywordError,
     UnpicklableError,
 )
@@ -24,8 +27,10 @@ from .hookspecs import AutoClaim, ExecutorSpec, StorageSpec, hookimpl
 if TYPE_CHECKING:  # imported on first use: worker processes only need acme_core.calls
     from .load import load
     from .parallel_map import ParallelMap
+    from .replays import replay
+    from .seeding import rng
 
-_LAZY = {"ParallelMap": "parallel_map", "load": "load"}
+_LAZY = {"ParallelMap": "parallel_map", "load": "load", "replay": "replays", "rng": "seeding"}
 
 
 def __getattr__(name: str) -> Any:
@@ -50,13 +55,18 @@ __all__ = [
     "ArgumentMismatchError",
     "AutoClaim",
     "ExecutorSpec",
+    "ManifestError",
     "ParallelComputationError",
     "ParallelMap",
     "PluginError",
+    "ResultShapeError",
+    "RunLockedError",
     "StorageSpec",
     "UnknownKeywordError",
     "UnpicklableError",
     "__version__",
     "hookimpl",
     "load",
+    "replay",
+    "rng",
 ]

@@ -66,6 +66,7 @@ def run_status(output_dir: str) -> tuple[str, bool]:
             (Failure(i, e.get("kind", "?"), e.get("type", "?"), e.get("msg", ""), e.get("tb", ""),
                      e.get("worker", ""), e.get("attempts", 1)), e.get("args", ""))
             for i, e in state.failures.items()])
+        table.replay_dir = output_dir
         lines += ["", str(table)]
     if done < n:
         lines += ["", "To run the failed and missing calls: create the same ParallelMap with "

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from .calls import Failure
+from .replays import replay_lines
 
 
 @dataclass
@@ -36,6 +37,10 @@ class FailureTable:
     call  kind   attempts  worker  error              arguments
     3     error  1                 ValueError: boom   x=3
     """
+
+    #: The run's output directory (None: results in memory), set by whoever made the table
+    #: so that it ends with the line replaying each failed call; False: not known.
+    replay_dir: str | None | bool = False
 
     def __init__(self, rows: list[tuple[Failure, str]] | None = None) -> None:
         self.rows = sorted(
@@ -68,7 +73,7 @@ class FailureTable:
                  _short(f"{r.exc_type}: {r.message}", 60), r.arguments) for r in self.rows]
         widths = [max(len(x) for x in col) for col in zip(head, *body, strict=False)]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)).rstrip()
-                         for line in (head, *body))
+                         for line in (head, *body)) + replay_lines(self.replay_dir, self.indices)
 
     def __repr__(self) -> str:
         return f"<FailureTable: {len(self.rows)} failed call(s) {self.indices[:10]}>"

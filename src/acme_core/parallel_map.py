@@ -12,14 +12,16 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import manifest, plugins
+from . import manifest, plugins, replays, reuse
 from . import output_dir as outdir
 from . import rerun as rerun_policy
+from .acme_attributes import AcmeAttributes, ArgumentLists, Daemon
 from .arguments import CallPlan, build_call_plan
 from .callkeys import ArgumentKeys
 from .calls import CallBatch, CallOutcome, CallProgram, worker_name
 from .codeversion import code_version
 from .dryrun import dry_run
+from .early_log import collected
 from .errors import ParallelComputationError, ResultShapeError
 from .executor import ExecutorSettings, RunContext
 from .failures import FailureTable
@@ -30,16 +32,17 @@ from .parameters import BACKEND_DEFAULTS, Settings, check_flag, validate
 from .pickling import pickle_calls, pickle_program
 from .progress import ProgressBar
 from .run import RunInfo, RunLoop, RunSummary
+from .seeding import CallStreams, cannot_draw, keywords_for_function
 from .session import Session, log_failure_summary
 from .storage.base import StorageSettings
 
 log = logging.getLogger("acme_core")
 
 #: ParallelMap's own keywords: a function keyword of the same name cannot be distributed.
-RESERVED = ("backend", "storage", "backend_options", "retries")
+RESERVED = ("backend", "storage", "backend_options", "retries", "rerun")
 
 
-class ParallelMap:
+class ParallelMap(AcmeAttributes):
     """Call ``func`` concurrently over many inputs and store every result.
 
     Arguments are distributed as ACME does: lists, tuples, ranges and 1-D arrays whose
@@ -80,7 +83,7 @@ class ParallelMap:
         None: a log file beside on-disk results; True/False force it on/off; str: this file.
     cleanup_threshold_days : int, optional
         Before a run with ``output_dir=None``, delete our ``ACME_*`` runs in the current
-        directory older than this many days.
+        directory not modified for this many days (never one that is running).
     backend : str
         Executor name (``python -m acme_core plugins`` lists them); "auto" lets installed
         plugins claim the run (a running dask client, an HPC site) and falls back to the
@@ -98,6 +101,15 @@ class ParallelMap:
         arguments changed always run. "missing" (default) keeps results computed by an
         earlier version of the function's code (one warning counts them), "changed" re-runs
         those too, "all" re-runs every call.
+    seed : int or False, optional
+        The run's entropy: call ``i`` draws from its own stream, made of this entropy and
+        ``i`` only (``acme_core.rng()``; Python's ``random`` and ``numpy.random`` are seeded
+        from it before each call). None: a fresh entropy, recorded in the run directory (a
+        resumed run keeps it). False: leave the random generators alone. A function with
+        a parameter of its own named ``seed`` (or ``reuse``) gets it, as in ACME.
+    reuse : str, optional
+        A result-store directory: calls already computed there (same code version,
+        arguments and random stream) are taken, not computed, and new results are added.
 
     Examples
     --------
@@ -113,6 +125,7 @@ class ParallelMap:
     #: ACME's size threshold (MB) of the large-argument warning.
     _maxArgSize: float = 1024
 
+    @collected(lambda: _logger_names())   # construction warnings reach the log file too
     def __init__(self, func: Any, *args: Any, n_inputs: int | str = "auto",
                  write_worker_results: bool = True, output_dir: str | None = None,
                  result_shape: Sequence[Any] | None = None, result_dtype: str = "float",
@@ -124,7 +137,9 @@ class ParallelMap:
                  cleanup_threshold_days: int | None = None, backend: str = "auto",
                  storage: str = "auto", backend_options: Mapping[str, Any] | None = None,
                  retries: int = 0, rerun: str = "missing", progress: bool | None = None,
+                 seed: int | bool | None = None, reuse: str | os.PathLike[str] | None = None,
                  **kwargs: Any) -> None:
+        own = keywords_for_function(func, kwargs, seed=seed, reuse=reuse)
         self._settings = s = validate(
             n_inputs=n_inputs, write_worker_results=write_worker_results, output_dir=output_dir,
             result_shape=result_shape, result_dtype=result_dtype, single_file=single_file,
@@ -133,10 +148,12 @@ class ParallelMap:
             setup_interactive=setup_interactive, stop_client=stop_client, verbose=verbose,
             dryrun=dryrun, logfile=logfile, cleanup_threshold_days=cleanup_threshold_days,
             backend=backend, storage=storage, backend_options=backend_options, retries=retries,
-            rerun=rerun)
+            rerun=rerun, **own)
         self._progress = None if progress is None else check_flag("progress", progress)
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
+        self._acme = ArgumentLists(plan)
+        self._daemon: Daemon | None = None
         self.backend, executor_spec = _choose_backend(s)
         self.storage, storage_spec = _choose_storage(s)
         _check_backend_settings(self.backend, executor_spec, s)
@@ -152,17 +169,9 @@ class ParallelMap:
             result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id))
         self._executor = executor_spec.factory(executor_settings)
         self._run_id = uuid.uuid4().hex
-        slots, constants = plan.layout()
-        inline = not executor_spec.needs_pickle or _small(plan)
-        self._program = CallProgram(
-            self._run_id, plan.func, slots, constants, self._storage.writer(),
-            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None)
-        self._program_bytes: bytes | None = None
-        self._call_blobs: list[bytes] | None = None
-        if executor_spec.needs_pickle:
-            self._program_bytes = pickle_program(self._program, plan, self.backend)
-            if not inline:
-                self._call_blobs = pickle_calls(plan, self.backend)
+        self._entropy = replays.run_entropy(s.seed, self.output_dir)
+        self._needs_pickle = executor_spec.needs_pickle
+        self._prepare_program()
         if self.output_dir is not None and manifest.exists(self.output_dir):
             _check_same_run(self.output_dir, self._manifest_header())
         path = _log_path(s.logfile, self.output_dir, outdir.safe_name(plan.func_name))
@@ -177,8 +186,43 @@ class ParallelMap:
             log.info("Dry-run aborted by the user: nothing was started.")
             self._aborted = True
             self._log_file = None
+        if self._log_file is not None:   # what the construction logged goes into the file too
+            self._log_file.keep(self._early_log.take())
+        self._early_log.close()
 
     # ------------------------------------------------------------------ set-up
+    def _around(self) -> Any:
+        """What runs each call: its own random streams (unless ``seed=False`` or no call
+        can draw), through the result store of ``reuse=``."""
+        plan = self._plan
+        streams = None if self._entropy is False or cannot_draw(
+            plan.func, [a.value for a in plan.broadcast_arguments],
+            [a.value for a in plan.split_arguments]) else CallStreams(self._entropy)
+        if self._settings.reuse is None:
+            return streams
+        hook, found = reuse.runner(self._settings.reuse, plan.func, plan, streams,
+                                   self._entropy, self.output_dir)
+        log.info(f"Result store {self._settings.reuse}: {found} of {plan.n_inputs} calls are "
+                 f"stored and are taken, not computed.")
+        return hook
+
+    def _prepare_program(self) -> None:
+        """The call program of the current plan, pickled (proven picklable) when the
+        backend needs it."""
+        plan = self._plan
+        slots, constants = plan.layout()
+        inline = not self._needs_pickle or _small(plan)
+        self._program = CallProgram(
+            self._run_id, plan.func, slots, constants, self._storage.writer(),
+            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None,
+            around=self._around())
+        self._program_bytes: bytes | None = None
+        self._call_blobs: list[bytes] | None = None
+        if self._needs_pickle:
+            self._program_bytes = pickle_program(self._program, plan, self.backend)
+            if not inline:
+                self._call_blobs = pickle_calls(plan, self.backend)
+
     def _output_path(self, spec: StorageSpec) -> str | None:
         s = self._settings
         if not spec.on_disk:
@@ -204,9 +248,7 @@ class ParallelMap:
         out, s, plan = self.output_dir, self._settings, self._plan
         if out is None:
             return None
-        if os.path.isdir(out) and (owner := outdir.lock_owner(out)) is not None:
-            raise outdir.RunLockedError(outdir._locked_message(os.path.join(out, outdir.LOCK),
-                                                              owner))
+        outdir.refuse_if_locked(out)  # before the checks below misread a run being made
         if not manifest.exists(out):
             outdir.check_available(out)
             if s.output_dir is None and s.cleanup_threshold_days is not None:
@@ -226,6 +268,8 @@ class ParallelMap:
         self._manifest = ManifestWriter(out, None if state is not None else
                                         self._manifest_header())
         stack.callback(self._close_manifest)
+        replays.save(out, self._program, self._program_bytes, self._call_blobs, self._entropy,
+                     plan.n_inputs, sys.path)
         return state
 
     def _close_manifest(self) -> None:
@@ -295,6 +339,9 @@ class ParallelMap:
         check_flag("debug", debug)
         if self._aborted:
             return None
+        if self._acme.changed():   # argv/kwargv rewritten since the constructor
+            self._plan = self._acme.rebuild(self._plan)
+            self._prepare_program()
         with contextlib.ExitStack() as stack:
             stack.enter_context(running(self._run_id))
             state = self._open_outputs(stack)
@@ -335,9 +382,8 @@ class ParallelMap:
         start = time.perf_counter()
         where = f"{worker_name()} (debug)"
         for index in todo:
-            args, kwargs = program.arguments(index, plan.split_values(index))
             began = time.perf_counter()
-            value = program.func(*args, **kwargs)
+            value = replays.replay_call(program, plan.split_values(index), index)
             receipt = program.writer.write(index, value)
             self._collect(CallOutcome(index, receipt, None, time.perf_counter() - began, where))
             summary.n_done += 1
@@ -351,10 +397,9 @@ class ParallelMap:
     def _parallel_run(self, todo: list[int]) -> Any:
         plan = self._plan
         pm = plugins.get_plugin_manager()
-        info = RunInfo(self._run_id, plan.func_name, plan.n_inputs, self.backend, self.storage,
-                       self.output_dir)
-        self._executor.start(RunContext(info, self._program, self._program_bytes,
-                                        plan.n_inputs, self.output_dir, tuple(sys.path)))
+        context = self._run_context()
+        info = context.info
+        self._executor.start(context)
         log.info(f"Preparing {len(todo)} parallel calls of `{plan.func_name}` using "
                  f"{self._executor.n_workers} workers")
         bar = self._progress_bar(len(todo))
@@ -396,6 +441,13 @@ class ParallelMap:
                               summary.interrupted, stopped)
             self._session = None
 
+    def _run_context(self) -> RunContext:
+        plan = self._plan
+        info = RunInfo(self._run_id, plan.func_name, plan.n_inputs, self.backend, self.storage,
+                       self.output_dir)
+        return RunContext(info, self._program, self._program_bytes, plan.n_inputs,
+                          self.output_dir, tuple(sys.path))
+
     def _progress_bar(self, total: int) -> ProgressBar | None:
         show = self._progress
         if show is None:
@@ -416,31 +468,50 @@ class ParallelMap:
 
     def _finish(self, summary: RunSummary, n_ran: int, workers: Any) -> Any:
         plan = self._plan
+        self.failures = FailureTable([(f, plan.describe_call(f.index))
+                                      for f in summary.failures])
+        self.failures.replay_dir = self.output_dir
         try:
             result = self._storage.finish()
         finally:
             if self._manifest is not None:
                 self._manifest.flush()
-            self.failures = FailureTable([(f, plan.describe_call(f.index))
-                                          for f in summary.failures])
-            self._end_session(summary, n_ran, summary.elapsed, workers)
         where = self.results_container or self.output_dir
-        if summary.interrupted:
-            resume = (f" To finish the run, create the same ParallelMap with "
-                      f"output_dir={self.output_dir!r} and call compute() again: only the "
-                      f"missing calls run." if self.output_dir else "")
-            log.error(f"Interrupted: {summary.n_done} of {n_ran} calls finished"
-                      + (f"; their results are in {where}." if where else ".") + resume)
-            raise KeyboardInterrupt
-        if self.failures:
-            message = _failure_message(self.failures, n_ran, where, self.output_dir)
-            log_failure_summary(message)
-            raise ParallelComputationError(message, self.failures)
-        if where is not None:
-            log.info(f"SUCCESS! Results have been saved to {where}")
-        else:
-            log.info("Finished parallel computation")
-        return result
+        try:  # the session's figures are the log's last line, whatever the outcome
+            if summary.interrupted:
+                resume = (f" To finish the run, create the same ParallelMap with "
+                          f"output_dir={self.output_dir!r} and call compute() again: only the "
+                          f"missing calls run." if self.output_dir else "")
+                log.error(f"Interrupted: {summary.n_done} of {n_ran} calls finished"
+                          + (f"; their results are in {where}." if where else ".") + resume)
+                raise KeyboardInterrupt
+            if self.failures:
+                message = _failure_message(self.failures, n_ran, where, self.output_dir)
+                log_failure_summary(message)
+                raise ParallelComputationError(message, self.failures)
+            if where is not None:
+                log.info(f"SUCCESS! Results have been saved to {where}")
+            else:
+                log.info("Finished parallel computation")
+            return result
+        finally:
+            self._end_session(summary, n_ran, summary.elapsed, workers)
+
+    def replay(self, index: int) -> Any:
+        """Run call ``index`` here with its arguments and random streams, as in the run.
+
+        Nothing is stored; the call's exception propagates unchanged, so ``pdb`` and
+        ``%debug`` work. ``acme_core.replay(output_dir, index)`` does the same from any
+        process once the run is on disk.
+
+        Examples
+        --------
+        >>> from acme_core import ParallelMap
+        >>> ParallelMap(pow, [1, 2, 3], 2, write_worker_results=False).replay(2)
+        9
+        """
+        index = replays.check_index(index, self._plan.n_inputs)
+        return replays.replay_call(self._program, self._plan.split_values(index), index)
 
     # ------------------------------------------------------------------ life cycle
     def cleanup(self) -> None:
@@ -541,8 +612,15 @@ def _check_backend_settings(name: str, spec: ExecutorSpec, s: Settings) -> None:
             f"{', '.join(repr(k) for k in unknown)}; accepted: {accepted}.")
     for param in BACKEND_PARAMETERS:
         value = getattr(s, param)
-        if param not in spec.parameters and value != BACKEND_DEFAULTS[param]:
+        if (param not in spec.parameters and value != BACKEND_DEFAULTS[param]
+                and ONLY_DISABLES.get(param, _NOTHING) != value):
             log.warning(f"`{param}={value!r}` has no effect on backend {name!r} and is ignored.")
+
+
+#: Values that only turn off something a backend without the parameter cannot do anyway
+#: (SyNCoPy passes setup_interactive=False everywhere): no "has no effect" warning.
+ONLY_DISABLES: dict[str, Any] = {"setup_interactive": False}
+_NOTHING = object()
 
 
 def _log_path(logfile: bool | str | None, output_dir: str | None, func_name: str) -> str | None:
@@ -567,7 +645,9 @@ def _failure_message(failures: FailureTable, n: int, where: str | None,
     if where is not None:
         text += f" Results of the other calls are stored in {where}."
     text += (" Inspect `err.failures` (also `pmap.failures`); `compute(debug=True)` re-raises "
-             "the original exception in this process.")
+             "the original exception in this process, and "
+             f"`{replays.replay_hint(output_dir, first.index)}` runs just call {first.index} "
+             f"here, with its arguments and random draws (pdb works).")
     if output_dir is not None:
         text += (f" After a fix, calling compute() again (or the same ParallelMap with "
                  f"output_dir={output_dir!r}) re-runs only the failed calls.")
@@ -579,6 +659,8 @@ def _check_same_run(output_dir: str, header: dict[str, Any]) -> None:
     results cannot be matched call by call (changed arguments or code are handled per
     call, see :mod:`acme_core.rerun`)."""
     old = manifest.read(output_dir).header
+    if os.path.exists(os.path.join(output_dir, outdir.MARKER)):
+        outdir.read_marker(output_dir)  # a damaged marker: a clear error now, not in load()
     for key, what in (("func", "function name"), ("n_inputs", "number of calls"),
                       ("storage", "storage")):
         if old.get(key) != header[key]:
