@@ -25,6 +25,7 @@ from .parameters import BACKEND_DEFAULTS, Settings, check_flag, validate
 from .pickling import pickle_calls, pickle_program
 from .progress import ProgressBar
 from .run import RunInfo, RunLoop, RunSummary
+from .runstatus import session_ended, session_started
 from .storage.base import StorageSettings
 
 log = logging.getLogger("acme_core")
@@ -261,6 +262,8 @@ class ParallelMap:
         if self._aborted:
             return None
         todo = self._calls_to_run()
+        if self._manifest is not None:
+            self._manifest.note(**session_started(self.backend))
         try:
             return self._debug_run(todo) if debug else self._parallel_run(todo)
         finally:
@@ -347,6 +350,10 @@ class ParallelMap:
             if self._manifest is not None:
                 self._manifest.flush()
         self.failures = FailureTable([(f, plan.describe_call(f.index)) for f in summary.failures])
+        if self._manifest is not None:
+            self._manifest.note(**session_ended(
+                "interrupted" if summary.interrupted else "failed" if self.failures
+                else "complete", summary.elapsed))
         where = self.results_container or self.output_dir
         if summary.interrupted:
             resume = (f" To finish the run, create the same ParallelMap with "
