@@ -14,6 +14,7 @@ from . import manifest, plugins
 from . import output_dir as outdir
 from .arguments import CallPlan, build_call_plan
 from .calls import CallBatch, CallOutcome, CallProgram
+from .display import dashboard_link, run_summary_html
 from .dryrun import dry_run
 from .errors import ParallelComputationError
 from .executor import ExecutorSettings, RunContext
@@ -24,6 +25,7 @@ from .manifest import ManifestWriter
 from .parameters import BACKEND_DEFAULTS, Settings, check_flag, validate
 from .pickling import pickle_calls, pickle_program
 from .progress import ProgressBar
+from .progress import wanted as progress_wanted
 from .run import RunInfo, RunLoop, RunSummary
 from .runstatus import session_ended, session_started
 from .storage.base import StorageSettings
@@ -149,6 +151,8 @@ class ParallelMap:
             _check_same_run(self.output_dir, self._header)
         # ---- everything above only validates; from here on things are made ----
         self.failures = FailureTable()
+        self._summary: RunSummary | None = None  # of the last compute(), for display
+        self._dashboard: str | None = None
         self._log_file: LogFile | None = None
         self._manifest: ManifestWriter | None = None
         self._aborted = False
@@ -302,6 +306,7 @@ class ParallelMap:
                        self.output_dir)
         self._executor.start(RunContext(info, self._program, self._program_bytes,
                                         plan.n_inputs, self.output_dir, tuple(sys.path)))
+        self._dashboard = dashboard_link(self._executor)
         log.info(f"Preparing {len(todo)} parallel calls of `{plan.func_name}` using "
                  f"{self._executor.n_workers} workers")
         bar = self._progress_bar(len(todo))
@@ -325,13 +330,11 @@ class ParallelMap:
         return self._finish(summary, len(todo))
 
     def _progress_bar(self, total: int) -> ProgressBar | None:
-        show = self._progress
-        if show is None:
-            show = (self._settings.verbose is not False and sys.stderr is not None
-                    and sys.stderr.isatty())
-        if not show:
+        if not progress_wanted(self._progress, self._settings.verbose):
             return None
-        return ProgressBar(total, self._executor.n_workers, status=self._executor.status)
+        n = self._plan.n_inputs  # a resumed run counts from the calls already done
+        return ProgressBar(n, self._executor.n_workers, initial=n - total,
+                           status=self._executor.status)
 
     def _make_batch(self, indices: Sequence[int], attempt: int) -> CallBatch:
         if self._program.split is not None:
@@ -350,6 +353,7 @@ class ParallelMap:
             if self._manifest is not None:
                 self._manifest.flush()
         self.failures = FailureTable([(f, plan.describe_call(f.index)) for f in summary.failures])
+        self._summary = summary
         if self._manifest is not None:
             self._manifest.note(**session_ended(
                 "interrupted" if summary.interrupted else "failed" if self.failures
@@ -391,6 +395,9 @@ class ParallelMap:
 
     def __exit__(self, *exc: Any) -> None:
         self.cleanup()
+
+    def _repr_html_(self) -> str:
+        return run_summary_html(self)
 
     def __repr__(self) -> str:
         return (f"<ParallelMap {self._plan.func_name}: {self.n_inputs} calls, "

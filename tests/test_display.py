@@ -1,0 +1,57 @@
+"""Readable failures: arguments summarised in failure rows, the table as HTML and as a
+DataFrame, and a run summary for Jupyter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from acme_core import ParallelComputationError, ParallelMap
+
+
+def fail_on_second(data, label):
+    if label == "b":
+        raise ValueError("second trial is bad")
+    return float(np.asarray(data).sum())
+
+
+def test_failure_rows_summarise_arrays_and_keep_strings():
+    trials = [np.ones((16, 2000), dtype="float32") for _ in range(3)]
+    pmap = ParallelMap(fail_on_second, trials, ["a", "b", "c"], write_worker_results=False,
+                       verbose=False)
+    with pytest.raises(ParallelComputationError) as info:
+        pmap.compute()
+    row = info.value.failures[0]
+    assert row.arguments == "data=<ndarray float32 (16, 2000)>, label='b'"
+    text = str(info.value.failures)
+    assert len(text.splitlines()) == 2 and "<ndarray float32 (16, 2000)>" in text
+    assert "data=<ndarray float32 (16, 2000)>" in str(info.value)
+
+
+def test_failures_as_html_and_dataframe():
+    pd = pytest.importorskip("pandas")
+    frames = [pd.DataFrame(np.zeros((3, 4))) for _ in range(2)]
+    pmap = ParallelMap(fail_on_second, frames, ["a", "b"], write_worker_results=False,
+                       verbose=False)
+    with pytest.raises(ParallelComputationError) as info:
+        pmap.compute()
+    failures = info.value.failures
+    html = failures._repr_html_()
+    assert "<table class='acme-failures'" in html and "<details>" in html
+    assert "ValueError: second trial is bad" in html
+    assert "data=&lt;DataFrame 3x4&gt;, label=&#x27;b&#x27;" in html
+    frame = failures.to_dataframe()
+    assert list(frame.index) == [1] and frame.loc[1, "exc_type"] == "ValueError"
+    assert frame.loc[1, "arguments"] == "data=<DataFrame 3x4>, label='b'"
+    summary = pmap._repr_html_()
+    assert "1 done, 1 failed, 0 retried" in summary and "acme-failures" in summary
+
+
+def test_run_summary_of_an_on_disk_run(tmp_path):
+    pmap = ParallelMap(abs, [-1, -2, -3], output_dir=str(tmp_path / "run"), verbose=False)
+    assert "not computed yet" in pmap._repr_html_()
+    pmap.compute()
+    html = pmap._repr_html_()
+    assert pmap.results_container in html and "3 done, 0 failed" in html
+    assert "<code>joblib</code>" in html and "<code>hdf5</code>" in html
+    assert "elapsed" in html and "state</th><td style='text-align:left'><code>complete" in html
