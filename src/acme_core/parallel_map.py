@@ -7,7 +7,7 @@ import logging
 import os
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 from . import manifest, plugins
@@ -27,6 +27,7 @@ from .pickling import pickle_calls, pickle_program
 from .progress import ProgressBar
 from .progress import wanted as progress_wanted
 from .run import RunInfo, RunLoop, RunSummary
+from .streaming import call_result
 from .runstatus import session_ended, session_started
 from .storage.base import StorageSettings
 
@@ -299,7 +300,56 @@ class ParallelMap:
                 self._manifest.flush()
         return self._finish(RunSummary(n_calls=plan.n_inputs, n_done=len(todo)), len(todo))
 
+    def as_completed(self) -> Iterator[tuple[int, Any]]:
+        """Run the calls as :meth:`compute` does and yield ``(index, result)`` of each call as
+        soon as it has finished, in the order calls finish.
+
+        ``result`` is the return value for in-memory results (``write_worker_results=False``);
+        for on-disk storages it is where the result is: the call's own file (``hdf5``,
+        ``pickle``) or the container (``hdf5-single``; ``hdf5-shards``, whose container is
+        built when the run ends). Each result is stored and recorded in the manifest before
+        it is yielded. Everything else is as in :meth:`compute`: retries, resuming, the
+        progress bar, Ctrl-C. Failed calls are not yielded: once every call has finished,
+        the iterator raises the same :class:`ParallelComputationError` ``compute()`` raises.
+        Leaving the loop early (``break``, an exception) cancels the calls not yet finished,
+        keeps what finished, and logs how to resume.
+
+        Yields
+        ------
+        tuple of (int, object)
+            A call's index and its result (or its result's location).
+
+        Examples
+        --------
+        >>> from acme_core import ParallelMap
+        >>> pmap = ParallelMap(pow, [1, 2, 3], 2, write_worker_results=False, verbose=False)
+        >>> sorted(pmap.as_completed())
+        [(0, 1), (1, 4), (2, 9)]
+        """
+        if self._aborted:
+            return
+        todo = self._calls_to_run()
+        if self._manifest is not None:
+            self._manifest.note(**session_started(self.backend))
+        steps = self._run_steps(todo)
+        try:
+            for outcomes in steps:
+                for outcome in outcomes:
+                    yield outcome.index, call_result(self._storage, outcome)
+        finally:
+            steps.close()
+            self._close_log()
+
     def _parallel_run(self, todo: list[int]) -> Any:
+        steps = self._run_steps(todo)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as end:
+                return end.value
+
+    def _run_steps(self, todo: list[int]) -> Generator[list[CallOutcome], None, Any]:
+        """The parallel run as a generator of finished outcomes; returns compute()'s value."""
         plan = self._plan
         pm = plugins.get_plugin_manager()
         info = RunInfo(self._run_id, plan.func_name, plan.n_inputs, self.backend, self.storage,
@@ -318,16 +368,20 @@ class ParallelMap:
             loop = RunLoop(self._executor, info, self._make_batch, self._storage.collect, pm.hook,
                            retries=self._settings.retries, manifest=self._manifest,
                            describe=plan.describe_call, flush=self._storage.flush)
+            stopped = False
             try:
-                summary = loop.run(todo)
+                yield from loop.iterate(todo)
+            except GeneratorExit:  # as_completed() left early
+                stopped = True
             finally:
                 self._executor.close()
+            summary = loop.summary
             if plugins.has_listeners("acme_core_run_finished"):
                 pm.hook.acme_core_run_finished(run=info, summary=summary)
         finally:
             if bar is not None:
                 pm.unregister(bar)
-        return self._finish(summary, len(todo))
+        return self._finish(summary, len(todo), stopped)
 
     def _progress_bar(self, total: int) -> ProgressBar | None:
         if not progress_wanted(self._progress, self._settings.verbose):
@@ -345,7 +399,7 @@ class ParallelMap:
         split = tuple(self._plan.split_values(i) for i in indices)
         return CallBatch(self._run_id, tuple(indices), split, False, attempt)
 
-    def _finish(self, summary: RunSummary, n_ran: int) -> Any:
+    def _finish(self, summary: RunSummary, n_ran: int, stopped: bool = False) -> Any:
         plan = self._plan
         try:
             result = self._storage.finish()
@@ -359,6 +413,11 @@ class ParallelMap:
                 "interrupted" if summary.interrupted else "failed" if self.failures
                 else "complete", summary.elapsed))
         where = self.results_container or self.output_dir
+        if stopped:
+            log.warning(f"Stopped early: {summary.n_done} of {n_ran} calls finished"
+                        + (f"; create the same ParallelMap with output_dir={self.output_dir!r} "
+                           "to run the others." if self.output_dir else "."))
+            return None
         if summary.interrupted:
             resume = (f" To finish the run, create the same ParallelMap with "
                       f"output_dir={self.output_dir!r} and call compute() again: only the "
