@@ -27,9 +27,9 @@ from .pickling import pickle_calls, pickle_program
 from .progress import ProgressBar
 from .progress import wanted as progress_wanted
 from .run import RunInfo, RunLoop, RunSummary
-from .streaming import call_result
 from .runstatus import session_ended, session_started
 from .storage.base import StorageSettings
+from .streaming import call_result
 
 log = logging.getLogger("acme_core")
 
