@@ -9,7 +9,8 @@ nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
 #: The core and every plugin of this repository, installed as users install them.
-PACKAGES = ["-e", ".", "-e", "plugins/acme_joblib", "-e", "plugins/acme_dask", "-e", "plugins/acme_slurm_esi"]
+PACKAGES = ["-e", ".", "-e", "plugins/acme_joblib", "-e", "plugins/acme_dask", "-e", "plugins/acme_slurm_esi",
+            "-e", "plugins/acme_slurm"]
 #: Test-only outside plugins and the documented example plugin (own distributions).
 TEST_PLUGINS = ["-e", "tests/plugins/acme_threads", "-e", "docs/examples/acme_futures"]
 
@@ -56,11 +57,13 @@ def benchmarks(session: nox.Session) -> None:
     """Benchmarks against the bare peers, never run by CI: benchmarks/run.py (storages) and
     benchmarks/speed.py (tiny/sleep calls, cold start, dask, SLURM when sinfo answers).
     ``nox -s benchmarks -- run --quick`` or ``-- speed --quick`` runs one of them with
-    those arguments; any other arguments go to both."""
-    session.install(*PACKAGES, *TEST_PLUGINS, "-e", ".[test]")
+    those arguments; any other arguments go to both. ``-- scaling`` runs
+    benchmarks/scaling.py (N = 10^3 to 10^6 against the bare pools and mpire), which the
+    default leaves out because N = 10^6 takes several minutes."""
+    session.install(*PACKAGES, *TEST_PLUGINS, "-e", ".[test]", "mpire>=2.10")
     args = list(session.posargs)
     scripts = ["run", "speed"]
-    if args and args[0] in scripts:
+    if args and args[0] in (*scripts, "scaling"):
         scripts = [args.pop(0)]
     for script in scripts:
         session.run("python", f"benchmarks/{script}.py", *args)

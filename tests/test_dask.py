@@ -48,7 +48,8 @@ def test_own_cluster_is_loopback_only_and_stopped_after_the_run():
     with ParallelMap(worker_address, list(range(4)), write_worker_results=False,
                      backend="dask", n_workers=2) as pmap:
         addresses = pmap.compute()
-    assert all(a.startswith("tcp://127.0.0.1:") for a in addresses), addresses
+    # TLS with per-run credentials on loopback (was plain tcp:// before the cluster had TLS)
+    assert all(a.startswith("tls://127.0.0.1:") for a in addresses), addresses
     assert running_client() is None                      # S32: stop_client="auto" -> stopped
     from distributed import get_client
 
@@ -126,7 +127,7 @@ def test_local_cluster_setup_sizes_workers_and_memory():
     try:
         workers = client.scheduler_info()["workers"]
         assert [w["memory_limit"] for w in workers.values()] == [2e9, 2e9]
-        assert client.scheduler.address.startswith("tcp://127.0.0.1:")
+        assert client.scheduler.address.startswith("tls://127.0.0.1:")
     finally:
         cluster_cleanup(client)
 

@@ -32,3 +32,44 @@ def triple_sum(x, y):
     import numpy as np
 
     return np.array([x, y, x * y], dtype=float)
+
+
+def reveal_and_wait(x, folder):
+    """Call 0 writes what another user would try to reach (the scheduler, the workers and
+    their HTTP ports) to ``folder/cluster.json``; every call then waits for
+    ``folder/release``."""
+    import json
+    from pathlib import Path
+
+    from distributed import get_worker
+
+    folder = Path(folder)
+    if x == 0:
+        info = get_worker().client.scheduler_info()
+        workers = {a: w.get("services", {}) for a, w in info["workers"].items()}
+        found = {"scheduler": info["address"], "services": info.get("services", {}),
+                 "workers": workers}
+        (folder / "cluster.tmp").write_text(json.dumps(found))
+        (folder / "cluster.tmp").rename(folder / "cluster.json")
+    deadline = time.monotonic() + 300
+    while not (folder / "release").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return x
+
+
+def crash_on(x, bad):
+    """Returns ``x``; call ``bad`` reads address 0 through ctypes (a segfault)."""
+    if x == bad:
+        import ctypes
+
+        ctypes.string_at(0)
+    return x
+
+
+def nap_counted(x, seconds, folder):
+    """Sleeps ``seconds`` and leaves ``folder/<x>`` behind (counts calls that ran)."""
+    from pathlib import Path
+
+    (Path(folder) / f"started-{x}").touch()
+    time.sleep(seconds)
+    return x

@@ -106,15 +106,25 @@ def test_killed_worker_is_logged_and_its_calls_resubmitted(tmp_path, caplog):
     assert any("lost with its worker" in r.getMessage() for r in caplog.records)
 
 
-def test_a_different_function_or_arguments_never_mix_with_an_old_run(tmp_path, dirs):
+def test_a_different_function_never_mixes_and_changed_arguments_rerun_per_call(tmp_path, dirs,
+                                                                              caplog):
+    # Until the per-call argument keys, any changed argument refused the whole run
+    # ("different arguments"); now only the calls whose own arguments changed run again.
     flags, counts = dirs
     out = str(tmp_path / "run")
     ParallelMap(broken_while_flagged, [1, 2, 3], flags, counts, output_dir=out,
                 verbose=False).compute()
-    with pytest.raises(ValueError, match="different arguments"):
-        ParallelMap(broken_while_flagged, [1, 2, 4], flags, counts, output_dir=out)
+    with caplog.at_level(logging.INFO, logger="acme_core"):
+        paths = ParallelMap(broken_while_flagged, [1, 2, 4], flags, counts,
+                            output_dir=out).compute()
+    assert executions(counts) == Counter({1: 1, 2: 1, 3: 1, 4: 1})  # only the changed call
+    with h5py.File(paths[2], "r") as h5:
+        assert h5["result_0"][()] == 16  # 4*4, never the old 3*3
+    assert any("'x' (1 call)" in r.getMessage() for r in caplog.records)
     with pytest.raises(ValueError, match="different function name"):
         ParallelMap(slow_count, [1, 2, 3], counts, output_dir=out)
+    with pytest.raises(ValueError, match="different number of calls"):
+        ParallelMap(broken_while_flagged, [1, 2, 3, 4], flags, counts, output_dir=out)
 
 
 def test_resuming_a_complete_run_runs_nothing(tmp_path, dirs):

@@ -18,13 +18,21 @@ from tests.funcs import f
 NOW = dt.datetime(2026, 11, 30, 12, 0, 0)
 
 
-def _run_dir(base, age_days, marked=True, name=None):
+def _age(path, days, now=NOW):
+    """Set the modification time of ``path`` and its entries to ``days`` before ``now``."""
+    stamp = (now - dt.timedelta(days=days)).timestamp()
+    for entry in [*path.iterdir(), path]:
+        os.utime(entry, (stamp, stamp), follow_symlinks=False)
+
+
+def _run_dir(base, age_days, marked=True, name=None, modified_days=None):
     stamp = (NOW - dt.timedelta(days=age_days)).strftime("%Y%m%d-%H%M%S-%f")
     path = base / (name or f"ACME_{stamp}")
     path.mkdir()
     (path / "data.txt").write_text("results")
     if marked:
         (path / MARKER).write_text(json.dumps({"acme_core_run": 1}))
+    _age(path, age_days if modified_days is None else modified_days)
     return path
 
 
@@ -40,6 +48,30 @@ def test_cleanup_removes_only_our_runs_older_than_the_threshold(tmp_path):
     old, new = _run_dir(tmp_path, 10), _run_dir(tmp_path, 2)
     removed = cleanup_old_runs(str(tmp_path), 5, now=NOW)
     assert removed == [str(old)] and not old.exists() and new.exists()
+
+
+def test_cleanup_judges_age_by_the_last_modification_as_acme(tmp_path):
+    # Until now the age was the time in the folder's name: a run made 10 days ago and
+    # resumed yesterday was deleted as 10 days old.
+    resumed = _run_dir(tmp_path, 10, modified_days=1)
+    stale = _run_dir(tmp_path, 3, modified_days=8)
+    assert cleanup_old_runs(str(tmp_path), 5, now=NOW) == [str(stale)]
+    assert resumed.exists() and not stale.exists()
+
+
+def test_cleanup_never_removes_a_run_whose_lock_is_held(tmp_path):
+    from acme_core.output_dir import RunLock
+
+    busy = _run_dir(tmp_path, 30)
+    lock = RunLock(str(busy))
+    lock.acquire()  # held by this (live) process
+    _age(busy, 30)
+    try:
+        assert cleanup_old_runs(str(tmp_path), 0, now=NOW) == []
+        assert busy.exists()
+    finally:
+        lock.release()
+    assert cleanup_old_runs(str(tmp_path), 0, now=NOW) == [str(busy)]
 
 
 def test_cleanup_zero_removes_all_our_runs(tmp_path):
@@ -78,6 +110,8 @@ def test_s41_parallel_map_cleans_only_our_old_runs_before_the_new_one(tmp_path, 
         path.mkdir()
     (old / MARKER).write_text("{}")
     (recent / MARKER).write_text("{}")
+    for path, days in ((old, 9), (recent, 1), (foreign, 99)):
+        _age(path, days, now)
     with ParallelMap(f, [2, 4], 4, cleanup_threshold_days=5, backend="threads",
                      verbose=False) as pmap:
         pmap.compute()

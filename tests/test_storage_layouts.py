@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 import pytest
 
-from acme_core import ParallelComputationError, ParallelMap
+from acme_core import ParallelMap
 from tests.funcs import (
     array_and_scalar,
     as_dict,
@@ -299,10 +299,17 @@ def test_s27_in_memory_flat_list(tmp_path):
 
 
 @pytest.mark.parametrize("storage", HDF5_STORAGES)
-def test_a_first_value_of_the_wrong_shape_fails_that_call(tmp_path, storage):
-    with pytest.raises(ParallelComputationError, match="result_shape"):
+def test_a_first_value_of_the_wrong_shape_stops_the_run(tmp_path, storage):
+    # It used to fail that call only, after every other call had run (200 one-hour trials:
+    # 200 hours, then rejected); now the first misfit stops the run, finished ones are kept.
+    from acme_core import manifest
+    from acme_core.errors import ResultShapeError
+
+    with pytest.raises(ResultShapeError, match="result_shape"):
         run(ones_of_length, [3, 4], out=tmp_path / "o", result_shape=(None, 3),
             storage=storage)
+    state = manifest.read(str(tmp_path / "o"))
+    assert state.failed == {1} and state.failures[1]["type"] == "ResultShapeError"
 
 
 # ------------------------------------------------------------------ emergency pickling (S29, S31)

@@ -410,9 +410,13 @@ def test_nothing_is_created_when_the_function_check_fails_late(workdir):
 
 
 def test_the_snapshot_sees_what_a_valid_run_creates(workdir):
-    """Control: the same check flags a constructor that did create its output."""
+    """Control: the same check flags what a run creates. Construction alone creates
+    nothing (it used to make the whole ACME_* folder); compute() does."""
     before = Snapshot(workdir)
-    with ParallelMap(f, [1, 2], 3, **THREADS):
-        pass
+    with ParallelMap(f, [1, 2], 3, logfile=True, **THREADS) as pmap:
+        before.assert_nothing_new(workdir)
+        assert pmap.results_container == os.path.join(pmap.output_dir, "f.h5")
+        assert not os.path.exists(pmap.output_dir) and not os.path.exists(pmap.logfile)
+        pmap.compute()
     with pytest.raises(AssertionError, match="files were created"):
         before.assert_nothing_new(workdir)

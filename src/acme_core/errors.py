@@ -58,6 +58,20 @@ class UnpicklableError(TypeError):
     """
 
 
+class ResultShapeError(ValueError):
+    """A call's first return value does not fit ``result_shape``/``result_dtype``.
+
+    Every further call would fail alike, so the first one stops the run: pending calls are
+    cancelled, finished results are kept.
+
+    Examples
+    --------
+    >>> from acme_core.errors import ResultShapeError
+    >>> issubclass(ResultShapeError, ValueError)
+    True
+    """
+
+
 class ParallelComputationError(RuntimeError):
     """Some calls failed; the others finished and their results are stored.
 

@@ -88,6 +88,11 @@ class ExecutorSpec:
         Accepted ``backend_options`` keys with a one-line description each.
     capabilities : frozenset of str
         Names from ``CAPABILITIES``.
+    check : callable, optional
+        ``check(settings: ExecutorSettings) -> None``, called when the ParallelMap is made:
+        validates what needs the backend's environment (e.g. ``partition`` against the
+        cluster's partitions, from one cached query) and raises ``ValueError`` naming the
+        parameter and the valid values. Starts nothing.
 
     Examples
     --------
@@ -104,6 +109,7 @@ class ExecutorSpec:
     parameters: tuple[str, ...] = ("n_workers",)
     options: Mapping[str, str] = field(default_factory=dict)
     capabilities: frozenset[str] = frozenset()
+    check: Callable[[Any], None] | None = None
 
 
 @dataclass(frozen=True)

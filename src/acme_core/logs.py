@@ -6,13 +6,21 @@ patched: no custom levels, no replaced ``sys.excepthook``.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 _FORMAT = "%(name)s %(levelname)s: %(message)s"
 _FILE_FORMAT = "%(asctime)s %(name)s %(levelname)s: %(message)s"
 _HANDLER_FLAG = "_acme_core_stderr"
+#: ``extra={FILE_ONLY: True}``: a record for the log file only (the console sees the same
+#: text in the exception that follows).
+FILE_ONLY = "acme_core_file_only"
+#: The run whose ``compute()`` is going on in this thread (or task).
+_current_run: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "acme_core_run", default=None)
 
 
 def level_of(verbose: bool | None) -> int:
@@ -36,28 +44,83 @@ def configure(names: Iterable[str], verbose: bool | None) -> list[logging.Logger
         if not any(getattr(h, _HANDLER_FLAG, False) for h in logger.handlers):
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(logging.Formatter(_FORMAT))
+            handler.addFilter(_not_file_only)
             setattr(handler, _HANDLER_FLAG, True)
             logger.addHandler(handler)
         loggers.append(logger)
     return loggers
 
 
+def _not_file_only(record: logging.LogRecord) -> bool:
+    return not getattr(record, FILE_ONLY, False)
+
+
+@contextlib.contextmanager
+def running(run_id: str) -> Iterator[None]:
+    """Mark log records emitted in this context as the run ``run_id``'s."""
+    token = _current_run.set(run_id)
+    try:
+        yield
+    finally:
+        _current_run.reset(token)
+
+
+class _RunFilter(logging.Filter):
+    """Lets through records of one run (or of no run): no cross-talk between the log files
+    of two ParallelMaps alive at once."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        current = _current_run.get()
+        return current is None or current == self.run_id
+
+
 class LogFile:
-    """A log file attached to the package loggers for the lifetime of one ParallelMap.
+    """A run's log file, attached to the package loggers only while ``compute()`` runs
+    (so it holds that run's lines and nothing else) and created on the first attach.
 
     Written unbuffered (ACME buffered it in memory until the end of ``compute()``).
+
+    Examples
+    --------
+    >>> import logging
+    >>> from acme_core.logs import LogFile
+    >>> logger = logging.getLogger("acme_core.demo")
+    >>> logfile = LogFile(str(tmp_path / "run.log"), [logger], run_id="r1")
+    >>> with logfile.attached():
+    ...     logger.warning("only in r1's file")
+    >>> "only in r1's file" in open(logfile.path).read()
+    True
     """
 
-    def __init__(self, path: str, loggers: list[logging.Logger]) -> None:
+    def __init__(self, path: str, loggers: list[logging.Logger], run_id: str) -> None:
         self.path = path
         self._loggers = loggers
-        self._handler = logging.FileHandler(path, mode="a", encoding="utf-8")
-        self._handler.setFormatter(logging.Formatter(_FILE_FORMAT))
-        for logger in loggers:
-            logger.addHandler(self._handler)
+        self._run_id = run_id
+        self._handler: logging.Handler | None = None
+
+    @contextlib.contextmanager
+    def attached(self) -> Iterator[None]:
+        """Write the package loggers' records of this run into the file."""
+        self._handler = handler = logging.FileHandler(self.path, mode="a", encoding="utf-8")
+        handler.setFormatter(logging.Formatter(_FILE_FORMAT))
+        handler.addFilter(_RunFilter(self._run_id))
+        for logger in self._loggers:
+            logger.addHandler(handler)
+        try:
+            with running(self._run_id):
+                yield
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Detach and close the file."""
+        handler, self._handler = self._handler, None
+        if handler is None:
+            return
         for logger in self._loggers:
-            logger.removeHandler(self._handler)
-        self._handler.close()
+            logger.removeHandler(handler)
+        handler.close()

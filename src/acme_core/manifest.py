@@ -1,32 +1,52 @@
-"""The run manifest: the truth on disk about which calls have a complete result.
+"""The run manifest: the truth on disk about every call of a run and where its result came from.
 
-``<output_dir>/acme_manifest.jsonl`` is JSON lines. The first line describes the run
-(function, fingerprint, number of calls, storage); every later line is one event, appended
-as calls finish and never rewritten: ``{"i": 3, "s": "done"}`` or a failure with its type,
-message, traceback, attempts and worker. The last event of a call is its state.
+``<output_dir>/acme_manifest.jsonl`` is JSON lines, appended and never rewritten. The first
+line describes the run (function name, number of calls, storage). Then, for every
+``compute()`` (a *session*: the first, a second on the same object, a resumed one, a debug
+one alike):
 
-A ParallelMap with the same function, arguments and ``output_dir`` as an earlier run reads
-the manifest and runs only the calls without a complete result.
+- ``{"run": 2, "code": ..., "backend": ..., "broadcast": {...}, ...}`` when it starts: its
+  code version (:func:`acme_core.codeversion.code_version`), backend, host, the digests of
+  the broadcast arguments and what it was asked to re-run;
+- one line per call as it finishes: ``{"i": 3, "s": "done", "run": 2, "key": ..., "a":
+  {...}, "code": ..., "attempt": 1, "worker": "host:pid", "end": ..., "dur": ...}`` (``a``:
+  the digests of the call's split arguments, ``key``: its argument key, see
+  :mod:`acme_core.callkeys`), or a failure with its kind, type, message, traceback and
+  attempts;
+- ``{"end": 2, "done": ..., "failed": ..., "elapsed": ...}`` when it ends.
+
+The last line of a call is its state. A crash can cut the last line short; such a line is
+ignored (the call then runs again).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
-import pickle
-from collections.abc import Iterable
+import socket
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import cloudpickle
-
-from .arguments import CallPlan
 from .calls import Failure
 
 NAME = "acme_manifest.jsonl"
 DONE, FAILED = "done", "failed"
+#: Version of the manifest format written here.
+FORMAT = 2
+
+
+class ManifestError(ValueError):
+    """A run's manifest or marker file is damaged: its results cannot be trusted.
+
+    Examples
+    --------
+    >>> from acme_core.manifest import ManifestError
+    >>> issubclass(ManifestError, ValueError)
+    True
+    """
 
 
 def path_in(output_dir: str) -> str:
@@ -39,71 +59,32 @@ def exists(output_dir: str) -> bool:
     return os.path.isfile(path_in(output_dir))
 
 
-# ---------------------------------------------------------------------------- fingerprints
-def _code_digest(code: Any, h: Any) -> None:
-    h.update(code.co_code)
-    h.update(repr(code.co_names).encode())
-    for const in code.co_consts:
-        if hasattr(const, "co_code"):
-            _code_digest(const, h)
-        else:
-            h.update(repr(const).encode())
-
-
-def function_fingerprint(func: Any) -> str:
-    """Qualified name plus a hash of the code object: stable across interpreters.
-
-    Examples
-    --------
-    >>> from acme_core.manifest import function_fingerprint
-    >>> def f(x):
-    ...     return x + 1
-    >>> function_fingerprint(f).startswith("f:")
-    True
-    """
-    name = getattr(func, "__qualname__", type(func).__qualname__)
-    h = hashlib.sha256()
-    code = getattr(func, "__code__", None)
-    if code is not None:
-        _code_digest(code, h)
-        h.update(repr(getattr(func, "__defaults__", None)).encode())
-    else:
-        h.update(f"{getattr(func, '__module__', '')}.{name}".encode())
-    return f"{name}:{h.hexdigest()[:16]}"
-
-
-def _stable_bytes(value: Any) -> bytes:
-    try:
-        return pickle.dumps(value, protocol=4)
-    except Exception:
-        return cloudpickle.dumps(value, protocol=4)
-
-
-def arguments_fingerprint(plan: CallPlan, call_blobs: list[bytes] | None) -> str:
-    """A hash of every call's arguments (split values per call, broadcast values once)."""
-    h = hashlib.sha256()
-    h.update(str(plan.n_inputs).encode())
-    for arg in plan.arguments:
-        h.update(f"{arg.kind}:{arg.name}:{arg.split}".encode())
-        if not arg.split:
-            h.update(_stable_bytes(arg.value))
-    if call_blobs is not None:
-        for blob in call_blobs:
-            h.update(blob)
-    else:
-        for arg in plan.split_arguments:
-            h.update(_stable_bytes(arg.value))
-    return h.hexdigest()[:32]
+def now() -> str:
+    """The local time as the manifest writes it."""
+    return dt.datetime.now().isoformat(timespec="seconds")
 
 
 # ---------------------------------------------------------------------------- reading
 @dataclass
 class RunState:
-    """What a manifest says about a run."""
+    """What a manifest says about a run.
+
+    Examples
+    --------
+    >>> from acme_core.manifest import RunState
+    >>> state = RunState({"n_inputs": 3}, calls={0: {"i": 0, "s": "done", "code": "a"}},
+    ...                  runs={1: {"run": 1, "code": "b"}})
+    >>> sorted(state.missing), sorted(state.older_code)
+    ([1, 2], [0])
+    """
 
     header: dict[str, Any]
-    states: dict[int, str] = field(default_factory=dict)
-    failures: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: The last event of each call.
+    calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: The start event of each session, by number.
+    runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    #: The end event of each session that ended, by number.
+    ends: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def n_inputs(self) -> int:
@@ -111,49 +92,119 @@ class RunState:
         return int(self.header["n_inputs"])
 
     @property
+    def states(self) -> dict[int, str]:
+        """Each recorded call's state (``"done"`` or ``"failed"``)."""
+        return {i: e["s"] for i, e in self.calls.items()}
+
+    @property
     def done(self) -> set[int]:
         """Calls with a complete result."""
-        return {i for i, s in self.states.items() if s == DONE}
+        return {i for i, e in self.calls.items() if e["s"] == DONE}
 
     @property
     def failed(self) -> set[int]:
         """Calls whose last attempt failed."""
-        return {i for i, s in self.states.items() if s == FAILED}
+        return {i for i, e in self.calls.items() if e["s"] == FAILED}
+
+    @property
+    def failures(self) -> dict[int, dict[str, Any]]:
+        """The failure event of each failed call."""
+        return {i: e for i, e in self.calls.items() if e["s"] == FAILED}
 
     @property
     def missing(self) -> set[int]:
         """Calls that never finished (not started, or interrupted)."""
-        return set(range(self.n_inputs)) - set(self.states)
+        return set(range(self.n_inputs)) - set(self.calls)
+
+    @property
+    def latest_run(self) -> dict[str, Any] | None:
+        """The start event of the latest session."""
+        return self.runs[max(self.runs)] if self.runs else None
+
+    @property
+    def older_code(self) -> set[int]:
+        """Done calls whose result came from another code version than the latest
+        session's (``status`` and ``load()`` show them)."""
+        latest = self.latest_run
+        if latest is None:
+            return set()
+        return {i for i, e in self.calls.items()
+                if e["s"] == DONE and e.get("code") != latest.get("code")}
+
+    def broadcast_of(self, index: int) -> dict[str, str] | None:
+        """The broadcast-argument digests call ``index`` ran with (None: unknown)."""
+        run = self.runs.get(self.calls.get(index, {}).get("run", -1))
+        return None if run is None else run.get("broadcast")
+
+
+def _damaged(path: str, what: str) -> ManifestError:
+    folder = os.path.dirname(path)
+    return ManifestError(
+        f"The run manifest {path} is damaged ({what}), so which results in {folder} are "
+        f"complete cannot be told. Pass a new output_dir to start over (or move {folder} "
+        f"away); acme-core never guesses which results to trust.")
 
 
 def read(output_dir: str) -> RunState:
-    """Read the manifest of the run in ``output_dir`` (a torn last line is ignored)."""
-    with open(path_in(output_dir), encoding="utf-8") as fh:
+    """Read the manifest of the run in ``output_dir`` (a torn last line is ignored).
+
+    Raises
+    ------
+    ManifestError
+        When the first line is missing or not a run description.
+    """
+    path = path_in(output_dir)
+    with open(path, encoding="utf-8", errors="replace") as fh:
         lines = fh.read().splitlines()
-    state = RunState(header=json.loads(lines[0]))
+    if not lines:
+        raise _damaged(path, "it is empty")
+    try:
+        header = json.loads(lines[0])
+    except json.JSONDecodeError:
+        raise _damaged(path, "its first line is not JSON") from None
+    if not isinstance(header, dict) or "n_inputs" not in header or "func" not in header:
+        raise _damaged(path, "its first line does not describe a run")
+    state = RunState(header=header)
     for line in lines[1:]:
         try:
             event = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut short by a crash
-        if "i" not in event:
+        if not isinstance(event, dict):
             continue
-        index, status = int(event["i"]), event["s"]
-        state.states[index] = status
-        if status == FAILED:
-            state.failures[index] = event
-        else:
-            state.failures.pop(index, None)
+        if "i" in event and event.get("s") in (DONE, FAILED):
+            state.calls[int(event["i"])] = event
+        elif "run" in event and "s" not in event:
+            state.runs[int(event["run"])] = event
+        elif "end" in event:
+            state.ends[int(event["end"])] = event
     return state
 
 
 # ---------------------------------------------------------------------------- writing
-class ManifestWriter:
-    """Appends events to the manifest; lines are flushed after each group of outcomes."""
+#: ``provenance(index) -> dict``: what a call's line records besides its state.
+Provenance = Callable[[int], dict[str, Any]]
 
-    def __init__(self, output_dir: str, header: dict[str, Any] | None) -> None:
+
+class ManifestWriter:
+    """Appends events to the manifest; lines are flushed after each group of outcomes.
+
+    Parameters
+    ----------
+    output_dir : str
+        The run's directory.
+    header : dict, optional
+        Written first (a new run).
+    provenance : callable, optional
+        ``provenance(index)``: the fields a call's line carries besides its state
+        (argument key and digests, code version, attempt, worker, times).
+    """
+
+    def __init__(self, output_dir: str, header: dict[str, Any] | None,
+                 provenance: Provenance | None = None) -> None:
         path = path_in(output_dir)
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.provenance = provenance
         if header is not None:
             self._write(header)
         self.flush()
@@ -161,19 +212,36 @@ class ManifestWriter:
     def _write(self, event: dict[str, Any]) -> None:
         self._fh.write(json.dumps(event, separators=(",", ":")) + "\n")
 
+    def _about(self, index: int) -> dict[str, Any]:
+        return self.provenance(index) if self.provenance is not None else {}
+
+    def begin(self, number: int, **event: Any) -> None:
+        """Record the start of session ``number`` (a ``compute()``)."""
+        self._write({"run": number, "t": now(), "host": socket.gethostname(),
+                     "pid": os.getpid(), **event})
+        self.flush()
+
+    def end(self, number: int, **event: Any) -> None:
+        """Record the end of session ``number`` with its counts."""
+        self._write({"end": number, "t": now(), **event})
+        self.flush()
+
     def note(self, **event: Any) -> None:
-        """Append a free-form event (e.g. a resumed session)."""
-        self._write({"t": dt.datetime.now().isoformat(timespec="seconds"), **event})
+        """Append a free-form event."""
+        self._write({"t": now(), **event})
         self.flush()
 
     def done(self, indices: Iterable[int]) -> None:
         """Record calls whose result the storage holds."""
         for i in indices:
-            self._write({"i": i, "s": DONE})
+            self._write({"i": i, "s": DONE, **self._about(i)})
 
     def failed(self, failure: Failure, arguments: str) -> None:
         """Record a call that failed for good."""
-        self._write({"i": failure.index, "s": FAILED, "kind": failure.kind,
+        about = self._about(failure.index)
+        about.pop("attempt", None)
+        about.pop("worker", None)
+        self._write({"i": failure.index, "s": FAILED, **about, "kind": failure.kind,
                      "type": failure.exc_type, "msg": failure.message,
                      "tb": failure.traceback[-4000:], "attempts": failure.attempts,
                      "worker": failure.worker, "args": arguments})
@@ -187,3 +255,8 @@ class ManifestWriter:
         if not self._fh.closed:
             self._fh.flush()
             self._fh.close()
+
+
+def wall_clock() -> float:
+    """Seconds since the epoch, as call lines record ``end`` (and ``start``)."""
+    return round(time.time(), 3)

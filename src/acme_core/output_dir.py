@@ -1,37 +1,97 @@
-"""The run's output directory: naming, creation, the run marker, old-run housekeeping.
+"""The run's output directory: naming, creation, the run marker, the run lock, housekeeping.
 
 ``output_dir=None`` makes ``ACME_YYYYMMDD-hhmmss-ffffff`` in the current working directory
-(ACME's documented intent). Beside ACME's entries the directory holds our run marker
-``acme_run.json``; housekeeping only ever touches directories that carry it.
+(ACME's documented intent) when ``compute()`` starts. Beside ACME's entries the directory
+holds our run marker ``acme_run.json``; housekeeping only ever touches directories that
+carry it. While a ``compute()`` runs, ``acme_run.lock`` names its process (host and pid):
+a second run on the same directory is refused, and housekeeping leaves it alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import socket
 import time
+import uuid
+from typing import Any
+
+from .manifest import NAME as MANIFEST
+from .manifest import ManifestError
 
 log = logging.getLogger("acme_core")
 
 MARKER = "acme_run.json"
+LOCK = "acme_run.lock"
 _STAMP = "%Y%m%d-%H%M%S-%f"
+#: Longest function name used in file names (file systems allow 255 bytes per name).
+MAX_NAME = 64
+
+
+def safe_name(func_name: str) -> str:
+    """The function's name as it may appear in file names: no path separators or other
+    characters file systems or shells trip over, at most ``MAX_NAME`` characters.
+
+    Examples
+    --------
+    >>> from acme_core.output_dir import safe_name
+    >>> safe_name("<lambda>"), safe_name("spectrum"), safe_name("../etc/passwd")
+    ('lambda_', 'spectrum', 'etc_passwd')
+    """
+    bracketed = re.fullmatch(r"<(.*)>", func_name)  # <lambda>, <genexpr>
+    core = bracketed.group(1) if bracketed else func_name
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", core).strip("._-") or "func"
+    if bracketed:
+        name += "_"
+    if len(name) > MAX_NAME:
+        digest = hashlib.blake2b(func_name.encode(), digest_size=4).hexdigest()
+        name = f"{name[:MAX_NAME - 9]}_{digest}"
+    return name
 
 
 def check_available(path: str) -> None:
     """Raise when ``path`` exists, is not empty and is not one of our runs."""
-    if os.path.isdir(path) and os.listdir(path):
-        if os.path.exists(os.path.join(path, MARKER)):
-            raise FileExistsError(
-                f"`output_dir` {path!r} holds an earlier acme-core run. Resuming runs is not "
-                f"supported yet: pass a new output_dir, or delete the old one."
-            )
-        raise FileExistsError(
-            f"`output_dir` {path!r} exists and is not empty; acme-core never writes into "
-            f"other data. Pass a new or empty directory."
-        )
+    if not (os.path.isdir(path) and os.listdir(path)):
+        return
+    marker = os.path.join(path, MARKER)
+    if os.path.exists(marker) and not os.path.exists(os.path.join(path, MANIFEST)):
+        read_marker(path)
+        raise ManifestError(
+            f"`output_dir` {path!r} holds an acme-core run without its manifest "
+            f"({os.path.join(path, MANIFEST)} is missing), so which of its results are "
+            f"complete cannot be told. Pass a new output_dir, or delete {path!r} to start over.")
+    raise FileExistsError(
+        f"`output_dir` {path!r} exists and is not empty; acme-core never writes into "
+        f"other data. Pass a new or empty directory.")
+
+
+def read_marker(path: str) -> dict[str, Any]:
+    """The run marker of the run in ``path``.
+
+    Raises
+    ------
+    ManifestError
+        When the marker is empty or not a run description (naming the file and the fix).
+    """
+    marker = os.path.join(path, MARKER)
+    try:
+        with open(marker, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise ManifestError(
+            f"The run marker {marker} is damaged ({exc}). If {path} is an acme-core run, "
+            f"write {{\"acme_core_run\": 1}} into it to use it again; else pass a new "
+            f"output_dir.") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"The run marker {marker} does not describe a run; write "
+                            f"{{\"acme_core_run\": 1}} into it, or pass a new output_dir.")
+    return data
 
 
 def default_path(base: str | None = None) -> str:
@@ -45,20 +105,121 @@ def default_path(base: str | None = None) -> str:
 
 
 def create(path: str, marker: dict) -> None:
-    """Create ``path`` (empty or new) and write the run marker into it."""
+    """Create ``path`` (empty or new) and write the run marker into it (atomically)."""
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:
         raise OSError(f"automatic creation of output folder {path!r} failed: {exc}") from exc
-    with open(os.path.join(path, MARKER), "w") as fh:
+    final = os.path.join(path, MARKER)
+    tmp = f"{final}.{uuid.uuid4().hex[:8]}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
         json.dump(marker, fh, indent=1)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+
+
+# ---------------------------------------------------------------------------- the run lock
+class RunLockedError(RuntimeError):
+    """Another process is running in this output directory.
+
+    Examples
+    --------
+    >>> from acme_core.output_dir import RunLockedError
+    >>> issubclass(RunLockedError, RuntimeError)
+    True
+    """
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def lock_owner(path: str) -> dict[str, Any] | None:
+    """Who holds the lock of the run in ``path`` (None: nobody, or a stale lock)."""
+    try:
+        with open(os.path.join(path, LOCK), encoding="utf-8") as fh:
+            owner = json.load(fh)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"host": "?", "pid": -1, "started": "?"}  # being written: count it as held
+    if owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", -1))):
+        return None
+    return owner
+
+
+class RunLock:
+    """``acme_run.lock`` in a run directory for the time of one ``compute()``."""
+
+    def __init__(self, path: str) -> None:
+        self.file = os.path.join(path, LOCK)
+        self.owner = {"host": socket.gethostname(), "pid": os.getpid(),
+                      "started": dt.datetime.now().isoformat(timespec="seconds"),
+                      "token": uuid.uuid4().hex}
+
+    def acquire(self) -> None:
+        """Take the lock, replacing a stale one; raise :class:`RunLockedError` if held."""
+        for _ in range(3):
+            try:
+                fd = os.open(self.file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                owner = lock_owner(os.path.dirname(self.file))
+                if owner is not None:
+                    raise RunLockedError(_locked_message(self.file, owner)) from None
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self.file)  # stale: its process is gone
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self.owner, fh)
+            return
+        raise RunLockedError(f"Could not take the run lock {self.file}; another run keeps "
+                             f"starting in the same directory.")
+
+    def release(self) -> None:
+        """Remove the lock if it is still ours."""
+        try:
+            with open(self.file, encoding="utf-8") as fh:
+                ours = json.load(fh).get("token") == self.owner["token"]
+        except (OSError, ValueError):
+            return
+        if ours:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self.file)
+
+
+def _locked_message(file: str, owner: dict[str, Any]) -> str:
+    folder = os.path.dirname(file)
+    return (f"`output_dir` {folder!r} is in use by another run (process {owner.get('pid')} on "
+            f"{owner.get('host')}, started {owner.get('started')}); two runs never write into "
+            f"one directory at once. Wait for it to finish, or pass another output_dir. If that "
+            f"process is gone (e.g. on another host), delete {file}.")
+
+
+# ---------------------------------------------------------------------------- housekeeping
+def last_modified(path: str) -> float:
+    """The newest modification time of ``path`` and its entries (a resumed run is young)."""
+    newest = os.stat(path).st_mtime
+    with os.scandir(path) as entries:
+        for entry in entries:
+            with contextlib.suppress(OSError):
+                newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
+    return newest
 
 
 def cleanup_old_runs(base: str, threshold_days: int, now: dt.datetime | None = None) -> list[str]:
-    """Delete our ``ACME_*`` run directories in ``base`` older than ``threshold_days``.
+    """Delete our ``ACME_*`` run directories in ``base`` not modified for ``threshold_days``.
 
-    A run's age is the time in its directory name; a directory without our marker file is
-    never touched (ACME deleted any ``ACME_*`` folder, which can be someone else's data).
+    A run's age is the time since its last modification (ACME's rule: a run resumed
+    yesterday is one day old). Only directories named as ``output_dir=None`` names them
+    and carrying our marker file are candidates (ACME deleted any ``ACME_*`` folder, which
+    can be someone else's data); one whose run lock is held is never touched.
 
     Examples
     --------
@@ -74,10 +235,13 @@ def cleanup_old_runs(base: str, threshold_days: int, now: dt.datetime | None = N
                 or not os.path.isfile(os.path.join(path, MARKER))):
             continue  # not ours: never touched (a symlink may point at anyone's data)
         try:
-            born = dt.datetime.strptime(name[5:], _STAMP)
+            dt.datetime.strptime(name[5:], _STAMP)
         except ValueError:
-            continue
-        if (now - born).days > threshold_days or threshold_days == 0:
+            continue  # a name we never make: the user chose it
+        if lock_owner(path) is not None:
+            continue  # a run is going on in it
+        age = now - dt.datetime.fromtimestamp(last_modified(path))
+        if age.days > threshold_days or threshold_days == 0:
             try:
                 shutil.rmtree(path)
             except OSError as exc:

@@ -2,32 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import sys
+import time
 import uuid
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 from . import manifest, plugins
 from . import output_dir as outdir
+from . import rerun as rerun_policy
 from .arguments import CallPlan, build_call_plan
-from .calls import CallBatch, CallOutcome, CallProgram
+from .callkeys import ArgumentKeys
+from .calls import CallBatch, CallOutcome, CallProgram, worker_name
+from .codeversion import code_version
 from .display import dashboard_link, run_summary_html
 from .dryrun import dry_run
-from .errors import ParallelComputationError
+from .errors import ParallelComputationError, ResultShapeError
 from .executor import ExecutorSettings, RunContext
 from .failures import FailureTable
 from .hookspecs import BACKEND_PARAMETERS, ExecutorSpec, StorageSpec
-from .logs import LogFile, configure
-from .manifest import ManifestWriter
+from .logs import LogFile, configure, running
+from .manifest import ManifestWriter, RunState
 from .parameters import BACKEND_DEFAULTS, Settings, check_flag, validate
 from .pickling import pickle_calls, pickle_program
 from .progress import ProgressBar
 from .progress import wanted as progress_wanted
 from .run import RunInfo, RunLoop, RunSummary
-from .runstatus import session_ended, session_started
+from .session import Session, log_failure_summary
 from .storage.base import StorageSettings
 from .streaming import call_result
 
@@ -58,7 +63,9 @@ class ParallelMap:
         returned in memory.
     output_dir : str, optional
         Where results go; default a new ``ACME_YYYYMMDD-hhmmss-ffffff`` in the current
-        working directory. An existing directory must be empty.
+        working directory. It is created when ``compute()`` starts (the constructor only
+        validates). An existing directory must be empty or hold an earlier run of the same
+        function with the same number of calls and storage: its results are reused.
     result_shape : tuple, optional
         Stack each call's first return value into one array of this shape; its single
         ``None`` is the axis of calls.
@@ -88,6 +95,12 @@ class ParallelMap:
     retries : int
         Re-runs of a call whose function raised (calls lost with a dead worker are always
         re-submitted, up to 3 times).
+    rerun : {"missing", "changed", "all"}
+        On an ``output_dir`` that holds results (or at a second ``compute()``): which calls
+        with a result run again. Calls without a result, failed ones and those whose own
+        arguments changed always run. "missing" (default) keeps results computed by an
+        earlier version of the function's code (one warning counts them), "changed" re-runs
+        those too, "all" re-runs every call.
 
     Examples
     --------
@@ -113,7 +126,8 @@ class ParallelMap:
                  dryrun: bool = False, logfile: bool | str | None = None,
                  cleanup_threshold_days: int | None = None, backend: str = "auto",
                  storage: str = "auto", backend_options: Mapping[str, Any] | None = None,
-                 retries: int = 0, progress: bool | None = None, **kwargs: Any) -> None:
+                 retries: int = 0, rerun: str = "missing", progress: bool | None = None,
+                 **kwargs: Any) -> None:
         self._settings = s = validate(
             n_inputs=n_inputs, write_worker_results=write_worker_results, output_dir=output_dir,
             result_shape=result_shape, result_dtype=result_dtype, single_file=single_file,
@@ -121,20 +135,25 @@ class ParallelMap:
             mem_per_worker=mem_per_worker, setup_timeout=setup_timeout,
             setup_interactive=setup_interactive, stop_client=stop_client, verbose=verbose,
             dryrun=dryrun, logfile=logfile, cleanup_threshold_days=cleanup_threshold_days,
-            backend=backend, storage=storage, backend_options=backend_options, retries=retries)
+            backend=backend, storage=storage, backend_options=backend_options, retries=retries,
+            rerun=rerun)
         self._progress = None if progress is None else check_flag("progress", progress)
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
         self.backend, executor_spec = _choose_backend(s)
         self.storage, storage_spec = _choose_storage(s)
         _check_backend_settings(self.backend, executor_spec, s)
+        executor_settings = ExecutorSettings(
+            **{k: getattr(s, k) for k in BACKEND_DEFAULTS}, options=s.backend_options)
+        if executor_spec.check is not None:
+            executor_spec.check(executor_settings)  # e.g. partition= against the cluster's
         self.output_dir = self._output_path(storage_spec)
         self._storage = storage_spec.factory(StorageSettings(
-            func_name=plan.func_name, n_calls=plan.n_inputs, output_dir=self.output_dir,
+            func_name=outdir.safe_name(plan.func_name), n_calls=plan.n_inputs,
+            output_dir=self.output_dir,
             result_shape=s.result_shape if not (s.write_pickle and s.storage == "auto") else None,
-            result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id, resume=self._resume))
-        self._executor = executor_spec.factory(ExecutorSettings(
-            **{k: getattr(s, k) for k in BACKEND_DEFAULTS}, options=s.backend_options))
+            result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id))
+        self._executor = executor_spec.factory(executor_settings)
         self._run_id = uuid.uuid4().hex
         slots, constants = plan.layout()
         inline = not executor_spec.needs_pickle or _small(plan)
@@ -147,26 +166,26 @@ class ParallelMap:
             self._program_bytes = pickle_program(self._program, plan, self.backend)
             if not inline:
                 self._call_blobs = pickle_calls(plan, self.backend)
-        self._header = self._manifest_header() if self.output_dir is not None else None
-        if self._resume:
-            _check_same_run(self.output_dir, self._header)
-        # ---- everything above only validates; from here on things are made ----
+        if self.output_dir is not None and manifest.exists(self.output_dir):
+            _check_same_run(self.output_dir, self._manifest_header())
+        path = _log_path(s.logfile, self.output_dir, outdir.safe_name(plan.func_name))
+        self._log_file = LogFile(path, self._loggers, self._run_id) if path else None
         self.failures = FailureTable()
         self._summary: RunSummary | None = None  # of the last compute(), for display
         self._dashboard: str | None = None
-        self._log_file: LogFile | None = None
         self._manifest: ManifestWriter | None = None
+        self._session: Session | None = None
         self._aborted = False
+        # Nothing exists yet on disk or in a process: the output directory, the log file and
+        # the manifest appear when compute() starts.
         if s.dryrun and not dry_run(self._program, plan, s.setup_interactive):
             log.info("Dry-run aborted by the user: nothing was started.")
             self._aborted = True
-            return
-        self._make_outputs(storage_spec)
+            self._log_file = None
 
     # ------------------------------------------------------------------ set-up
     def _output_path(self, spec: StorageSpec) -> str | None:
         s = self._settings
-        self._resume = False
         if not spec.on_disk:
             if s.output_dir is not None:
                 log.warning("Output directory specification has no effect if "
@@ -174,41 +193,50 @@ class ParallelMap:
             return None
         if s.output_dir is None:
             return outdir.default_path()
-        if manifest.exists(s.output_dir):
-            self._resume = True
-        else:
+        if not manifest.exists(s.output_dir):
             outdir.check_available(s.output_dir)
         return s.output_dir
 
     def _manifest_header(self) -> dict[str, Any]:
         plan = self._plan
-        return {"acme_core_manifest": 1, "func": plan.func_name, "n_inputs": plan.n_inputs,
-                "storage": self.storage,
-                "fingerprint": {"func": manifest.function_fingerprint(plan.func),
-                                "args": manifest.arguments_fingerprint(plan, self._call_blobs)},
-                "run_id": self._run_id,
-                "created": dt.datetime.now().isoformat(timespec="seconds")}
+        return {"acme_core_manifest": manifest.FORMAT, "func": plan.func_name,
+                "n_inputs": plan.n_inputs, "storage": self.storage, "run_id": self._run_id,
+                "created": manifest.now()}
 
-    def _make_outputs(self, spec: StorageSpec) -> None:
-        s, plan = self._settings, self._plan
-        if self._resume:
-            assert self.output_dir is not None
-            self._storage.prepare()
-            self._manifest = ManifestWriter(self.output_dir, None)
-        elif self.output_dir is not None:
+    def _open_outputs(self, stack: contextlib.ExitStack) -> RunState | None:
+        """Create the run directory (or take up the existing run in it) and hold its lock;
+        returns what the manifest says of earlier sessions (None: a new run)."""
+        out, s, plan = self.output_dir, self._settings, self._plan
+        if out is None:
+            return None
+        if os.path.isdir(out) and (owner := outdir.lock_owner(out)) is not None:
+            raise outdir.RunLockedError(outdir._locked_message(os.path.join(out, outdir.LOCK),
+                                                              owner))
+        if not manifest.exists(out):
+            outdir.check_available(out)
             if s.output_dir is None and s.cleanup_threshold_days is not None:
-                outdir.cleanup_old_runs(os.path.dirname(self.output_dir), s.cleanup_threshold_days)
-            outdir.create(self.output_dir, {
+                outdir.cleanup_old_runs(os.path.dirname(out), s.cleanup_threshold_days)
+            outdir.create(out, {
                 "acme_core_run": 1, "run_id": self._run_id, "func": plan.func_name,
                 "n_inputs": plan.n_inputs, "storage": self.storage, "backend": self.backend,
-                "created": dt.datetime.now().isoformat(timespec="seconds")})
-            self._storage.prepare()
-            self._manifest = ManifestWriter(self.output_dir, self._header)
-        path = _log_path(s.logfile, self.output_dir, plan.func_name)
-        if path is not None:
-            self._log_file = LogFile(path, self._loggers)
-        log.info(f"This is acme-core v. {_version()}: {plan.n_inputs} calls of `{plan.func_name}` "
-                 f"on backend {self.backend!r}, storage {self.storage!r}")
+                "created": manifest.now()})
+        lock = outdir.RunLock(out)
+        lock.acquire()
+        stack.callback(lock.release)
+        state = manifest.read(out) if manifest.exists(out) else None
+        if state is not None:
+            _check_same_run(out, self._manifest_header())
+        self._storage.settings.resume = state is not None
+        self._storage.prepare()
+        self._manifest = ManifestWriter(out, None if state is not None else
+                                        self._manifest_header())
+        stack.callback(self._close_manifest)
+        return state
+
+    def _close_manifest(self) -> None:
+        if self._manifest is not None:
+            self._manifest.close()
+            self._manifest = None
 
     # ------------------------------------------------------------------ attributes
     @property
@@ -223,16 +251,19 @@ class ParallelMap:
 
     @property
     def logfile(self) -> str | None:
-        """The log file's path, if one is written."""
+        """The log file's path, if one is written (it appears when ``compute()`` starts)."""
         return self._log_file.path if self._log_file is not None else None
 
     # ------------------------------------------------------------------ running
     def compute(self, debug: bool = False) -> Any:
         """Run every call that has no result yet and return the results.
 
-        On a run directory that already holds results of the same function and arguments
-        (an interrupted run, or one with failed calls), only the calls without a complete
-        result run.
+        Every ``compute()`` is recorded in the run's manifest and log. On a run directory
+        that already holds results (an interrupted run, one with failed calls, a second
+        ``compute()`` of the same object) only the calls without a result run, plus those
+        whose own arguments changed; results of an earlier version of the function's code
+        are kept with one warning, or re-run with ``rerun="changed"`` (``rerun="all"``:
+        every call runs).
 
         Parameters
         ----------
@@ -252,6 +283,9 @@ class ParallelMap:
         ParallelComputationError
             When some calls failed; every other result is stored, ``err.failures`` (and
             ``self.failures``) lists the failed calls.
+        ResultShapeError
+            When a result does not fit ``result_shape``: the run stops at the first one,
+            finished results are kept.
         KeyboardInterrupt
             On Ctrl-C: pending calls are cancelled, finished results and the manifest are
             kept, and the log says how to resume.
@@ -266,39 +300,9 @@ class ParallelMap:
         check_flag("debug", debug)
         if self._aborted:
             return None
-        todo = self._calls_to_run()
-        if self._manifest is not None:
-            self._manifest.note(**session_started(self.backend))
-        try:
+        with contextlib.ExitStack() as stack:
+            todo = self._begin(stack, debug)
             return self._debug_run(todo) if debug else self._parallel_run(todo)
-        finally:
-            self._close_log()
-
-    def _calls_to_run(self) -> list[int]:
-        n = self._plan.n_inputs
-        if self.output_dir is None or not manifest.exists(self.output_dir):
-            return list(range(n))
-        state = manifest.read(self.output_dir)
-        done = state.done
-        if done:
-            log.info(f"Resuming the run in {self.output_dir}: {len(done)} of {n} calls already "
-                     f"have results and are skipped; running the other {n - len(done)}.")
-            if self._manifest is not None:
-                self._manifest.note(resumed=True, skipped=len(done))
-        return [i for i in range(n) if i not in done]
-
-    def _debug_run(self, todo: list[int]) -> Any:
-        log.warning("Running in debug mode: every call runs here, one after another.")
-        program, plan = self._program, self._plan
-        for index in todo:
-            args, kwargs = program.arguments(index, plan.split_values(index))
-            receipt = program.writer.write(index, program.func(*args, **kwargs))
-            self._storage.collect(CallOutcome(index, receipt))
-            if self._manifest is not None:
-                self._storage.flush()
-                self._manifest.done((index,))
-                self._manifest.flush()
-        return self._finish(RunSummary(n_calls=plan.n_inputs, n_done=len(todo)), len(todo))
 
     def as_completed(self) -> Iterator[tuple[int, Any]]:
         """Run the calls as :meth:`compute` does and yield ``(index, result)`` of each call as
@@ -328,17 +332,67 @@ class ParallelMap:
         """
         if self._aborted:
             return
-        todo = self._calls_to_run()
-        if self._manifest is not None:
-            self._manifest.note(**session_started(self.backend))
-        steps = self._run_steps(todo)
-        try:
-            for outcomes in steps:
-                for outcome in outcomes:
-                    yield outcome.index, call_result(self._storage, outcome)
-        finally:
-            steps.close()
-            self._close_log()
+        with contextlib.ExitStack() as stack:
+            steps = self._run_steps(self._begin(stack, False))
+            try:
+                for outcomes in steps:
+                    for outcome in outcomes:
+                        yield outcome.index, call_result(self._storage, outcome)
+            finally:
+                steps.close()  # left early: cancels the calls still pending
+
+    def _begin(self, stack: contextlib.ExitStack, debug: bool) -> list[int]:
+        """Open the run's outputs and its session; return the calls to run."""
+        stack.enter_context(running(self._run_id))
+        state = self._open_outputs(stack)
+        if self._log_file is not None:
+            stack.enter_context(self._log_file.attached())
+        plan = self._plan
+        log.info(f"This is acme-core v. {_version()}: {plan.n_inputs} calls of "
+                 f"`{plan.func_name}` on backend {self.backend!r}, storage {self.storage!r}")
+        keys = ArgumentKeys.of(plan) if self._manifest is not None else None
+        code = code_version(plan.func)
+        selection = rerun_policy.select(plan.n_inputs, state, keys, code,
+                                        self._settings.rerun,
+                                        getattr(self._storage, "damaged", None))
+        if state is not None:
+            assert self.output_dir is not None
+            rerun_policy.report(selection, plan.n_inputs, plan.func_name, self.output_dir)
+        self._session = session = Session.after(state, code, keys, self._manifest)
+        session.begin(self.backend, selection, self._settings.rerun, debug)
+        stack.callback(self._end_session, RunSummary(plan.n_inputs), len(selection.todo),
+                       0.0, "?", "aborted")  # only when the run ended by an exception
+        return selection.todo
+
+    def _collect(self, outcome: CallOutcome) -> None:
+        self._storage.collect(outcome)
+        if self._session is not None:
+            self._session.seen(outcome)
+
+    def _debug_run(self, todo: list[int]) -> Any:
+        if todo:
+            log.warning(f"Running in debug mode: {len(todo)} call(s) run here, one after "
+                        f"another.")
+        else:
+            log.warning("Debug mode: every call has a result, nothing runs (rerun=\"all\" "
+                        "runs every call again).")
+        program, plan = self._program, self._plan
+        summary = RunSummary(n_calls=plan.n_inputs)
+        start = time.perf_counter()
+        where = f"{worker_name()} (debug)"
+        for index in todo:
+            args, kwargs = program.arguments(index, plan.split_values(index))
+            began = time.perf_counter()
+            value = program.func(*args, **kwargs)
+            receipt = program.writer.write(index, value)
+            self._collect(CallOutcome(index, receipt, None, time.perf_counter() - began, where))
+            summary.n_done += 1
+            if self._manifest is not None:
+                self._storage.flush()
+                self._manifest.done((index,))
+                self._manifest.flush()
+        summary.elapsed = time.perf_counter() - start
+        return self._finish(summary, len(todo), "1 (debug, in this process)")
 
     def _parallel_run(self, todo: list[int]) -> Any:
         steps = self._run_steps(todo)
@@ -365,14 +419,18 @@ class ParallelMap:
         try:
             if plugins.has_listeners("acme_core_run_started"):
                 pm.hook.acme_core_run_started(run=info)
-            loop = RunLoop(self._executor, info, self._make_batch, self._storage.collect, pm.hook,
+            loop = RunLoop(self._executor, info, self._make_batch, self._collect, pm.hook,
                            retries=self._settings.retries, manifest=self._manifest,
                            describe=plan.describe_call, flush=self._storage.flush)
-            stopped = False
+            stopped = ""
             try:
                 yield from loop.iterate(todo)
-            except GeneratorExit:  # as_completed() left early
-                stopped = True
+            except GeneratorExit:
+                stopped = "as_completed() left early"
+            except ResultShapeError as exc:
+                self._executor.cancel()
+                self._stopped(loop.summary, len(todo), exc)
+                raise
             finally:
                 self._executor.close()
             summary = loop.summary
@@ -381,7 +439,22 @@ class ParallelMap:
         finally:
             if bar is not None:
                 pm.unregister(bar)
-        return self._finish(summary, len(todo), stopped)
+        return self._finish(summary, len(todo), self._executor.n_workers, stopped)
+
+    def _stopped(self, summary: RunSummary, n_ran: int, exc: ResultShapeError) -> None:
+        where = self.results_container or self.output_dir
+        log.error(f"Stopped at the first result that does not fit: {exc} Pending calls were "
+                  f"cancelled; {summary.n_done} finished result(s) are kept"
+                  + (f" in {where}." if where else "."))
+        self._end_session(summary, n_ran, summary.elapsed, self._executor.n_workers,
+                          stopped="ResultShapeError")
+
+    def _end_session(self, summary: RunSummary, n_ran: int, elapsed: float, workers: Any,
+                     stopped: str = "") -> None:
+        if self._session is not None:
+            self._session.end(n_ran, summary.n_done, summary.n_failed, elapsed, workers,
+                              summary.interrupted, stopped)
+            self._session = None
 
     def _progress_bar(self, total: int) -> ProgressBar | None:
         if not progress_wanted(self._progress, self._settings.verbose):
@@ -399,19 +472,17 @@ class ParallelMap:
         split = tuple(self._plan.split_values(i) for i in indices)
         return CallBatch(self._run_id, tuple(indices), split, False, attempt)
 
-    def _finish(self, summary: RunSummary, n_ran: int, stopped: bool = False) -> Any:
+    def _finish(self, summary: RunSummary, n_ran: int, workers: Any, stopped: str = "") -> Any:
         plan = self._plan
         try:
             result = self._storage.finish()
         finally:
             if self._manifest is not None:
                 self._manifest.flush()
-        self.failures = FailureTable([(f, plan.describe_call(f.index)) for f in summary.failures])
-        self._summary = summary
-        if self._manifest is not None:
-            self._manifest.note(**session_ended(
-                "interrupted" if summary.interrupted else "failed" if self.failures
-                else "complete", summary.elapsed))
+            self.failures = FailureTable([(f, plan.describe_call(f.index))
+                                          for f in summary.failures])
+            self._summary = summary
+            self._end_session(summary, n_ran, summary.elapsed, workers, stopped)
         where = self.results_container or self.output_dir
         if stopped:
             log.warning(f"Stopped early: {summary.n_done} of {n_ran} calls finished"
@@ -426,8 +497,9 @@ class ParallelMap:
                       + (f"; their results are in {where}." if where else ".") + resume)
             raise KeyboardInterrupt
         if self.failures:
-            raise ParallelComputationError(
-                _failure_message(self.failures, n_ran, where, self.output_dir), self.failures)
+            message = _failure_message(self.failures, n_ran, where, self.output_dir)
+            log_failure_summary(message)
+            raise ParallelComputationError(message, self.failures)
         if where is not None:
             log.info(f"SUCCESS! Results have been saved to {where}")
         else:
@@ -435,17 +507,11 @@ class ParallelMap:
         return result
 
     # ------------------------------------------------------------------ life cycle
-    def _close_log(self) -> None:
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
-        if self._manifest is not None:
-            self._manifest.close()
-            self._manifest = None
-
     def cleanup(self) -> None:
         """Stop workers kept for reuse when ``stop_client=True`` (ACME's ``cleanup()``)."""
-        self._close_log()
+        if self._log_file is not None:
+            self._log_file.close()
+        self._close_manifest()
         if self._settings.stop_client is True:
             self._executor.shutdown()
 
@@ -575,9 +641,10 @@ def _failure_message(failures: FailureTable, n: int, where: str | None,
     return text
 
 
-def _check_same_run(output_dir: str | None, header: dict[str, Any] | None) -> None:
-    """Refuse to resume a run of another function or with other arguments."""
-    assert output_dir is not None and header is not None
+def _check_same_run(output_dir: str, header: dict[str, Any]) -> None:
+    """Refuse to continue a run of another function, number of calls or storage: its
+    results cannot be matched call by call (changed arguments or code are handled per
+    call, see :mod:`acme_core.rerun`)."""
     old = manifest.read(output_dir).header
     for key, what in (("func", "function name"), ("n_inputs", "number of calls"),
                       ("storage", "storage")):
@@ -586,9 +653,3 @@ def _check_same_run(output_dir: str | None, header: dict[str, Any] | None) -> No
                 f"`output_dir` {output_dir!r} holds a run with a different {what} "
                 f"({old.get(key)!r}, now {header[key]!r}); results of two different runs are "
                 f"never mixed. Pass a new output_dir.")
-    for key, what in (("func", "function code"), ("args", "arguments")):
-        if old["fingerprint"][key] != header["fingerprint"][key]:
-            raise ValueError(
-                f"`output_dir` {output_dir!r} holds a run of {header['func']} with different "
-                f"{what} (fingerprint mismatch); results of two different runs are never "
-                f"mixed. Pass a new output_dir, or restore the {what} of that run to resume it.")

@@ -55,6 +55,7 @@ class Settings:
     storage: str
     backend_options: dict[str, Any] = field(default_factory=dict)
     retries: int = 0
+    rerun: str = "missing"
 
     def backend_parameters(self) -> dict[str, Any]:
         """The backend parameters with their validated values."""
@@ -389,6 +390,35 @@ def check_retries(value: Any) -> int:
     return int(value)
 
 
+#: ``rerun=`` values: which calls that have a result from the same arguments run again.
+RERUN_VALUES = ("missing", "changed", "all")
+
+
+def check_rerun(value: Any) -> str:
+    """Which calls with a result run again: "missing" (none: only calls without a result or
+    with changed arguments run), "changed" (also results of an earlier code version), "all".
+
+    Examples
+    --------
+    >>> from acme_core.parameters import check_rerun
+    >>> check_rerun("changed")
+    'changed'
+    >>> check_rerun("failed")
+    Traceback (most recent call last):
+    ...
+    ValueError: `rerun` has to be one of 'missing', 'changed', 'all', not 'failed'. ...
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"`rerun` has to be one of {', '.join(map(repr, RERUN_VALUES))}, not "
+                        f"{_given(value)}.")
+    if value not in RERUN_VALUES:
+        raise ValueError(
+            f"`rerun` has to be one of {', '.join(map(repr, RERUN_VALUES))}, not {value!r}. "
+            f"Failed and missing calls always run; \"changed\" also re-runs results of an "
+            f"earlier code version, \"all\" every call.")
+    return value
+
+
 def validate(**given: Any) -> Settings:
     """Validate every ParallelMap parameter; returns :class:`Settings`.
 
@@ -427,6 +457,7 @@ def validate(**given: Any) -> Settings:
         storage=check_name("storage", g["storage"]),
         backend_options=check_backend_options(g["backend_options"]),
         retries=check_retries(g["retries"]),
+        rerun=check_rerun(g["rerun"]),
         **flags,
     )
 
@@ -436,5 +467,5 @@ _DEFAULTS: dict[str, Any] = {
     "result_dtype": "float", "single_file": False, "write_pickle": False,
     "verbose": None, "dryrun": False, "logfile": None, "cleanup_threshold_days": None,
     "backend": "auto", "storage": "auto", "backend_options": None, "retries": 0,
-    **BACKEND_DEFAULTS,
+    "rerun": "missing", **BACKEND_DEFAULTS,
 }

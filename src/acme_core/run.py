@@ -17,6 +17,7 @@ from typing import Any
 
 from .arguments import size_of
 from .calls import ERROR, LOST_WORKER, STORAGE, BatchOutcome, CallBatch, CallOutcome, Failure
+from .errors import ResultShapeError
 from .executor import Executor
 from .manifest import ManifestWriter
 from .plugins import has_listeners
@@ -278,6 +279,8 @@ class RunLoop:
             self.manifest.failed(failure, self.describe(outcome.index))
         if self.listen["failed"]:
             self.hooks.acme_core_call_failed(run=self.info, outcome=outcome)
+        if failure.exc_type == ResultShapeError.__name__:
+            raise ResultShapeError(failure.message)  # every further call would fail alike
 
     def _retry(self, outcome: CallOutcome) -> bool:
         failure = outcome.failure

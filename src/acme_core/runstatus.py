@@ -1,9 +1,9 @@
 """How a run on disk stands: what ``python -m acme_core status`` shows.
 
 Read from the run's folder only: the manifest (``acme_manifest.jsonl``: the calls' states
-and the sessions that ran them, each ``compute()`` one ``session`` event when it starts and
-one when it ends) and the run marker ``acme_run.json`` (backend). Manifests written before
-sessions were recorded still read: their state then follows from the counts alone.
+and the sessions that ran them, each ``compute()`` a start line with its host and pid and an
+end line) and the run marker ``acme_run.json``. Manifests written before sessions were
+recorded still read: their state then follows from the counts alone.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from .calls import Failure
 from .failures import FailureTable
 
 RUNNING, INTERRUPTED, FAILED, COMPLETE = "running", "interrupted", "failed", "complete"
-#: Keys under which a call's code version may be recorded (older and newer manifests).
-CODE_KEYS = ("code_version", "code", "cv")
 
 
 @dataclass
@@ -79,8 +77,9 @@ class RunStatus:
                  f"  elapsed   {_duration(self.elapsed)}",
                  f"  calls     done {self.done}, failed {self.failed}, missing {self.missing}"]
         if self.older_code:
-            lines.append(f"  note      {self.older_code} of the done calls' results come from "
-                         f"an earlier version of the function's code")
+            lines.append(f"  note      {self.older_code} of the {self.done} results come from an "
+                         f"earlier version of the function's code than the latest run's "
+                         f"(rerun=\"changed\" re-runs them)")
         if self.failures:
             lines += ["", str(self.failure_table())]
         if self.state in (INTERRUPTED, FAILED):
@@ -105,20 +104,18 @@ def read_status(output_dir: str, now: dt.datetime | None = None) -> RunStatus | 
     if not manifest.exists(output_dir):
         return None
     state = manifest.read(output_dir)
-    header, sessions, code_of = _events(output_dir)
-    marker = _marker(output_dir)
+    header, marker = state.header, _marker(output_dir)
+    first = state.runs[min(state.runs)] if state.runs else {}
+    latest = state.latest_run or {}
     status = RunStatus(
         output_dir=output_dir, func=str(header.get("func")), n_calls=state.n_inputs,
-        backend=str(_last(sessions, "backend") or marker.get("backend") or "?"),
+        backend=str(latest.get("backend") or marker.get("backend") or "?"),
         storage=str(header.get("storage") or marker.get("storage") or "?"),
         state=COMPLETE, done=len(state.done), failed=len(state.failed),
-        missing=len(state.missing),
-        started=(sessions[0].get("t") if sessions else None) or header.get("created"),
+        missing=len(state.missing), started=first.get("t") or header.get("created"),
+        older_code=len(state.older_code),
         failures=[{"i": i, **e} for i, e in sorted(state.failures.items())])
-    _session_state(status, sessions, now or dt.datetime.now())
-    current = _last(sessions, "code_version") or header.get("code_version")
-    if current is not None:
-        status.older_code = sum(1 for i in state.done if code_of.get(i, current) != current)
+    _session_state(status, state, now or dt.datetime.now())
     return status
 
 
@@ -134,25 +131,6 @@ def find_runs(folder: str) -> list[RunStatus]:
     return found
 
 
-def _events(output_dir: str) -> tuple[dict, list[dict], dict[int, str]]:
-    """The header, the session events and each done call's code version."""
-    sessions, code_of = [], {}
-    with open(manifest.path_in(output_dir), encoding="utf-8") as fh:
-        header = json.loads(fh.readline())
-        for line in fh:
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a crash
-            if "session" in event:
-                sessions.append(event)
-            elif "i" in event and event.get("s") == manifest.DONE:
-                code = next((event[k] for k in CODE_KEYS if k in event), None)
-                if code is not None:
-                    code_of[int(event["i"])] = str(code)
-    return header, sessions, code_of
-
-
 def _marker(output_dir: str) -> dict[str, Any]:
     try:
         with open(os.path.join(output_dir, "acme_run.json"), encoding="utf-8") as fh:
@@ -161,35 +139,27 @@ def _marker(output_dir: str) -> dict[str, Any]:
         return {}
 
 
-def _last(sessions: list[dict], key: str) -> Any:
-    return next((s[key] for s in reversed(sessions) if key in s), None)
-
-
-def _session_state(status: RunStatus, sessions: list[dict], now: dt.datetime) -> None:
+def _session_state(status: RunStatus, state: manifest.RunState, now: dt.datetime) -> None:
     """State and elapsed time from the sessions (or, without any, from the counts)."""
-    elapsed, open_session = 0.0, None
-    for event in sessions:
-        if event["session"] == "started":
-            open_session = event
-        elif open_session is not None:
-            elapsed += _seconds(open_session.get("t"), event.get("t"))
-            open_session = None
-    ended = sessions[-1] if sessions and sessions[-1]["session"] == "ended" else None
-    if open_session is not None:
-        status.pid, status.host = open_session.get("pid"), open_session.get("host")
+    ended = [state.ends[n] for n in state.runs if n in state.ends]
+    elapsed = sum(float(e.get("elapsed", 0.0)) for e in ended)
+    latest = max(state.runs, default=None)
+    if latest is not None and latest not in state.ends:
+        start = state.runs[latest]
+        status.pid, status.host = start.get("pid"), start.get("host")
         if _alive(status.pid, status.host):
             status.state = RUNNING
-            elapsed += _seconds(open_session.get("t"), now.isoformat(timespec="seconds"))
-            status.elapsed = elapsed
+            status.elapsed = elapsed + _seconds(start.get("t"),
+                                                now.isoformat(timespec="seconds"))
             return
         status.state = INTERRUPTED  # its process died without ending the session
-    elif ended is not None and ended.get("state") == INTERRUPTED:
+    elif latest is not None and state.ends[latest].get("interrupted"):
         status.state = INTERRUPTED
     elif status.failed:
         status.state = FAILED
     elif status.missing:
         status.state = INTERRUPTED
-    status.elapsed = elapsed if sessions else None
+    status.elapsed = elapsed if state.runs else None
 
 
 def _seconds(start: str | None, end: str | None) -> float:
@@ -220,18 +190,3 @@ def _duration(seconds: float | None) -> str:
     minutes, sec = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m {sec:02d}s" if hours else f"{minutes}m {sec:02d}s"
-
-
-def session_started(backend: str, code_version: str | None = None) -> dict[str, Any]:
-    """The manifest event a ``compute()`` writes when it starts."""
-    event: dict[str, Any] = {"session": "started", "pid": os.getpid(),
-                             "host": socket.gethostname(), "backend": backend}
-    if code_version is not None:
-        event["code_version"] = code_version
-    return event
-
-
-def session_ended(state: str, elapsed: float) -> dict[str, Any]:
-    """The manifest event a ``compute()`` writes when it ends (finished, failed or
-    interrupted)."""
-    return {"session": "ended", "state": state, "elapsed": round(elapsed, 3)}

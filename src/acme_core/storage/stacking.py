@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ResultShapeError
 from .values import as_array
 
 
@@ -55,18 +56,18 @@ class Stacking:
         try:
             arr = arr.astype(np.dtype(self.dtype), copy=False)
         except (TypeError, ValueError) as exc:
-            raise ValueError(self._mismatch(arr, index) + f" ({exc})") from None
+            raise ResultShapeError(self._mismatch(arr, index) + f" ({exc})") from None
         if self.unlimited is None:
             fixed = tuple(int(v) for v in self.per_call if v is not None)
             if arr.shape != fixed and arr.size == int(np.prod(fixed)):
                 arr = arr.reshape(fixed)
             if arr.shape != fixed:
-                raise ValueError(self._mismatch(arr, index))
+                raise ResultShapeError(self._mismatch(arr, index))
             return arr
         if arr.ndim != len(self.per_call) or any(
                 want is not None and got != want for got, want in zip(arr.shape, self.per_call,
                                                                       strict=True)):
-            raise ValueError(self._mismatch(arr, index))
+            raise ResultShapeError(self._mismatch(arr, index))
         return arr
 
     def _mismatch(self, arr: np.ndarray, index: int | None) -> str:

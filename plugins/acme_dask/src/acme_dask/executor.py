@@ -5,16 +5,20 @@ and ``mem_per_worker`` are then ignored and ``stop_client="auto"`` leaves the cl
 or start their own: a loopback-only ``LocalCluster`` (``dask``) or SLURM jobs through
 dask-jobqueue with TLS (``slurm``), stopped at the end of the run unless ``stop_client=False``.
 
-The run's program (function, broadcast arguments, storage writer) is scattered once to every
-worker under a key unique to the run (``hash=False``), so back-to-back runs with identical
-arguments never share, and never lose, each other's data. Every batch is one
-``run_batch(program, batch)`` task submitted with ``pure=False``.
+The run's program (function, broadcast arguments, storage writer) travels once to every
+worker as a worker plugin named after the run (:mod:`acme_dask.worker`): the scheduler also
+hands it to workers that join later (a restarted worker, a replacement job), each worker
+unpickles it in its main thread, and back-to-back runs with identical arguments never share
+each other's data. Every batch is one ``run_dask_batch(run_id, batch)`` task submitted with
+``pure=False``. A batch that fails on a live worker (its program cannot be loaded there, or
+the task itself raised) fails its calls as errors with the real exception; only a worker
+that died or a connection that broke counts as a lost worker.
 
 A worker that dies while it runs calls (killed, over its SLURM ``--mem``, its job cancelled)
 costs no call: dask re-runs them elsewhere, and the run's log names the worker, its SLURM
 job and the calls it held (read from the scheduler's ``remove-worker`` events, since dask's
 own retries never reach acme-core). When every worker is gone, batches wait for a
-replacement job instead of failing to scatter the run's program.
+replacement job.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import shutil
 import time
 from typing import Any
 
-from acme_core.calls import CallBatch, CallOutcome, PickledProgram, run_batch
+from acme_core.calls import ERROR, BatchOutcome, CallBatch, CallOutcome, Failure, PickledProgram
 from acme_core.executor import ExecutorSettings, FuturesExecutor, RunContext
 
 from . import setup
@@ -35,6 +39,8 @@ log = logging.getLogger("acme_dask")
 
 DASK_OPTIONS = {
     "threads_per_worker": "threads per local worker process (default 1)",
+    "dashboard": "True: serve dask's dashboard on a free loopback port and log its link "
+                 "(readable by every local user); default False: no dashboard",
 }
 SLURM_OPTIONS = {
     "cores": "CPUs per SLURM job, i.e. per worker (default 1)",
@@ -51,6 +57,8 @@ SLURM_OPTIONS = {
     "job_name": "SLURM job name (default acme_<user>_<HHMMSS>)",
     "mem_cushion": "MB kept free below the partition's memory limit (default 100)",
     "max_workers": "upper bound of n_workers='auto' (default 64)",
+    "dashboard": "True: serve dask's dashboard on a free loopback port of this host and log "
+                 "its link (readable by every user of this host); default False: none",
 }
 #: How often (s) collect() checks the workers while nothing finishes.
 HEALTH_INTERVAL = 5.0
@@ -88,6 +96,20 @@ def _removed_workers(dask_scheduler: Any = None) -> list[tuple[float, str, list[
             if isinstance(msg, dict) and msg.get("action") == "remove-worker"]
 
 
+def _check_dashboard(options: dict[str, Any]) -> None:
+    if not isinstance(options.get("dashboard", False), bool):
+        raise TypeError(f"backend_options['dashboard'] has to be True or False, not "
+                        f"{options['dashboard']!r}.")
+
+
+def _singles(batch: CallBatch) -> list[CallBatch]:
+    """``batch`` as one batch per call."""
+    return [CallBatch(batch.run_id, (index,),
+                      None if batch.split is None else (batch.split[k],), batch.pickled,
+                      batch.attempt)
+            for k, index in enumerate(batch.indices)]
+
+
 class DaskExecutor(FuturesExecutor):
     """Backend ``"dask"``: the running dask client, or a local loopback-only cluster.
 
@@ -105,7 +127,7 @@ class DaskExecutor(FuturesExecutor):
         super().__init__(settings)
         self._client: Any = None
         self._owned = False           # True: this executor started the client/cluster
-        self._program: Any = None     # future of the scattered PickledProgram
+        self._plugin: str | None = None   # name of the run's ProgramPlugin on the workers
         self._ref: PickledProgram | None = None
         self._n = 1
         self._target = 1
@@ -115,6 +137,7 @@ class DaskExecutor(FuturesExecutor):
         self._batch_of_key: dict[Any, CallBatch] = {}   # this run's dask keys -> batches
         self._seen_events: set[tuple[Any, Any]] = set()
         self._labels: dict[str, str] = {}                 # worker address -> description
+        self._cancelled = False
         self._validate(settings.options)
 
     def _validate(self, options: dict[str, Any]) -> None:
@@ -122,6 +145,7 @@ class DaskExecutor(FuturesExecutor):
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
             raise ValueError(f"backend_options['threads_per_worker'] has to be an integer >= 1, "
                              f"not {threads!r}.")
+        _check_dashboard(options)
 
     @property
     def n_workers(self) -> int:
@@ -131,6 +155,7 @@ class DaskExecutor(FuturesExecutor):
     def start(self, run: RunContext) -> None:
         assert run.program_bytes is not None
         self._lost = _lost_worker_types()
+        self._cancelled = False
         client = setup.running_client()
         try:
             if client is not None:
@@ -142,7 +167,7 @@ class DaskExecutor(FuturesExecutor):
                     raise ConnectionAbortedError("Could not start distributed computing client.")
             self._ref = PickledProgram(run.program_bytes, run.info.run_id, run.sys_path)
             self._online()
-            self._scatter_program()
+            self._ship_program()
             self._n = max(1, self._threads_online(), self._target)
         except BaseException:
             self._stop(force=self._owned)
@@ -174,33 +199,57 @@ class DaskExecutor(FuturesExecutor):
         self._target = n_workers * self.settings.options.get("threads_per_worker", 1)
         return setup.local_cluster_setup(
             n_workers=n_workers, mem_per_worker=None if mem == "auto" else mem,
-            interactive=False, threads_per_worker=self.settings.options.get("threads_per_worker", 1))
+            interactive=False, threads_per_worker=self.settings.options.get("threads_per_worker", 1),
+            dashboard=self.settings.options.get("dashboard", False))
 
     def _threads_online(self) -> int:
         info = self._client.scheduler_info()
         return sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values())
 
-    def _scatter_program(self) -> None:
-        # hash=False: a key unique to this run; broadcast: one copy on every worker, so no
-        # worker ever fetches it per call and no identical-value run can release it.
-        self._program = self._client.scatter(self._ref, broadcast=True, hash=False)
+    def _ship_program(self) -> None:
+        # a worker plugin, not a scattered value: workers that join later (a nanny's new
+        # worker, a replacement job) get it from the scheduler before their first task, so
+        # nothing has to be re-sent when workers die, and it is loaded in their main thread
+        from .worker import ProgramPlugin
+
+        assert self._ref is not None
+        plugin = ProgramPlugin(self._ref)
+        self._client.register_plugin(plugin, name=plugin.name)
+        self._plugin = plugin.name
 
     # ------------------------------------------------------------------ batches
     def _submit_future(self, batch: CallBatch) -> Any:
-        if self._program is None or self._program.status != "finished":
-            log.debug("The run's program was lost with its workers; scattering it again.")
-            # scatter() fails ("No valid workers found") while no worker is online, e.g.
-            # after the only SLURM job was cancelled: wait for a replacement job first.
-            while self._online() == 0:
-                self._check_health()
-                time.sleep(0.5)
-            self._scatter_program()
-        future = self._client.submit(run_batch, self._program, batch, pure=False)
+        from .worker import run_dask_batch
+
+        assert self._ref is not None
+        future = self._client.submit(run_dask_batch, self._ref.run_id, batch, pure=False)
         self._batch_of_key[future.key] = batch
         return future
 
     def _is_lost_worker(self, exc: BaseException) -> bool:
         return isinstance(exc, self._lost) or "lost dependencies" in str(exc).lower()
+
+    def _failed_batch(self, batch: CallBatch, exc: BaseException) -> list[BatchOutcome]:
+        """A task that raised on a live worker is every call's error (never retried as a
+        lost worker); a dead worker or a broken connection is a lost worker."""
+        if self._is_lost_worker(exc):
+            if len(batch.indices) > 1 and not self._cancelled:
+                # a call that kills its worker must not take its batch neighbours with it:
+                # each call runs again alone, at the same attempt (nobody is charged yet)
+                log.debug(f"batch {batch.indices} lost ({type(exc).__name__}); re-running "
+                          f"its calls one by one")
+                for single in _singles(batch):
+                    self.submit(single)
+                return []
+            return super()._failed_batch(batch, exc)
+        import traceback
+
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        message = f"the dask task of this call raised: {exc}"
+        failures = {i: Failure(i, ERROR, type(exc).__qualname__, message, text, "",
+                               batch.attempt) for i in batch.indices}
+        n = len(batch.indices)
+        return [BatchOutcome(batch.indices, [None] * n, [0.0] * n, failures, "", batch.attempt)]
 
     def collect(self, timeout: float | None) -> list[CallOutcome]:
         outcomes = super().collect(timeout)
@@ -271,6 +320,7 @@ class DaskExecutor(FuturesExecutor):
                             f"running call(s) {calls}; they run again on another worker.")
 
     def cancel(self) -> None:
+        self._cancelled = True
         with self._lock:
             pending = list(self._pending.values())
         if pending and self._client is not None:
@@ -289,11 +339,8 @@ class DaskExecutor(FuturesExecutor):
         self._stop(force=False)
 
     def _stop(self, force: bool) -> None:
-        if self._program is not None:
-            with contextlib.suppress(Exception):  # the client may be gone already
-                self._program.release()
-            self._program = None
         client = self._client
+        plugin, self._plugin = self._plugin, None
         if client is None:
             return
         self._batch_of_key.clear()
@@ -301,7 +348,11 @@ class DaskExecutor(FuturesExecutor):
             self.cancel()
             self._client = None
             setup.cluster_cleanup(client)
-        elif self._owned:
+            return
+        if plugin is not None:   # the workers stay: they drop this run's program
+            with contextlib.suppress(Exception):  # the client may be gone already
+                client.unregister_worker_plugin(plugin)
+        if self._owned:
             setup.keep_client(client)   # stop_client=False: the next ParallelMap attaches
 
     def shutdown(self) -> None:
@@ -337,6 +388,7 @@ class SlurmExecutor(DaskExecutor):
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "mem_cushion" else 1):
                 raise ValueError(f"backend_options[{key!r}] has to be an integer >= 1, not {value!r}.")
         setup.check_job_extra(options.get("job_extra", []))
+        _check_dashboard(options)
         for key in ("walltime", "interface", "log_directory", "shared_temp_directory", "job_name"):
             value = options.get(key)
             if value is not None and not isinstance(value, (str, os.PathLike)):
@@ -379,7 +431,7 @@ class SlurmExecutor(DaskExecutor):
             interface=opts.get("interface"), security=security, log_directory=log_directory,
             shared_temp_directory=shared,
             job_name=opts.get("job_name") or f"acme_{setup.current_user()}_{run.info.run_id[:6]}",
-            reuse=False)
+            reuse=False, dashboard=opts.get("dashboard", False))
         if client is not None:
             self._cluster = client.cluster
             if tls_dir is not None:   # the credentials live as long as the jobs may need them

@@ -177,8 +177,42 @@ def keep_client(client: Any) -> None:
     _kept[id(client)] = client
 
 
+def cluster_config(dashboard: bool, *, local: bool = False) -> Any:
+    """dask settings for a cluster acme-dask starts (a context manager; read by the
+    scheduler and the nannies when they are made).
+
+    ``dashboard=False`` serves nothing over HTTP: distributed always opens an HTTP port on
+    the scheduler and on every worker, and without this its JSON and info pages (workers,
+    logs, the call names) answer anyone who reaches the port, e.g. every user of a login
+    node on loopback. ``local=True`` (workers on this host, started by nannies): workers
+    ignore SIGINT (:func:`acme_dask.worker.dask_setup`), and a task is given up on at the
+    first worker that dies under it (``allowed-failures=0``), so acme-core counts the
+    call's attempts itself and a call that kills its worker every time fails alone.
+
+    Examples
+    --------
+    >>> import dask
+    >>> from acme_dask.setup import cluster_config
+    >>> with cluster_config(dashboard=False):
+    ...     dask.config.get("distributed.scheduler.http.routes")
+    []
+    """
+    import dask
+
+    settings: dict[str, Any] = {}
+    if not dashboard:
+        settings.update({"distributed.scheduler.http.routes": [],
+                         "distributed.worker.http.routes": []})
+    if local:
+        preload = list(dask.config.get("distributed.worker.preload", []))
+        settings.update({"distributed.worker.preload": [*preload, "acme_dask.worker"],
+                         "distributed.scheduler.allowed-failures": 0})
+    return dask.config.set(settings)
+
+
 def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None = None,
-                        interactive: bool = True, *, threads_per_worker: int = 1) -> Any:
+                        interactive: bool = True, *, threads_per_worker: int = 1,
+                        security: bool = True, dashboard: bool = False) -> Any:
     """Start a local dask cluster on loopback and return its client (ACME's helper).
 
     Parameters
@@ -193,6 +227,15 @@ def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None
     threads_per_worker : int
         Threads per worker process (ACME used dask's default; one thread per process keeps
         functions that are not thread-safe, and HDF5 writers, safe).
+    security : bool
+        True (default, ours): scheduler, workers and client talk TLS with credentials made
+        for this cluster and held only in memory (``Security.temporary()``), so no other
+        process, and no other user of this host, can connect and run code as you. False:
+        plain TCP on loopback (ACME), reachable by every local user.
+    dashboard : bool
+        Serve dask's dashboard (and its JSON/info pages) on a free loopback port, logged
+        once; any local user who finds the port can read it. Default False (ours): nothing
+        is served.
 
     Returns
     -------
@@ -205,9 +248,13 @@ def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None
     >>> client = local_cluster_setup(n_workers=2, mem_per_worker="1GB", interactive=False)
     >>> sorted(w["memory_limit"] for w in client.scheduler_info()["workers"].values())
     [1000000000, 1000000000]
+    >>> client.scheduler.address.startswith("tls://127.0.0.1:")
+    True
     >>> cluster_cleanup(client)
     """
     _check_bool("interactive", interactive)
+    _check_bool("security", security)
+    _check_bool("dashboard", dashboard)
     if n_workers is not None:
         n_workers = check_int("n_workers", n_workers, 1)
     if mem_per_worker is not None:
@@ -219,27 +266,35 @@ def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None
             log.info("Local cluster setup aborted: nothing was started.")
             return None
     from distributed import Client, LocalCluster
+    from distributed.security import Security
 
     if n_workers is None:
         n_workers = usable_cores()
-    with _closing_new_clusters():
+    credentials = Security.temporary() if security else None
+    with _closing_new_clusters(), cluster_config(dashboard, local=True):
+        # port 0: a free port, never distributed's "Port 8787 is already in use" warning
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
                                processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                               security=credentials, protocol="tls://" if security else None,
                                memory_limit=mem_per_worker if mem_per_worker is not None
                                else "auto")
-        client = Client(cluster)
+        client = Client(cluster, security=credentials)
+    client.acme_dashboard = dashboard
     log.info(f"Local parallel computing client ready, {_dashboard(client)}")
     return client
 
 
 def _dashboard(client: Any) -> str:
+    if not getattr(client, "acme_dashboard", True):
+        return "no dashboard (backend_options={'dashboard': True} serves one)"
     try:
         has = "dashboard" in client.scheduler_info().get("services", {})
     except Exception:  # noqa: BLE001
         has = False
     if has:
-        return f"dashboard accessible at {client.dashboard_link}"
-    return "no dashboard (install bokeh for one)"
+        return (f"dashboard accessible at {client.dashboard_link} (readable by every user "
+                f"who can reach this host's loopback)")
+    return "no dashboard"
 
 
 def cluster_cleanup(client: Any = None) -> None:
@@ -472,7 +527,7 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int = 1, n_workers: in
                         log_directory: str | None = None,
                         shared_temp_directory: str | None = None,
                         job_name: str | None = None, reuse: bool = True,
-                        **kwargs: Any) -> Any:
+                        dashboard: bool = False, **kwargs: Any) -> Any:
     """Start dask workers as SLURM jobs (dask-jobqueue's SLURMCluster) and wait for them.
 
     ACME's parameters and messages; works on any SLURM, with or without accounting.
@@ -520,6 +575,10 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int = 1, n_workers: in
         SLURM job name; default ``acme_<user>_<HHMMSS>``.
     reuse : bool
         Return the running client if there is one with workers (ACME); False: always start.
+    dashboard : bool
+        Serve dask's dashboard on a free loopback port of this host, logged once (readable by
+        every user of this host). Default False (ours): scheduler and workers serve nothing
+        over HTTP (ACME served it on port 8787 to everyone).
     **kwargs
         Unknown keywords are ignored with a warning (ACME ignored them silently).
 
@@ -548,6 +607,7 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int = 1, n_workers: in
         log.warning(f"slurm_cluster_setup ignores unknown keyword(s) {', '.join(sorted(kwargs))}.")
     _check_bool("interactive", interactive)
     _check_bool("start_client", start_client)
+    _check_bool("dashboard", dashboard)
     n_cores = check_int("n_cores", n_cores, 1)
     n_workers = check_int("n_workers", n_workers, 1)
     processes_per_worker = check_int("processes_per_worker", processes_per_worker, 1)
@@ -624,7 +684,8 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int = 1, n_workers: in
                     "run code on your workers.")
     if security is not None:
         protocol = "tls://"
-    options = {"dashboard_address": "127.0.0.1:8787"}
+    # port 0: a free port, never distributed's "Port 8787 is already in use" warning
+    options = {"dashboard_address": "127.0.0.1:0"}
     options.update(scheduler_options or {})
     if job_name is None:
         job_name = f"acme_{current_user()}_{dt.datetime.now():%H%M%S}"
@@ -634,7 +695,7 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int = 1, n_workers: in
     log.info(f"Starting {n_workers} SLURM worker(s) in partition {partition} with "
              f"{n_cores} core(s) and {mem_mb}MB each; job output goes to {log_directory}")
     try:
-        with _closing_new_clusters():
+        with _closing_new_clusters(), cluster_config(dashboard):
             cluster = SLURMCluster(
                 cores=n_cores, job_cpu=n_cores, memory=f"{mem_mb}MiB", job_mem=f"{mem_mb}M",
                 processes=processes_per_worker, queue=partition, python=sys.executable,
@@ -643,7 +704,8 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int = 1, n_workers: in
                 scheduler_options=options, interface=interface, security=security,
                 protocol=protocol, shared_temp_directory=shared_temp_directory,
                 log_directory=None if output_folder else log_directory, name=job_name,
-                job_name=job_name, local_directory=output_folder, silence_logs="error")
+                job_name=job_name, local_directory=output_folder, silence_logs="error",
+                job_script_prologue=[] if dashboard else [_NO_WORKER_HTTP])
             if own_tmp is not None:
                 remove_credentials_with(cluster, own_tmp)
             cluster.scale(n_workers)
@@ -658,12 +720,17 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int = 1, n_workers: in
             from distributed import Client
 
             client = Client(cluster, security=security)
+            client.acme_dashboard = dashboard
     except BaseException:
         if own_tmp is not None:
             shutil.rmtree(own_tmp, ignore_errors=True)
         raise
     log.info(f"Parallel computing client ready, {_dashboard(client)}")
     return client
+
+
+#: Job script line: the workers of a SLURM job serve nothing over HTTP (see cluster_config).
+_NO_WORKER_HTTP = "export DASK_DISTRIBUTED__WORKER__HTTP__ROUTES='[]'"
 
 
 def _drop_credentials(files: list[Any], folder: str) -> None:
