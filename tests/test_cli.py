@@ -187,3 +187,26 @@ def test_status_of_a_manifest_without_sessions(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "state     interrupted" in text and "started   2026-11-30T10:15:00" in text
     assert "elapsed   unknown" in text and "backend   ?" in text
+
+
+def step_v1(x):
+    if x == 2:
+        raise ValueError("not yet")
+    return x
+
+
+def step_v2(x):
+    return x + 0
+
+
+def test_status_names_results_of_an_earlier_code_version(tmp_path, capsys):
+    for func in (step_v1, step_v2):
+        func.__name__ = func.__qualname__ = "step"
+    out = str(tmp_path / "run")
+    with pytest.raises(ParallelComputationError):
+        ParallelMap(step_v1, list(range(4)), output_dir=out, verbose=False).compute()
+    ParallelMap(step_v2, list(range(4)), output_dir=out, verbose=False).compute()  # the fix
+    assert cli_main(["status", out]) == 0
+    text = capsys.readouterr().out
+    assert "state     complete" in text and "done 4, failed 0, missing 0" in text
+    assert "3 of the 4 results come from an earlier version of the function's code" in text
