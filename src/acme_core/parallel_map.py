@@ -26,6 +26,7 @@ from .executor import ExecutorSettings, RunContext
 from .failures import FailureTable
 from .hookspecs import BACKEND_PARAMETERS, ExecutorSpec, StorageSpec
 from .logs import LogFile, configure, running
+from .mainguard import IMPORTS_MAIN, check_main_guard
 from .manifest import ManifestWriter, RunState
 from .parameters import BACKEND_DEFAULTS, Settings, check_flag, validate
 from .pickling import pickle_calls, pickle_program
@@ -141,6 +142,8 @@ class ParallelMap:
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
         self.backend, executor_spec = _choose_backend(s)
+        if IMPORTS_MAIN in executor_spec.capabilities:
+            check_main_guard(self.backend)
         self.storage, storage_spec = _choose_storage(s)
         _check_backend_settings(self.backend, executor_spec, s)
         executor_settings = ExecutorSettings(
