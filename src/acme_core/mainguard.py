@@ -59,11 +59,10 @@ def unguarded_call(frame: FrameType | None = None) -> tuple[str, int] | None:
             tree = ast.parse(fh.read(), path)
     except (OSError, SyntaxError, ValueError):
         return None
-    for node in tree.body:
-        if isinstance(node, ast.If) and _is_main_test(node.test) and node.body:
-            if node.body[0].lineno <= line <= (node.body[-1].end_lineno or line):
-                return None
-    return path, line
+    guarded = any(isinstance(node, ast.If) and _is_main_test(node.test)
+                  and node.body[0].lineno <= line <= (node.body[-1].end_lineno or line)
+                  for node in tree.body)
+    return None if guarded else (path, line)
 
 
 def _is_main_test(test: ast.expr) -> bool:
