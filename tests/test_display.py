@@ -55,3 +55,38 @@ def test_run_summary_of_an_on_disk_run(tmp_path):
     assert pmap.results_container in html and "3 done, 0 failed" in html
     assert "<code>joblib</code>" in html and "<code>hdf5</code>" in html
     assert "elapsed" in html and "state</th><td style='text-align:left'><code>complete" in html
+
+
+SCRIPT = """\
+from acme_core import ParallelComputationError, ParallelMap
+
+def helper(y):
+    return 1 / y
+
+def analyse(x):
+    return helper(x - 2)
+
+if __name__ == "__main__":
+    try:
+        ParallelMap(analyse, [1, 2, 3], write_worker_results=False, backend={backend!r},
+                    verbose=False).compute()
+    except ParallelComputationError as err:
+        print(err.failures[0].traceback)
+"""
+
+
+@pytest.mark.parametrize("backend", ["joblib", "futures"])
+def test_tracebacks_of_a_scripts_functions_show_their_source_lines(tmp_path, backend):
+    import subprocess
+    import sys
+
+    script = tmp_path / "analysis.py"
+    script.write_text(SCRIPT.format(backend=backend))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    tb = proc.stdout
+    assert "<dynamic-code>" not in tb
+    assert f'  File "{script}", line 7, in analyse\n    return helper(x - 2)\n' in tb
+    assert f'  File "{script}", line 4, in helper\n    return 1 / y\n' in tb
+    assert "ZeroDivisionError: division by zero" in tb

@@ -3,6 +3,7 @@ table and the run summary as HTML, with a notebook-defined function on joblib an
 
 from __future__ import annotations
 
+import html
 import json
 
 import pytest
@@ -58,6 +59,9 @@ def test_notebook_shows_the_widget_and_html_tables(backend, tmp_path):
     table = nb.cells[2].outputs[0]["data"]["text/html"]
     assert "<table class='acme-failures'" in table
     assert "ValueError: bad input 3" in table and "<code>x=3</code>" in table
+    # the cell's own line, not <dynamic-code>
+    assert html.escape('raise ValueError(f"bad input {x}")') in table
+    assert "&lt;dynamic-code&gt;" not in table
     summary = nb.cells[3].outputs[0]["data"]["text/html"]
     assert f"<code>{backend}</code>" in summary and "5 done, 1 failed" in summary
     assert json.dumps(nb.cells[3].outputs[0]["data"]).count("acme-failures") == 1

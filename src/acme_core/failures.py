@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .calls import Failure
+from .sources import restore_sources
 
 
 @dataclass
@@ -40,9 +41,13 @@ class FailureTable:
     3     error  1                 ValueError: boom   x=3
     """
 
-    def __init__(self, rows: list[tuple[Failure, str]] | None = None) -> None:
+    def __init__(self, rows: list[tuple[Failure, str]] | None = None, func: Any = None) -> None:
+        def traceback(failure: Failure) -> str:
+            return restore_sources(failure.traceback, func) if func is not None else (
+                failure.traceback)
+
         self.rows = sorted(
-            (FailureRow(f.index, args, f.kind, f.exc_type, f.message, f.traceback, f.attempts,
+            (FailureRow(f.index, args, f.kind, f.exc_type, f.message, traceback(f), f.attempts,
                         f.worker) for f, args in rows or ()),
             key=lambda r: r.index,
         )

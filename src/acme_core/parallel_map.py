@@ -483,7 +483,7 @@ class ParallelMap:
             if self._manifest is not None:
                 self._manifest.flush()
             self.failures = FailureTable([(f, plan.describe_call(f.index))
-                                          for f in summary.failures])
+                                          for f in summary.failures], func=plan.func)
             self._summary = summary
             self._end_session(summary, n_ran, summary.elapsed, workers, stopped)
         where = self.results_container or self.output_dir
