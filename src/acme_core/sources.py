@@ -69,7 +69,7 @@ def restore_sources(text: str, func: Any) -> str:
     >>> tb = ('Traceback (most recent call last):\\n'
     ...       f'  File "<dynamic-code>", line {f.__code__.co_firstlineno + 1}, in f\\n'
     ...       'ZeroDivisionError: division by zero\\n')
-    >>> print(restore_sources(tb, f))  # doctest: +ELLIPSIS
+    >>> print(restore_sources(tb, f), end="")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
       File "<doctest ...>", line 2, in f
         return 1 / x
