@@ -32,6 +32,7 @@ from .parameters import BACKEND_DEFAULTS, Settings, check_flag, validate
 from .pickling import pickle_calls, pickle_program
 from .progress import ProgressBar
 from .progress import wanted as progress_wanted
+from .reserved import check_reserved
 from .run import RunInfo, RunLoop, RunSummary
 from .session import Session, log_failure_summary
 from .storage.base import StorageSettings
@@ -129,6 +130,8 @@ class ParallelMap:
                  storage: str = "auto", backend_options: Mapping[str, Any] | None = None,
                  retries: int = 0, rerun: str = "missing", progress: bool | None = None,
                  **kwargs: Any) -> None:
+        check_reserved(func, backend=backend, storage=storage, backend_options=backend_options,
+                       retries=retries, rerun=rerun, progress=progress)
         self._settings = s = validate(
             n_inputs=n_inputs, write_worker_results=write_worker_results, output_dir=output_dir,
             result_shape=result_shape, result_dtype=result_dtype, single_file=single_file,
