@@ -54,6 +54,9 @@ def test_plugins_lists_every_plugin_with_its_hooks(register, capsys):
 def test_options_prints_the_backends_spec():
     out = cli("options", "slurm").stdout
     assert "| `walltime` |" in out and "| `job_extra` |" in out and "| `cores` |" in out
+    wrong = cli("options", "slurmm")
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    assert "slurmm" in wrong.stderr and "slurm" in wrong.stderr
 
 
 def double(x):

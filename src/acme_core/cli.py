@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from . import plugins
+from .errors import PluginError
 from .runstatus import RunStatus, find_runs, read_status
 
 DESCRIPTION = """\
@@ -162,7 +163,11 @@ def main(argv: list[str] | None = None) -> int:
             print(text)
         return 0 if complete else 1
     if args.command == "options":
-        print(options_table(args.backend))
+        try:
+            print(options_table(args.backend))
+        except (PluginError, ValueError) as exc:
+            print(f"python -m acme_core options: {exc}", file=sys.stderr)
+            return 2
         return 0
     print(list_plugins())
     return 0

@@ -58,51 +58,73 @@ class ParallelMap:
         The function to call.
     *args, **kwargs
         Arguments of ``func``; see above for how they spread over calls.
-    n_inputs : "auto" or int
+    n_inputs : "auto" or int, default "auto"
         Number of calls; "auto" infers it from the sequence arguments.
-    write_worker_results : bool
+    write_worker_results : bool, default True
         True: results go to disk and ``compute()`` returns file paths. False: results are
         returned in memory.
-    output_dir : str, optional
-        Where results go; default a new ``ACME_YYYYMMDD-hhmmss-ffffff`` in the current
+    output_dir : str, default None
+        Where results go; None: a new ``ACME_YYYYMMDD-hhmmss-ffffff`` in the current
         working directory. It is created when ``compute()`` starts (the constructor only
         validates). An existing directory must be empty or hold an earlier run of the same
         function with the same number of calls and storage: its results are reused.
-    result_shape : tuple, optional
+    result_shape : tuple, default None
         Stack each call's first return value into one array of this shape; its single
         ``None`` is the axis of calls.
-    result_dtype : str
-        NumPy dtype of the stacked array (default float64).
-    single_file, write_pickle : bool
-        ACME's storage flags (one HDF5 file; one pickle per call).
-    partition, n_workers, mem_per_worker, setup_timeout, setup_interactive, stop_client
-        Backend parameters; a backend that does not use one ignores it with a warning.
-    verbose : bool, optional
+    result_dtype : str, default "float"
+        NumPy dtype of the stacked array (float64).
+    single_file : bool, default False
+        ACME's flag for one HDF5 file for all results (storage ``"hdf5-single"``).
+    write_pickle : bool, default False
+        ACME's flag for one pickle file per call (storage ``"pickle"``).
+    partition : str, default "auto"
+        SLURM partition; "auto": the backend chooses (``slurm``: the cluster's default
+        partition, ``slurm-esi``: from the measured memory of sampled calls).
+    n_workers : int or "auto", default "auto"
+        Worker processes or SLURM jobs; "auto": the backend chooses (the local CPUs, or
+        as many jobs as there are calls up to a limit).
+    mem_per_worker : str, default "auto"
+        Memory per worker such as ``"4GB"``; "auto": the backend's default (on SLURM the
+        partition's memory per CPU).
+    setup_timeout : float, default 60
+        Seconds to wait for SLURM workers to start.
+    setup_interactive : bool, default True
+        On a terminal, ask whether to keep waiting when not every worker started within
+        ``setup_timeout`` (without a terminal: go on with the workers that came).
+    stop_client : bool or "auto", default "auto"
+        Stop the workers at the end of the run: "auto" stops those the run started and
+        leaves a client you started; True stops either; False keeps them for the next run.
+    verbose : bool, default None
         None: INFO messages, True: DEBUG, False: warnings only (and no progress bar).
-    dryrun : bool
+    dryrun : bool, default False
         Run one sampled call in this process first and report its time and memory.
-    logfile : bool or str, optional
+    logfile : bool or str, default None
         None: a log file beside on-disk results; True/False force it on/off; str: this file.
-    cleanup_threshold_days : int, optional
+    cleanup_threshold_days : int, default None
         Before a run with ``output_dir=None``, delete our ``ACME_*`` runs in the current
         directory older than this many days.
-    backend : str
+    backend : str, default "auto"
         Executor name (``python -m acme_core plugins`` lists them); "auto" lets installed
         plugins claim the run (a running dask client, an HPC site) and falls back to the
         local default.
-    storage : str
+    storage : str, default "auto"
         Storage name; "auto" follows ACME's flags.
-    backend_options : dict, optional
-        Backend-specific settings; unknown keys are an error that lists the accepted ones.
-    retries : int
+    backend_options : dict, default None
+        Backend-specific settings (``python -m acme_core options BACKEND`` lists them);
+        unknown keys are an error that lists the accepted ones.
+    retries : int, default 0
         Re-runs of a call whose function raised (calls lost with a dead worker are always
         re-submitted, up to 3 times).
-    rerun : {"missing", "changed", "all"}
+    rerun : {"missing", "changed", "all"}, default "missing"
         On an ``output_dir`` that holds results (or at a second ``compute()``): which calls
         with a result run again. Calls without a result, failed ones and those whose own
         arguments changed always run. "missing" (default) keeps results computed by an
         earlier version of the function's code (one warning counts them), "changed" re-runs
         those too, "all" re-runs every call.
+    progress : bool, default None
+        Show a progress bar (done, failed, retried, running calls): None shows it where a
+        person watches (a terminal, or Jupyter's widget) unless ``verbose=False``;
+        True/False force it on or off.
 
     Examples
     --------
