@@ -95,3 +95,51 @@ def test_leaving_early_keeps_what_finished_and_resume_runs_the_rest(tmp_path):
     assert sorted(int(n.split("_")[1]) for n in os.listdir(flags) if n.startswith("fin")) == list(
         range(N))
     assert "done 11, failed 1, missing 0" in run_status(pmap.output_dir)[0]
+
+
+CTRL_C_SCRIPT = """
+import sys, time
+from acme_core import ParallelMap
+from tests.streaming_funcs import gated
+
+if __name__ == "__main__":
+    pmap = ParallelMap(gated, list(range(12)), sys.argv[2], output_dir=sys.argv[1],
+                       n_workers=2, verbose=False)
+    for index, path in pmap.as_completed():
+        print("got", index, flush=True)
+        if sys.argv[3] == "in-the-loop-body":
+            while True:       # Ctrl-C arrives here, in the caller's own code
+                time.sleep(0.05)
+"""
+
+
+@pytest.mark.parametrize("where", ["waiting-for-results", "in-the-loop-body"])
+def test_ctrl_c_keeps_what_finished_as_compute_does(tmp_path, where):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.test_cli import wait_until
+
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    script = tmp_path / "script.py"
+    script.write_text(CTRL_C_SCRIPT)
+    out = tmp_path / "run"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, str(script), str(out), str(flags), where],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, cwd=root,
+                            env={**os.environ, "PYTHONPATH": root})
+    assert proc.stdout.readline().strip() == "got 0"  # the first result arrived
+    wait_until(lambda: '"s":"done"' in (out / "acme_manifest.jsonl").read_text(), "call 0")
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in stderr
+    text, complete = run_status(str(out))
+    assert not complete and "state     interrupted" in text and "done 1, failed 0" in text
+    (flags / "release").touch()
+    with pytest.raises(ParallelComputationError):  # call 5 fails on purpose
+        ParallelMap(gated, list(range(N)), str(flags), output_dir=str(out), n_workers=2,
+                    verbose=False).compute()
+    assert "done 11, failed 1, missing 0" in run_status(str(out))[0]
