@@ -90,3 +90,19 @@ def test_tracebacks_of_a_scripts_functions_show_their_source_lines(tmp_path, bac
     assert f'  File "{script}", line 7, in analyse\n    return helper(x - 2)\n' in tb
     assert f'  File "{script}", line 4, in helper\n    return 1 / y\n' in tb
     assert "ZeroDivisionError: division by zero" in tb
+
+
+def test_run_summary_links_the_dask_dashboard_when_one_is_served(no_dask_client_left):
+    pytest.importorskip("bokeh")
+    from acme_dask import cluster_cleanup, local_cluster_setup
+
+    client = local_cluster_setup(n_workers=1, interactive=False, dashboard=True)
+    try:
+        pmap = ParallelMap(abs, [-1, -2], write_worker_results=False, backend="dask",
+                           verbose=False)
+        pmap.compute()
+        link = client.dashboard_link
+        assert link.startswith("http://127.0.0.1:")
+        assert f"<a href='{link}' target='_blank'>" in pmap._repr_html_()
+    finally:
+        cluster_cleanup(client)

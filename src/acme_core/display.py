@@ -9,9 +9,12 @@ from typing import Any
 def dashboard_link(executor: Any) -> str | None:
     """The dask dashboard of a run's executor, when it has one (any backend may offer a
     ``dashboard_link`` attribute; dask executors expose their client's)."""
-    link = getattr(executor, "dashboard_link", None)
-    if link is None:
-        link = getattr(getattr(executor, "_client", None), "dashboard_link", None)
+    try:  # a client's property asks its scheduler: never let that break a run
+        link = getattr(executor, "dashboard_link", None)
+        if link is None:
+            link = getattr(getattr(executor, "_client", None), "dashboard_link", None)
+    except Exception:
+        return None
     return link if isinstance(link, str) and link else None
 
 
