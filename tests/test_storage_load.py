@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from acme_core import ParallelComputationError, ParallelMap, load
+from acme_core.load import MissingResultsWarning
 from tests.funcs import (
     array_and_scalar,
     dict_or_array,
@@ -84,8 +85,9 @@ def test_emergency_pickles_are_unwrapped_and_keep_call_order(tmp_path):
 def test_failed_calls_read_back_as_none(tmp_path, storage):
     with pytest.raises(ParallelComputationError):
         run(fail_on_3, [1, 2, 3, 4], out=tmp_path / "o", storage=storage)
-    values = load(tmp_path / "o")
-    assert values[2] is None
+    with pytest.warns(MissingResultsWarning, match=r"1 of 4 calls have no result .*: call 2\."):
+        values, missing = load(tmp_path / "o", return_missing=True)
+    assert values[2] is None and missing == [2]
     assert [int(np.ravel(v)[0]) for i, v in enumerate(values) if i != 2] == [2, 4, 8]
 
 

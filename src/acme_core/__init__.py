@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ArgumentMismatchError,
+    ManifestError,
     ParallelComputationError,
     PluginError,
+    ResultShapeError,
+    RunLockedError,
     UnknownKeywordError,
     UnpicklableError,
 )
@@ -52,9 +55,12 @@ __all__ = [
     "AutoClaim",
     "ExecutorSpec",
     "MainGuardError",
+    "ManifestError",
     "ParallelComputationError",
     "ParallelMap",
     "PluginError",
+    "ResultShapeError",
+    "RunLockedError",
     "StorageSpec",
     "UnknownKeywordError",
     "UnpicklableError",

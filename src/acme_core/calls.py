@@ -30,6 +30,11 @@ class ResultWriter(Protocol):
     def write(self, index: int, value: Any) -> Any:  # pragma: no cover - protocol
         """Store ``value`` of call ``index``; return a small receipt or the value itself."""
 
+    # Optional: ``end_batch(indices) -> dict[int, BaseException]``, called once after the
+    # last call of a batch, before its outcome leaves the worker: make the batch's results
+    # durable and return the calls whose results could not be stored (they fail as
+    # ``storage``). See ``CallProgram.end_batch``.
+
 
 @dataclass(slots=True)
 class Failure:
@@ -211,6 +216,20 @@ class CallProgram:
             return None, _failure(index, STORAGE, exc, where, attempt)
 
 
+    def end_batch(self, indices: tuple[int, ...], values: list[Any],
+                  failures: dict[int, Failure], where: str = "", attempt: int = 1) -> None:
+        """Let the writer make the batch's results durable (writers that buffer or seal a
+        file per batch have ``end_batch``); calls it could not store fail as ``storage``."""
+        end = getattr(self.writer, "end_batch", None)
+        if end is None:
+            return
+        lost = end(indices)
+        for k, index in enumerate(indices):
+            if index in lost and index not in failures:
+                values[k] = None
+                failures[index] = _failure(index, STORAGE, lost[index], where, attempt)
+
+
 def _failure(index: int, kind: str, exc: BaseException, where: str, attempt: int) -> Failure:
     tb = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
     text = "".join(traceback.format_exception(type(exc), exc, tb))
@@ -305,4 +324,5 @@ def run_batch(ref: ProgramRef, batch: CallBatch) -> BatchOutcome:
         values.append(value)
         if failure is not None:
             failures[index] = failure
+    program.end_batch(batch.indices, values, failures, where, attempt)
     return BatchOutcome(batch.indices, values, durations, failures, where, attempt)

@@ -31,22 +31,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .calls import Failure
+from .errors import ManifestError
 
 NAME = "acme_manifest.jsonl"
 DONE, FAILED = "done", "failed"
 #: Version of the manifest format written here.
 FORMAT = 2
-
-
-class ManifestError(ValueError):
-    """A run's manifest or marker file is damaged: its results cannot be trusted.
-
-    Examples
-    --------
-    >>> from acme_core.manifest import ManifestError
-    >>> issubclass(ManifestError, ValueError)
-    True
-    """
 
 
 def path_in(output_dir: str) -> str:

@@ -22,8 +22,8 @@ import time
 import uuid
 from typing import Any
 
+from .errors import ManifestError, RunLockedError
 from .manifest import NAME as MANIFEST
-from .manifest import ManifestError
 
 log = logging.getLogger("acme_core")
 
@@ -120,17 +120,6 @@ def create(path: str, marker: dict) -> None:
 
 
 # ---------------------------------------------------------------------------- the run lock
-class RunLockedError(RuntimeError):
-    """Another process is running in this output directory.
-
-    Examples
-    --------
-    >>> from acme_core.output_dir import RunLockedError
-    >>> issubclass(RunLockedError, RuntimeError)
-    True
-    """
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -153,6 +142,13 @@ def lock_owner(path: str) -> dict[str, Any] | None:
     if owner.get("host") == socket.gethostname() and not _alive(int(owner.get("pid", -1))):
         return None
     return owner
+
+
+def refuse_if_locked(path: str) -> None:
+    """Raise :class:`RunLockedError` when a live run holds the lock of ``path``."""
+    owner = lock_owner(path) if os.path.isdir(path) else None
+    if owner is not None:
+        raise RunLockedError(_locked_message(os.path.join(path, LOCK), owner))
 
 
 class RunLock:

@@ -15,12 +15,14 @@ from typing import Any
 from . import manifest, plugins
 from . import output_dir as outdir
 from . import rerun as rerun_policy
+from .acme_attributes import AcmeAttributes, ArgumentLists, Daemon
 from .arguments import CallPlan, build_call_plan
 from .callkeys import ArgumentKeys
 from .calls import CallBatch, CallOutcome, CallProgram, worker_name
 from .codeversion import code_version
 from .display import dashboard_link, run_summary_html
 from .dryrun import dry_run
+from .early_log import collected
 from .errors import ParallelComputationError, ResultShapeError
 from .executor import ExecutorSettings, RunContext
 from .failures import FailureTable
@@ -44,7 +46,7 @@ log = logging.getLogger("acme_core")
 RESERVED = ("backend", "storage", "backend_options", "retries")
 
 
-class ParallelMap:
+class ParallelMap(AcmeAttributes):
     """Call ``func`` concurrently over many inputs and store every result.
 
     Arguments are distributed as ACME does: lists, tuples, ranges and 1-D arrays whose
@@ -102,7 +104,7 @@ class ParallelMap:
         None: a log file beside on-disk results; True/False force it on/off; str: this file.
     cleanup_threshold_days : int, default None
         Before a run with ``output_dir=None``, delete our ``ACME_*`` runs in the current
-        directory older than this many days.
+        directory not modified for this many days (never one that is running).
     backend : str, default "auto"
         Executor name (``python -m acme_core plugins`` lists them); "auto" lets installed
         plugins claim the run (a running dask client, an HPC site) and falls back to the
@@ -140,6 +142,7 @@ class ParallelMap:
     #: ACME's size threshold (MB) of the large-argument warning.
     _maxArgSize: float = 1024
 
+    @collected(lambda: _logger_names())   # construction warnings reach the log file too
     def __init__(self, func: Any, *args: Any, n_inputs: int | str = "auto",
                  write_worker_results: bool = True, output_dir: str | None = None,
                  result_shape: Sequence[Any] | None = None, result_dtype: str = "float",
@@ -166,6 +169,8 @@ class ParallelMap:
         self._progress = None if progress is None else check_flag("progress", progress)
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
+        self._acme = ArgumentLists(plan)
+        self._daemon: Daemon | None = None
         self.backend, executor_spec = _choose_backend(s)
         if IMPORTS_MAIN in executor_spec.capabilities:
             check_main_guard(self.backend)
@@ -183,17 +188,8 @@ class ParallelMap:
             result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id))
         self._executor = executor_spec.factory(executor_settings)
         self._run_id = uuid.uuid4().hex
-        slots, constants = plan.layout()
-        inline = not executor_spec.needs_pickle or _small(plan)
-        self._program = CallProgram(
-            self._run_id, plan.func, slots, constants, self._storage.writer(),
-            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None)
-        self._program_bytes: bytes | None = None
-        self._call_blobs: list[bytes] | None = None
-        if executor_spec.needs_pickle:
-            self._program_bytes = pickle_program(self._program, plan, self.backend)
-            if not inline:
-                self._call_blobs = pickle_calls(plan, self.backend)
+        self._needs_pickle = executor_spec.needs_pickle
+        self._prepare_program()
         if self.output_dir is not None and manifest.exists(self.output_dir):
             _check_same_run(self.output_dir, self._manifest_header())
         path = _log_path(s.logfile, self.output_dir, outdir.safe_name(plan.func_name))
@@ -210,8 +206,27 @@ class ParallelMap:
             log.info("Dry-run aborted by the user: nothing was started.")
             self._aborted = True
             self._log_file = None
+        if self._log_file is not None:   # what the construction logged goes into the file too
+            self._log_file.keep(self._early_log.take())
+        self._early_log.close()
 
     # ------------------------------------------------------------------ set-up
+    def _prepare_program(self) -> None:
+        """The call program of the current plan, pickled (proven picklable) when the
+        backend needs it."""
+        plan = self._plan
+        slots, constants = plan.layout()
+        inline = not self._needs_pickle or _small(plan)
+        self._program = CallProgram(
+            self._run_id, plan.func, slots, constants, self._storage.writer(),
+            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None)
+        self._program_bytes: bytes | None = None
+        self._call_blobs: list[bytes] | None = None
+        if self._needs_pickle:
+            self._program_bytes = pickle_program(self._program, plan, self.backend)
+            if not inline:
+                self._call_blobs = pickle_calls(plan, self.backend)
+
     def _output_path(self, spec: StorageSpec) -> str | None:
         s = self._settings
         if not spec.on_disk:
@@ -237,9 +252,7 @@ class ParallelMap:
         out, s, plan = self.output_dir, self._settings, self._plan
         if out is None:
             return None
-        if os.path.isdir(out) and (owner := outdir.lock_owner(out)) is not None:
-            raise outdir.RunLockedError(outdir._locked_message(os.path.join(out, outdir.LOCK),
-                                                              owner))
+        outdir.refuse_if_locked(out)  # before the checks below misread a run being made
         if not manifest.exists(out):
             outdir.check_available(out)
             if s.output_dir is None and s.cleanup_threshold_days is not None:
@@ -328,6 +341,9 @@ class ParallelMap:
         check_flag("debug", debug)
         if self._aborted:
             return None
+        if self._acme.changed():   # argv/kwargv rewritten since the constructor
+            self._plan = self._acme.rebuild(self._plan)
+            self._prepare_program()
         with contextlib.ExitStack() as stack:
             todo = self._begin(stack, debug)
             return self._debug_run(todo) if debug else self._parallel_run(todo)
@@ -360,6 +376,9 @@ class ParallelMap:
         """
         if self._aborted:
             return
+        if self._acme.changed():   # argv/kwargv rewritten since the constructor
+            self._plan = self._acme.rebuild(self._plan)
+            self._prepare_program()
         with contextlib.ExitStack() as stack:
             steps = self._run_steps(self._begin(stack, False))
             try:
@@ -434,10 +453,9 @@ class ParallelMap:
         """The parallel run as a generator of finished outcomes; returns compute()'s value."""
         plan = self._plan
         pm = plugins.get_plugin_manager()
-        info = RunInfo(self._run_id, plan.func_name, plan.n_inputs, self.backend, self.storage,
-                       self.output_dir)
-        self._executor.start(RunContext(info, self._program, self._program_bytes,
-                                        plan.n_inputs, self.output_dir, tuple(sys.path)))
+        context = self._run_context()
+        info = context.info
+        self._executor.start(context)
         self._dashboard = dashboard_link(self._executor)
         log.info(f"Preparing {len(todo)} parallel calls of `{plan.func_name}` using "
                  f"{self._executor.n_workers} workers")
@@ -484,6 +502,13 @@ class ParallelMap:
                               summary.interrupted, stopped)
             self._session = None
 
+    def _run_context(self) -> RunContext:
+        plan = self._plan
+        info = RunInfo(self._run_id, plan.func_name, plan.n_inputs, self.backend, self.storage,
+                       self.output_dir)
+        return RunContext(info, self._program, self._program_bytes, plan.n_inputs,
+                          self.output_dir, tuple(sys.path))
+
     def _progress_bar(self, total: int) -> ProgressBar | None:
         if not progress_wanted(self._progress, self._settings.verbose):
             return None
@@ -502,37 +527,40 @@ class ParallelMap:
 
     def _finish(self, summary: RunSummary, n_ran: int, workers: Any, stopped: str = "") -> Any:
         plan = self._plan
+        self.failures = FailureTable([(f, plan.describe_call(f.index))
+                                      for f in summary.failures], func=plan.func)
         try:
             result = self._storage.finish()
         finally:
             if self._manifest is not None:
                 self._manifest.flush()
-            self.failures = FailureTable([(f, plan.describe_call(f.index))
-                                          for f in summary.failures], func=plan.func)
-            self._summary = summary
-            self._end_session(summary, n_ran, summary.elapsed, workers, stopped)
+        self._summary = summary
         where = self.results_container or self.output_dir
-        if stopped:
-            log.warning(f"Stopped early: {summary.n_done} of {n_ran} calls finished"
-                        + (f"; create the same ParallelMap with output_dir={self.output_dir!r} "
-                           "to run the others." if self.output_dir else "."))
-            return None
-        if summary.interrupted:
-            resume = (f" To finish the run, create the same ParallelMap with "
-                      f"output_dir={self.output_dir!r} and call compute() again: only the "
-                      f"missing calls run." if self.output_dir else "")
-            log.error(f"Interrupted: {summary.n_done} of {n_ran} calls finished"
-                      + (f"; their results are in {where}." if where else ".") + resume)
-            raise KeyboardInterrupt
-        if self.failures:
-            message = _failure_message(self.failures, n_ran, where, self.output_dir)
-            log_failure_summary(message)
-            raise ParallelComputationError(message, self.failures)
-        if where is not None:
-            log.info(f"SUCCESS! Results have been saved to {where}")
-        else:
-            log.info("Finished parallel computation")
-        return result
+        try:  # the session's figures are the log's last line, whatever the outcome
+            if stopped:
+                log.warning(f"Stopped early: {summary.n_done} of {n_ran} calls finished"
+                            + (f"; create the same ParallelMap with output_dir="
+                               f"{self.output_dir!r} to run the others." if self.output_dir
+                               else "."))
+                return None
+            if summary.interrupted:
+                resume = (f" To finish the run, create the same ParallelMap with "
+                          f"output_dir={self.output_dir!r} and call compute() again: only the "
+                          f"missing calls run." if self.output_dir else "")
+                log.error(f"Interrupted: {summary.n_done} of {n_ran} calls finished"
+                          + (f"; their results are in {where}." if where else ".") + resume)
+                raise KeyboardInterrupt
+            if self.failures:
+                message = _failure_message(self.failures, n_ran, where, self.output_dir)
+                log_failure_summary(message)
+                raise ParallelComputationError(message, self.failures)
+            if where is not None:
+                log.info(f"SUCCESS! Results have been saved to {where}")
+            else:
+                log.info("Finished parallel computation")
+            return result
+        finally:
+            self._end_session(summary, n_ran, summary.elapsed, workers, stopped)
 
     # ------------------------------------------------------------------ life cycle
     def cleanup(self) -> None:
@@ -636,8 +664,15 @@ def _check_backend_settings(name: str, spec: ExecutorSpec, s: Settings) -> None:
             f"{', '.join(repr(k) for k in unknown)}; accepted: {accepted}.")
     for param in BACKEND_PARAMETERS:
         value = getattr(s, param)
-        if param not in spec.parameters and value != BACKEND_DEFAULTS[param]:
+        if (param not in spec.parameters and value != BACKEND_DEFAULTS[param]
+                and ONLY_DISABLES.get(param, _NOTHING) != value):
             log.warning(f"`{param}={value!r}` has no effect on backend {name!r} and is ignored.")
+
+
+#: Values that only turn off something a backend without the parameter cannot do anyway
+#: (SyNCoPy passes setup_interactive=False everywhere): no "has no effect" warning.
+ONLY_DISABLES: dict[str, Any] = {"setup_interactive": False}
+_NOTHING = object()
 
 
 def _log_path(logfile: bool | str | None, output_dir: str | None, func_name: str) -> str | None:
@@ -674,6 +709,8 @@ def _check_same_run(output_dir: str, header: dict[str, Any]) -> None:
     results cannot be matched call by call (changed arguments or code are handled per
     call, see :mod:`acme_core.rerun`)."""
     old = manifest.read(output_dir).header
+    if os.path.exists(os.path.join(output_dir, outdir.MARKER)):
+        outdir.read_marker(output_dir)  # a damaged marker: a clear error now, not in load()
     for key, what in (("func", "function name"), ("n_inputs", "number of calls"),
                       ("storage", "storage")):
         if old.get(key) != header[key]:

@@ -9,6 +9,7 @@ A storage's life in one run::
     storage.collect(outcome)           # parent: once per finished call, as results stream in
     storage.flush()                    # parent, optional: make what was collected durable
     storage.finish()                   # parent: compute()'s return value
+    storage.damaged(done)              # parent, on resume: which recorded results are gone
 
 A result travels once: a storage that writes where the call ran returns a small receipt
 (a path); one that needs the value in the parent returns the value itself.
@@ -17,6 +18,7 @@ A result travels once: a storage that writes where the call ran returns a small 
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,6 +92,22 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def finish(self) -> Any:
         """Complete the storage after the last call; return what ``compute()`` returns."""
+
+    def damaged(self, indices: Iterable[int]) -> set[int]:
+        """Of ``indices`` (calls the manifest records as done), those whose stored result
+        is missing or unreadable, found by a cheap check (a file exists and opens, a
+        pickle is whole), not by reading every result. A resumed run re-runs them.
+
+        The default (storages that keep nothing on disk) returns an empty set.
+
+        Examples
+        --------
+        >>> from acme_core.storage.base import StorageSettings
+        >>> from acme_core.storage.memory import MemoryStorage
+        >>> MemoryStorage(StorageSettings(func_name="f", n_calls=4)).damaged([0, 1])
+        set()
+        """
+        return set()
 
 
 class Discard:

@@ -11,57 +11,33 @@ then renamed: a payload file is complete or absent, never half-written. With
 ``result_shape`` the container holds a virtual dataset ``result_0`` over every call's
 ``result_0`` (further return values as links ``comp_<i>/result_<k>``). A value HDF5 cannot
 hold (None, a dict, an object) is pickled instead (ACME's emergency pickling, named from
-the call index: ACME's ``rstrip(".h5")`` made call 15 overwrite call 1); then the container
-is removed and every result file moves up into ``<output_dir>``. ``np.inf`` in
-``result_shape`` makes the virtual dataset's mappings unlimited along that axis: its extent
-is the longest call's and shorter calls read zero-padded (ACME §6.6).
+the call index: ACME's ``rstrip(".h5")`` made call 15 overwrite call 1), also with
+``result_shape`` (as ACME); then the container is removed and every result file moves up
+into ``<output_dir>``. The virtual dataset reads NaN for a call without a file
+(floating-point dtypes; see ``acme_core.storage.virtual``). ``np.inf`` in ``result_shape``
+makes its mappings unlimited along that axis while calls run; when the run finishes the
+container is rebuilt from the calls' shapes: its extent is the longest call's and shorter
+calls read zero-padded (ACME §6.6).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import pickle
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from ..calls import CallOutcome
+from .atomic import atomic_write, remove, remove_temporaries
 from .base import Storage, StorageSettings
-from .stacking import Stacking
-from .values import as_array, cannot_store, to_arrays
+from .stacking import Stacking, arrays_of
+from .values import cannot_store
+from .virtual import create_stacked, layout_of_files, layout_of_known
 
 log = logging.getLogger("acme_core")
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(path)
-
-
-def atomic_write(final: str, write: Any) -> None:
-    """Call ``write(tmp_path)``, then rename ``tmp_path`` to ``final`` (same folder), so
-    ``final`` is complete or absent (a failed write leaves nothing behind).
-
-    Examples
-    --------
-    >>> from acme_core.storage.hdf5_files import atomic_write
-    >>> atomic_write(str(tmp_path / "x.txt"), lambda tmp: open(tmp, "w").write("ok"))
-    >>> (tmp_path / "x.txt").read_text()
-    'ok'
-    """
-    folder, name = os.path.split(final)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, final)
-    except BaseException:
-        _remove(tmp)
-        raise
 
 
 @dataclass
@@ -86,9 +62,9 @@ class HDF5FileWriter:
 
         final = os.path.join(self.payload_dir, f"{self.func_name}_{index}.h5")
         try:
-            datasets = self._datasets(index, value)
+            datasets = arrays_of(value, self.stacking, index)
         except TypeError as exc:
-            if not cannot_store(exc) or self.stacking is not None:
+            if not cannot_store(exc):
                 raise
             return self._pickle(index, value, exc)
 
@@ -99,14 +75,6 @@ class HDF5FileWriter:
 
         atomic_write(final, write_h5)
         return final
-
-    def _datasets(self, index: int, value: Any) -> list[tuple[str, np.ndarray]]:
-        if self.stacking is None:
-            return to_arrays(value)
-        items = list(value) if isinstance(value, tuple) else [value]
-        first = self.stacking.first(items[0], index)
-        return [("result_0", first)] + [(f"result_{k}", as_array(v))
-                                        for k, v in enumerate(items[1:], 1)]
 
     def _pickle(self, index: int, value: Any, exc: BaseException) -> str:
         # ACME's emergency pickling, named from the index (ACME's ``rstrip(".h5")`` turned
@@ -153,63 +121,59 @@ class HDF5FileStorage(Storage):
 
     def prepare(self) -> None:
         os.makedirs(self.payload_dir, exist_ok=self.settings.resume)
+        remove_temporaries(self.payload_dir, f"{self.settings.func_name}_*")
         if self.settings.resume and os.path.isfile(self.results_container):
             return
-        atomic_write(self.results_container, lambda tmp: self._write_container(tmp, ()))
+        atomic_write(self.results_container, lambda tmp: self._write_container(tmp, {}))
 
     def _payload(self, index: int) -> str:
         """A call's file name relative to the container (links are relative, as ACME's)."""
         name = self.settings.func_name
         return f"{name}_payload/{name}_{index}.h5"
 
-    def _write_container(self, path: str, extra: Sequence[tuple[int, str]]) -> None:
+    def _write_container(self, path: str, done: dict[int, dict[str, tuple[int, ...]]]) -> None:
         """The container: links ``comp_<i>`` to every call's file, or (stacking) a virtual
-        dataset ``result_0`` plus links ``comp_<i>/result_<k>`` for further return values."""
-        import h5py
-
-        with h5py.File(path, "w") as h5:
-            if self.stacking is None:
-                for i in range(self.settings.n_calls):
-                    h5[f"comp_{i}"] = h5py.ExternalLink(self._payload(i), "/")
-                return
-            h5.create_virtual_dataset("result_0", self._layout(), fillvalue=0)
-            for i, key in extra:
-                h5[f"comp_{i}/{key}"] = h5py.ExternalLink(self._payload(i), key)
-
-    def _layout(self) -> Any:
-        """Slice ``i`` of the calls' axis maps to call ``i``'s ``result_0``; along an
-        unlimited (``np.inf``) axis the mapping is unlimited too, so the dataset's extent
-        is the longest call's and shorter ones read zero-padded (ACME §6.6)."""
+        dataset ``result_0`` plus links ``comp_<i>/result_<k>`` for further return values.
+        ``done``: call index -> its datasets' shapes (empty before any call ran)."""
         import h5py
 
         st, n = self.stacking, self.settings.n_calls
-        assert st is not None
-        if st.unlimited is None:
-            source_shape: tuple[int, ...] = tuple(int(v) for v in st.per_call if v is not None)
-            layout = h5py.VirtualLayout(shape=st.full_shape(n), dtype=np.dtype(st.dtype))
-            for i in range(n):
-                layout[st.slot(i)] = h5py.VirtualSource(self._payload(i), "result_0",
-                                                        shape=source_shape)
-            return layout
-        unlimited = slice(0, h5py.h5s.UNLIMITED)
-        source_shape = tuple(1 if v is None else v for v in st.per_call)
-        source_max = tuple(st.per_call)
-        whole = tuple(unlimited if v is None else slice(None) for v in st.per_call)
-        layout = h5py.VirtualLayout(shape=st.full_shape(n, 1), dtype=np.dtype(st.dtype),
-                                    maxshape=st.max_shape(n))
-        for i in range(n):
-            source = h5py.VirtualSource(self._payload(i), "result_0", shape=source_shape,
-                                        maxshape=source_max)
-            target = list(whole)
-            target.insert(st.axis, i)
-            layout[tuple(target)] = source[whole]
-        return layout
+        with h5py.File(path, "w") as h5:
+            if st is None:
+                for i in range(n):
+                    h5[f"comp_{i}"] = h5py.ExternalLink(self._payload(i), "/")
+                return
+            if st.unlimited is None or not done:
+                create_stacked(h5, st, layout_of_files(st, n, self._payload))
+            else:  # shapes known: the extent is the longest call's, padding reads 0
+                sources = {i: (self._payload(i), "result_0", shapes["result_0"])
+                           for i, shapes in done.items()}
+                create_stacked(h5, st, layout_of_known(st, n, sources),
+                               {i: shapes["result_0"] for i, shapes in done.items()})
+            for i, shapes in sorted(done.items()):
+                for key in sorted(shapes, key=lambda k: int(k[7:]))[1:]:
+                    h5[f"comp_{i}/{key}"] = h5py.ExternalLink(self._payload(i), key)
 
     def writer(self) -> HDF5FileWriter:
         return HDF5FileWriter(self.payload_dir, self.settings.func_name, self.stacking)
 
     def collect(self, outcome: CallOutcome) -> None:
         self._receipts[outcome.index] = outcome.value
+
+    def damaged(self, indices: Iterable[int]) -> set[int]:
+        """Calls of ``indices`` whose file is missing or does not open (truncated).
+
+        Examples
+        --------
+        >>> from acme_core.storage.base import StorageSettings
+        >>> from acme_core.storage.hdf5_files import HDF5FileStorage
+        >>> storage = HDF5FileStorage(StorageSettings("f", 3, str(tmp_path / "o")))
+        >>> storage.prepare()
+        >>> _ = storage.writer().write(1, 7.0)
+        >>> sorted(storage.damaged([0, 1, 2]))
+        [0, 2]
+        """
+        return {i for i in indices if not _complete(self._find(i))}
 
     def finish(self) -> list[str]:
         paths = [self._find(i) for i in range(self.settings.n_calls)]
@@ -221,7 +185,7 @@ class HDF5FileStorage(Storage):
                         f"likely not suitable for storage in HDF5 containers.")
             return self._move_up(paths)
         if self.stacking is not None:
-            self._link_extra_returns(paths)
+            self._rebuild_container(paths)
         return paths
 
     def _find(self, index: int) -> str:
@@ -239,26 +203,35 @@ class HDF5FileStorage(Storage):
                 return candidate
         return expected
 
-    def _link_extra_returns(self, paths: list[str]) -> None:
+    def _rebuild_container(self, paths: list[str]) -> None:
         """Further return values (``result_1``...) as links ``comp_<i>/result_<k>`` (ACME
-        detects them from the first call's file); the container is rewritten atomically."""
+        detects them from the first call's file), and along an unlimited axis the calls'
+        own shapes; the container is rewritten atomically."""
         import h5py
 
         done = [(i, p) for i, p in enumerate(paths) if os.path.exists(p)]
         if not done:
             return
-        with h5py.File(done[0][1], "r") as first:
-            keys = sorted((k for k in first if k != "result_0"), key=lambda k: int(k[7:]))
-        if keys:
-            extra = [(i, key) for i, _ in done for key in keys]
-            atomic_write(self.results_container, lambda tmp: self._write_container(tmp, extra))
+        assert self.stacking is not None
+        shapes: dict[int, dict[str, tuple[int, ...]]] = {}
+        if self.stacking.unlimited is not None:
+            for i, path in done:
+                with h5py.File(path, "r") as h5:
+                    shapes[i] = {k: h5[k].shape for k in h5}
+        else:
+            with h5py.File(done[0][1], "r") as first:
+                keys = {k: first[k].shape for k in first}
+            if len(keys) == 1:
+                return
+            shapes = dict.fromkeys((i for i, _ in done), keys)
+        atomic_write(self.results_container, lambda tmp: self._write_container(tmp, shapes))
 
     def _move_up(self, paths: list[str]) -> list[str]:
         """ACME's emergency-pickling layout: no container, every file in ``output_dir``."""
         log.warning(f"Results container {self.results_container} has been removed as it would "
                     f"comprise invalid file-links; every result file is now in "
                     f"{self.settings.output_dir}.")
-        _remove(self.results_container)
+        remove(self.results_container)
         self.results_container = None
         moved = []
         for path in paths:
@@ -268,3 +241,19 @@ class HDF5FileStorage(Storage):
             moved.append(target)
         shutil.rmtree(self.payload_dir, ignore_errors=True)
         return moved
+
+
+def _complete(path: str) -> bool:
+    """True when ``path`` holds a complete result: a pickle whose ending is intact, or an
+    HDF5 file that opens (HDF5 refuses a file shorter than the end it recorded)."""
+    if path.endswith(".pickle"):
+        from .pickle_files import pickle_complete
+
+        return pickle_complete(path)
+    import h5py
+
+    try:
+        with h5py.File(path, "r", locking=False) as h5:
+            return "result_0" in h5
+    except (OSError, ValueError):
+        return False

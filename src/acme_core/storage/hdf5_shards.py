@@ -1,105 +1,56 @@
-"""``storage="hdf5-shards"``: each worker process appends to its own file; O(workers) files.
+"""``storage="hdf5-shards"``: O(workers) result files for 10^5 calls, crash-safe.
 
 ::
 
     <output_dir>/
-      <func>.h5                               container, built at the end: comp_<i> ->
-                                              ExternalLink("<func>_payload/<shard>", "/comp_<i>")
-                                              (with result_shape: a virtual dataset result_0,
-                                              further return values as comp_<i>/result_<k>)
-      <func>_payload/<func>_shard_<host>_<pid>.h5   one per worker process: groups comp_<i>
+      <func>.h5                                    container, built at the end: comp_<i> ->
+                                                   ExternalLink("<func>_payload/<shard>", "/comp_<i>")
+                                                   (with result_shape: a virtual dataset result_0,
+                                                   further return values as comp_<i>/result_<k>)
+      <func>_payload/<func>_shard_<host>_<pid>.h5  one per worker process: groups comp_<i>
+      <func>_payload/<func>_segment_<...>.h5       during a run: one per batch (``segments``)
 
 Readers see ACME's ``comp_<i>/result_<k>`` view, but 10^5 calls make a handful of files
-instead of 10^5 (inode quotas on HPC file systems). A worker flushes its shard after every
-batch of writes (when the batch's receipts are pickled to go back to the parent, and at least every
-``FLUSH_SECONDS``), so what the parent was told about reads back after a crash; shards are
-opened without HDF5 file locking (one writer per shard by construction, readers can look in while
-workers are idle). The parent never opens a shard while the run goes on: each write's
-receipt says where the call went and what shapes it wrote, and ``finish`` builds the
-container from those receipts in one atomic write. ``acme_core.load(output_dir)`` reads
-the shards themselves, so a run whose parent was killed before the container was built
-still reads back. Values HDF5 cannot hold fail the call (no pickle fallback).
+instead of 10^5 (inode quotas on HPC file systems).
+
+Crash safety: a worker never keeps a visible file open (an HDF5 file open for writing can
+be destroyed by a crash). It writes each batch into a new segment under a temporary name
+and closes, fsyncs and renames it before the batch's outcome leaves the worker, so every
+call the parent was told about is in a complete file, whatever is killed when. When the
+run finishes, the parent copies the segments of each worker process into one shard (a new
+file, written and renamed the same way), builds the container, then deletes the segments:
+a crash at any step leaves either the segments or the shards complete, and
+``acme_core.load(output_dir)`` and a resumed run read whichever is there. While a run
+goes on there is one segment per batch; batches hold at least about 0.2 s of work when
+calls are short, so a worker makes at most a few segments a second, and long calls (one per
+batch) make one file per call until the run finishes, as ``storage="hdf5"`` does. Values
+HDF5 cannot hold fail the call (no pickle fallback).
 """
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
-import socket
-import threading
-import time
-import weakref
-from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from collections import defaultdict
+from collections.abc import Iterable
 
 from ..calls import CallOutcome
+from .atomic import atomic_write, remove, remove_temporaries
 from .base import Storage, StorageSettings
-from .hdf5_files import atomic_write
-from .hdf5_single import convert
+from .segments import Receipt, SegmentWriter, result_files, scan, segment_files
 from .stacking import Stacking
+from .virtual import create_stacked, layout_of_known
 
 log = logging.getLogger("acme_core")
 
-#: Flush a shard at least this often (seconds) while calls keep coming.
-FLUSH_SECONDS = 0.5
+#: The worker-side writer of this storage (one segment per batch).
+ShardWriter = SegmentWriter
 
-#: Writers with an open shard in this process.
-_open_writers: weakref.WeakSet[ShardWriter] = weakref.WeakSet()
-
-
-def flush_open_shards() -> None:
-    """Flush every shard this process has unflushed writes in (cheap when there are none).
-
-    Examples
-    --------
-    >>> from acme_core.storage.hdf5_shards import flush_open_shards
-    >>> flush_open_shards()
-    """
-    for writer in list(_open_writers):
-        writer.flush()
-
-
-class Receipt(tuple):
-    """What a shard write sends back: ``(shard file name, dataset names, shape of
-    result_0)``.
-
-    Pickling a receipt, which is how a batch's outcomes leave a worker process, first
-    flushes this process's shards: every batch of writes is flushed once, before the parent
-    learns about it, instead of once per call.
-
-    Examples
-    --------
-    >>> import pickle
-    >>> from acme_core.storage.hdf5_shards import Receipt
-    >>> pickle.loads(pickle.dumps(Receipt(("f_shard_h_1.h5", ("result_0",), (1,)))))
-    ('f_shard_h_1.h5', ('result_0',), (1,))
-    """
-
-    __slots__ = ()
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        flush_open_shards()
-        return (Receipt, (tuple(self),))
-
-
-def shard_name(func_name: str) -> str:
-    """This process's shard file name: ``<func>_shard_<host>_<pid>.h5``.
-
-    Examples
-    --------
-    >>> from acme_core.storage.hdf5_shards import shard_name
-    >>> shard_name("f").startswith("f_shard_")
-    True
-    """
-    host = socket.gethostname().replace(os.sep, "_") or "host"
-    return f"{func_name}_shard_{host}_{os.getpid()}.h5"
+__all__ = ["HDF5ShardStorage", "Receipt", "ShardWriter", "compact", "shard_files"]
 
 
 def shard_files(payload_dir: str, func_name: str) -> list[str]:
-    """Every shard file in ``payload_dir``, sorted.
+    """Every finished shard and segment in ``payload_dir``, oldest first.
 
     Examples
     --------
@@ -107,129 +58,79 @@ def shard_files(payload_dir: str, func_name: str) -> list[str]:
     >>> shard_files(str(tmp_path), "f")
     []
     """
-    return sorted(glob.glob(os.path.join(glob.escape(payload_dir), f"{func_name}_shard_*.h5")))
+    return result_files(payload_dir, func_name)
 
 
-def scan_shards(payload_dir: str, func_name: str) -> dict[int, tuple[str, Receipt]]:
-    """Call index -> (shard path, receipt) for every call stored in a shard (a call found
-    twice, e.g. re-run after its worker died, keeps the most recently written shard).
+def _process_of(func_name: str, segment: str) -> str:
+    """``<host>_<pid>`` of a segment ``<func>_segment_<host>_<pid>_<token>_<seq>.h5``."""
+    stem = os.path.basename(segment)[len(func_name) + len("_segment_"):-len(".h5")]
+    return stem.rsplit("_", 2)[0]
+
+
+def compact(payload_dir: str, func_name: str, n_calls: int | None = None) -> list[str]:
+    """Copy the segments in ``payload_dir`` into one shard per worker process (each a new
+    file, complete or absent), then delete them; returns the shards written.
+
+    A call stored in several segments keeps its most recent version.
 
     Examples
     --------
-    >>> from acme_core.storage.hdf5_shards import scan_shards
-    >>> scan_shards(str(tmp_path), "f")
-    {}
+    >>> from acme_core.storage.hdf5_shards import compact, shard_files
+    >>> writer = ShardWriter(str(tmp_path), "f")
+    >>> for i in range(3):
+    ...     _ = writer.write(i, i)
+    ...     _ = writer.end_batch([i])
+    >>> len(shard_files(str(tmp_path), "f")), len(compact(str(tmp_path), "f"))
+    (3, 1)
+    >>> len(shard_files(str(tmp_path), "f"))
+    1
     """
+    segments = segment_files(payload_dir, func_name)
+    if not segments:
+        return []
+    winners = scan(segments, n_calls)
+    by_process: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for index, (path, _) in sorted(winners.items()):
+        by_process[_process_of(func_name, path)][path].append(index)
+    written = []
+    for process in sorted({_process_of(func_name, p) for p in segments}):
+        sources = by_process.get(process, {})
+        if sources:
+            target = _new_shard(payload_dir, func_name, process)
+            try:
+                atomic_write(target, lambda tmp, sources=sources: _copy_calls(tmp, sources))
+            except OSError as exc:  # e.g. a full disk: the segments stay, complete
+                log.warning(f"Could not compact the result segments of {process} ({exc}); "
+                            f"their results stay in the segment files.")
+                continue
+            written.append(target)
+        # a process's segments go once its shard holds their newest calls (peak disk use:
+        # one process's results twice, not the whole run's)
+        for path in segments:
+            if _process_of(func_name, path) == process:
+                remove(path)
+    return written
+
+
+def _new_shard(payload_dir: str, func_name: str, process: str) -> str:
+    path = os.path.join(payload_dir, f"{func_name}_shard_{process}.h5")
+    k = 1
+    while os.path.exists(path):
+        path = os.path.join(payload_dir, f"{func_name}_shard_{process}_{k}.h5")
+        k += 1
+    return path
+
+
+def _copy_calls(target: str, sources: dict[str, list[int]]) -> None:
     import h5py
 
-    found: dict[int, tuple[float, str, Receipt]] = {}
-    for path in shard_files(payload_dir, func_name):
-        try:
-            mtime = os.path.getmtime(path)
-            with h5py.File(path, "r", locking=False) as h5:
-                for key, group in h5.items():
-                    if not key.startswith("comp_") or "result_0" not in group:
-                        continue
-                    index = int(key[5:])
-                    names = tuple(sorted(group, key=lambda k: int(k[7:])))
-                    receipt = (os.path.basename(path), names, group["result_0"].shape)
-                    if index not in found or found[index][0] <= mtime:
-                        found[index] = (mtime, path, receipt)
-        except OSError as exc:
-            log.warning(f"Shard {path} cannot be read and is skipped: {exc}")
-    return {i: (path, receipt) for i, (_, path, receipt) in found.items()}
-
-
-@dataclass(eq=False)
-class ShardWriter:
-    """Worker side: append each call's datasets to this process's shard.
-
-    The open file is per process and never pickled; a writer that arrives in a new process
-    (or after a fork) opens that process's own shard on its first write.
-
-    Examples
-    --------
-    >>> from acme_core.storage.hdf5_shards import ShardWriter
-    >>> writer = ShardWriter(str(tmp_path), "f")
-    >>> shard, names, shape = writer.write(7, 18)
-    >>> names, shape
-    (('result_0',), (1,))
-    >>> writer.close()
-    """
-
-    payload_dir: str
-    func_name: str
-    stacking: Stacking | None = None
-    _h5: Any = field(default=None, repr=False, compare=False)
-    _pid: int = field(default=0, repr=False, compare=False)
-    _lock: Any = field(default_factory=threading.Lock, repr=False, compare=False)
-    _pending: int = field(default=0, repr=False, compare=False)
-    _last_flush: float = field(default=0.0, repr=False, compare=False)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"payload_dir": self.payload_dir, "func_name": self.func_name,
-                "stacking": self.stacking}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(**state)  # type: ignore[misc]
-
-    def _file(self) -> Any:
-        import h5py
-
-        if self._h5 is None or self._pid != os.getpid():
-            path = os.path.join(self.payload_dir, shard_name(self.func_name))
-            self._h5 = h5py.File(path, "a", locking=False)
-            self._pid = os.getpid()
-            self._pending = 0
-            self._last_flush = time.monotonic()
-            _open_writers.add(self)
-            # for readers of the bare shards (acme_core.load after a crash)
-            axis = -1 if self.stacking is None else self.stacking.axis
-            self._h5.attrs["acme_core_stacking_axis"] = axis
-        return self._h5
-
-    def write(self, index: int, value: Any) -> Receipt:
-        """Append call ``index`` as group ``comp_<index>``; return the receipt."""
-        datasets = convert(value, self.stacking, index, "hdf5-shards")
-        with self._lock:
-            h5 = self._file()
-            key = f"comp_{index}"
-            if key in h5:  # the call ran again here (retry, resumed run)
-                del h5[key]
-            group = h5.create_group(key)
-            try:
-                for name, data in datasets:
-                    group.create_dataset(name, data=data)
-            except BaseException:
-                del h5[key]
-                raise
-            finally:
-                self._pending += 1
-                if time.monotonic() - self._last_flush >= FLUSH_SECONDS:
-                    self._flush()
-            name = os.path.basename(h5.filename)
-        return Receipt((name, tuple(n for n, _ in datasets), datasets[0][1].shape))
-
-    def _flush(self) -> None:
-        if self._h5 is not None and self._pending and self._pid == os.getpid():
-            self._h5.flush()
-        self._pending = 0
-        self._last_flush = time.monotonic()
-
-    def flush(self) -> None:
-        """Flush this process's shard if it has unflushed writes."""
-        if self._pending:
-            with self._lock:
-                self._flush()
-
-    def close(self) -> None:
-        """Flush and close this process's shard (idempotent)."""
-        with self._lock:
-            if self._h5 is not None and self._pid == os.getpid():
-                self._h5.close()
-            self._h5 = None
-            self._pending = 0
-            _open_writers.discard(self)
+    with h5py.File(target, "w") as out:
+        for path, indices in sources.items():
+            with h5py.File(path, "r", locking=False) as src:
+                for key, value in src.attrs.items():
+                    out.attrs[key] = value
+                for index in indices:
+                    src.copy(src[f"comp_{index}"], out, name=f"comp_{index}")
 
 
 class HDF5ShardStorage(Storage):
@@ -259,81 +160,67 @@ class HDF5ShardStorage(Storage):
         self.stacking = Stacking.of(settings.result_shape, settings.result_dtype)
         self.payload_dir = os.path.join(settings.output_dir, f"{name}_payload")
         self.results_container = os.path.join(settings.output_dir, f"{name}.h5")
-        self._shards: list[str] = []          # shard file names, indexed by _where
-        self._shard_ids: dict[str, int] = {}
-        self._where = np.full(settings.n_calls, -1, dtype=np.int32)
-        self._names: dict[int, tuple[str, ...]] = {}     # only calls with extra returns
-        self._shapes: dict[int, tuple[int, ...]] = {}    # only with an unlimited axis
-        self._writer: ShardWriter | None = None
+        self._writer: SegmentWriter | None = None
 
     def prepare(self) -> None:
         os.makedirs(self.payload_dir, exist_ok=self.settings.resume)
-        if self.settings.resume:  # calls stored by the earlier run(s)
-            for index, (_, receipt) in scan_shards(self.payload_dir,
-                                                   self.settings.func_name).items():
-                if index < self.settings.n_calls:
-                    self._record(index, receipt)
+        remove_temporaries(self.payload_dir, f"{self.settings.func_name}_*.h5")
 
-    def writer(self) -> ShardWriter:
-        self._writer = ShardWriter(self.payload_dir, self.settings.func_name, self.stacking)
+    def writer(self) -> SegmentWriter:
+        self._writer = SegmentWriter(self.payload_dir, self.settings.func_name, self.stacking,
+                                     "hdf5-shards")
         return self._writer
 
     def collect(self, outcome: CallOutcome) -> None:
-        self._record(outcome.index, outcome.value)
+        """Nothing to do: the worker's segment holds the call (sealed before it reported)."""
 
-    def _record(self, index: int, receipt: Receipt) -> None:
-        shard, names, shape = receipt
-        sid = self._shard_ids.get(shard)
-        if sid is None:
-            sid = self._shard_ids[shard] = len(self._shards)
-            self._shards.append(shard)
-        self._where[index] = sid
-        if len(names) > 1:
-            self._names[index] = tuple(names)
-        if self.stacking is not None and self.stacking.unlimited is not None:
-            self._shapes[index] = tuple(shape)
+    def flush(self) -> None:
+        """Seal what this process wrote itself (threads backend, debug runs)."""
+        if self._writer is not None:
+            self._writer.close()
+
+    def damaged(self, indices: Iterable[int]) -> set[int]:
+        """Calls of ``indices`` that no readable shard or segment holds.
+
+        Examples
+        --------
+        >>> from acme_core.storage.base import StorageSettings
+        >>> from acme_core.storage.hdf5_shards import HDF5ShardStorage
+        >>> storage = HDF5ShardStorage(StorageSettings("f", 3, str(tmp_path / "o")))
+        >>> storage.prepare()
+        >>> _ = storage.writer().write(1, 7.0)
+        >>> storage.flush()
+        >>> sorted(storage.damaged([0, 1, 2]))
+        [0, 2]
+        """
+        found = scan(result_files(self.payload_dir, self.settings.func_name),
+                     self.settings.n_calls)
+        return {i for i in indices if i not in found}
 
     def finish(self) -> list[str]:
-        if self._writer is not None:  # in-process backends and debug runs wrote here
-            self._writer.close()
+        self.flush()
+        name, n = self.settings.func_name, self.settings.n_calls
+        compact(self.payload_dir, name, n)
+        stored = scan(result_files(self.payload_dir, name), n)
         assert self.results_container is not None
-        atomic_write(self.results_container, self._write_container)
+        atomic_write(self.results_container, lambda tmp: self._write_container(tmp, stored))
         return [self.results_container]
 
-    def _link(self, index: int) -> str:
-        return f"{self.settings.func_name}_payload/{self._shards[self._where[index]]}"
-
-    def _write_container(self, path: str) -> None:
+    def _write_container(self, path: str, stored: dict[int, tuple[str, Receipt]]) -> None:
         import h5py
 
-        done = np.flatnonzero(self._where >= 0).tolist()
+        prefix = f"{self.settings.func_name}_payload/"
         with h5py.File(path, "w") as h5:
-            if self.stacking is None:
-                for i in done:
-                    h5[f"comp_{i}"] = h5py.ExternalLink(self._link(i), f"/comp_{i}")
+            st = self.stacking
+            if st is None:
+                for i, (_, receipt) in sorted(stored.items()):
+                    h5[f"comp_{i}"] = h5py.ExternalLink(prefix + receipt.file, f"/comp_{i}")
                 return
-            h5.create_virtual_dataset("result_0", self._layout(done), fillvalue=0)
-            for i in done:
-                for key in self._names.get(i, ())[1:]:
-                    h5[f"comp_{i}/{key}"] = h5py.ExternalLink(self._link(i), f"/comp_{i}/{key}")
-
-    def _layout(self, done: list[int]) -> Any:
-        import h5py
-
-        st, n = self.stacking, self.settings.n_calls
-        assert st is not None
-        if st.unlimited is None:
-            shape = tuple(int(v) for v in st.per_call if v is not None)
-            layout = h5py.VirtualLayout(shape=st.full_shape(n), dtype=np.dtype(st.dtype))
-            for i in done:
-                layout[st.slot(i)] = h5py.VirtualSource(self._link(i), f"comp_{i}/result_0",
-                                                        shape=shape)
-            return layout
-        extent = max((s[st.unlimited] for s in self._shapes.values()), default=0)
-        layout = h5py.VirtualLayout(shape=st.full_shape(n, extent), dtype=np.dtype(st.dtype),
-                                    maxshape=st.max_shape(n))
-        for i in done:
-            shape = self._shapes[i]
-            layout[st.slot(i, shape)] = h5py.VirtualSource(self._link(i), f"comp_{i}/result_0",
-                                                           shape=shape)
-        return layout
+            sources = {i: (prefix + r.file, f"comp_{i}/result_0", r.shape)
+                       for i, (_, r) in stored.items()}
+            padded = ({i: r.shape for i, (_, r) in stored.items()}
+                      if st.unlimited is not None else None)
+            create_stacked(h5, st, layout_of_known(st, self.settings.n_calls, sources), padded)
+            for i, (_, r) in sorted(stored.items()):
+                for key in r.names[1:]:
+                    h5[f"comp_{i}/{key}"] = h5py.ExternalLink(prefix + r.file, f"/comp_{i}/{key}")

@@ -5,15 +5,22 @@
     <output_dir>/<func>.h5     comp_<i>/result_<k> real datasets (groups made up front, as ACME)
                                or, with result_shape, a real dataset result_0 (further return
                                values in comp_<i>/result_<k>)
+    <output_dir>/<func>_payload/<func>_segment_<...>.h5   only while a run goes on
 
-ACME had every worker open the file under a cluster-wide lock. Here the worker only turns
-its return value into arrays (so a value HDF5 cannot hold fails where it was produced) and
-sends them back; the parent process is the only writer and writes each result as it
-arrives, so nothing waits on a lock and the parent holds at most the results of the
-batches in flight. The file is flushed after every batch of writes (every
-``FLUSH_EVERY`` results, or within ``FLUSH_SECONDS`` of the last write, also when no further
-result comes) and closed in ``finish``: after a crash of the parent, what was flushed
-reads back with plain h5py. There is no emergency pickling here (ACME fails such calls).
+ACME had every worker open the one file under a cluster-wide lock, and an HDF5 file that is
+open for writing can be destroyed by a crash (a parent SIGKILLed while writing left
+``bad symbol table node signature`` and groups that could never be written again). Here
+no process keeps ``<func>.h5`` open for writing while calls run: workers write their
+batches into segment files that are complete before the parent hears of them (see
+``acme_core.storage.segments``), and when the run finishes the parent copies the existing
+``<func>.h5`` and every segment into a new file, which replaces ``<func>.h5`` atomically;
+then the segments are deleted. A crash at any moment leaves the last complete
+``<func>.h5`` and the segments: ``acme_core.load(output_dir)`` reads both, and a resumed
+run rebuilds the file (from scratch if the old one is unreadable), so no group is ever
+left unwritable. With ``result_shape`` the stacked ``result_0`` is NaN for calls without a
+result (floating-point dtypes), its attribute ``acme_core_done`` (bits, ``np.packbits``)
+says which calls it holds; along an ``np.inf`` axis shorter calls are zero-padded (ACME).
+There is no emergency pickling here (ACME fails such calls).
 """
 
 from __future__ import annotations
@@ -21,82 +28,56 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
-import time
-from dataclasses import dataclass
+import shutil
+from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from ..calls import CallOutcome
+from .atomic import atomic_write, remove, remove_temporaries
 from .base import Storage, StorageSettings
-from .hdf5_files import atomic_write
-from .stacking import Stacking
-from .values import as_array, cannot_store, to_arrays
+from .segments import Receipt, SegmentWriter, scan, segment_files
+from .stacking import Stacking, convert
+from .virtual import AXIS_ATTR
 
 log = logging.getLogger("acme_core")
 
-#: Flush the results file after this many writes ...
-FLUSH_EVERY = 64
-#: ... or when a write is older than this many seconds (a background timer flushes when no
-#: further result arrives).
-FLUSH_SECONDS = 0.5
+#: Attribute of a stacked ``result_0``: which calls it holds (``np.packbits`` of a mask).
+DONE_ATTR = "acme_core_done"
+
+__all__ = ["DONE_ATTR", "HDF5SingleStorage", "convert", "stored_calls"]
 
 
-def convert(value: Any, stacking: Stacking | None, index: int,
-            storage: str = "hdf5-single") -> list[tuple[str, np.ndarray]]:
-    """One call's return value as ``(dataset name, array)`` pairs, checked for HDF5.
-
-    Raises
-    ------
-    TypeError
-        When HDF5 has no type for a value (the message says what to use instead).
-    ValueError
-        When the first value does not fit ``result_shape``.
+def stored_calls(h5: Any, n_calls: int) -> np.ndarray:
+    """The mask of calls an ``hdf5-single`` file holds results of.
 
     Examples
     --------
-    >>> from acme_core.storage.hdf5_single import convert
-    >>> [(k, v.tolist()) for k, v in convert((1, 2), None, 0)]
-    [('result_0', [1, 2])]
+    >>> import h5py
+    >>> from acme_core.storage.hdf5_single import stored_calls
+    >>> with h5py.File(tmp_path / "s.h5", "w") as h5:
+    ...     h5["comp_1/result_0"] = [18]
+    ...     _ = h5.create_group("comp_0")
+    ...     stored_calls(h5, 2).tolist()
+    [False, True]
     """
-    try:
-        if stacking is None:
-            return to_arrays(value)
-        items = list(value) if isinstance(value, tuple) else [value]
-        first = stacking.first(items[0], index)
-        return [("result_0", first)] + [(f"result_{k}", as_array(v))
-                                        for k, v in enumerate(items[1:], 1)]
-    except TypeError as exc:
-        if not cannot_store(exc):
-            raise
-        raise TypeError(
-            f"call {index} returned a value HDF5 cannot hold ({type(value).__name__}: {exc}); "
-            f"storage {storage!r} has no pickle fallback. Use the default storage (such "
-            f"values are pickled there) or write_pickle=True."
-        ) from None
-
-
-@dataclass
-class ArrayWriter:
-    """Worker side of ``hdf5-single``: convert and check, send the arrays back.
-
-    Examples
-    --------
-    >>> from acme_core.storage.hdf5_single import ArrayWriter
-    >>> [(name, arr.tolist()) for name, arr in ArrayWriter().write(0, 18)]
-    [('result_0', [18])]
-    """
-
-    stacking: Stacking | None = None
-
-    def write(self, index: int, value: Any) -> list[tuple[str, np.ndarray]]:
-        """Return the call's datasets; the parent writes them."""
-        return convert(value, self.stacking, index)
+    if "result_0" in h5 and not isinstance(h5["result_0"], type(h5)):
+        bits = h5["result_0"].attrs.get(DONE_ATTR)
+        if bits is None:  # a file of ACME or of an older acme-core: no record
+            return np.ones(n_calls, dtype=bool)
+        return np.unpackbits(np.asarray(bits, dtype=np.uint8), count=n_calls).astype(bool)
+    mask = np.zeros(n_calls, dtype=bool)
+    for key, group in h5.items():
+        if key.startswith("comp_") and key[5:].isdigit() and int(key[5:]) < n_calls:
+            mask[int(key[5:])] = "result_0" in group
+    return mask
 
 
 class HDF5SingleStorage(Storage):
-    """Every result in one HDF5 file written by the parent (see the module docstring).
+    """Every result in one HDF5 file, built by the parent at the end (see the module
+    docstring).
 
     Examples
     --------
@@ -118,18 +99,19 @@ class HDF5SingleStorage(Storage):
         assert settings.output_dir is not None
         self.stacking = Stacking.of(settings.result_shape, settings.result_dtype)
         self.results_container = os.path.join(settings.output_dir, f"{settings.func_name}.h5")
-        self._h5: Any = None
-        self._lock = threading.Lock()
-        self._pending = 0
-        self._last_flush = 0.0
-        self._stop: threading.Event | None = None
-        self._timer: threading.Thread | None = None
+        self.payload_dir = os.path.join(settings.output_dir, f"{settings.func_name}_payload")
+        self._writer: SegmentWriter | None = None
 
     # ---------------------------------------------------------------- set-up
     def prepare(self) -> None:
-        if self.settings.resume and os.path.isfile(self.results_container):
-            return
-        atomic_write(self.results_container, self._create)
+        assert self.results_container is not None
+        out, name = self.settings.output_dir, self.settings.func_name
+        assert out is not None
+        remove_temporaries(out, f"{name}.h5")
+        if not (self.settings.resume and os.path.isfile(self.results_container)):
+            atomic_write(self.results_container, self._create)
+        os.makedirs(self.payload_dir, exist_ok=True)
+        remove_temporaries(self.payload_dir, f"{name}_*.h5")
 
     def _create(self, path: str) -> None:
         import h5py
@@ -139,68 +121,124 @@ class HDF5SingleStorage(Storage):
             if st is None:
                 for i in range(n):
                     h5.create_group(f"comp_{i}")
-            elif st.unlimited is None:
-                h5.create_dataset("result_0", shape=st.full_shape(n), dtype=st.dtype)
+                return
+            if st.unlimited is None:
+                dset = h5.create_dataset("result_0", shape=st.full_shape(n), dtype=st.dtype,
+                                         fillvalue=st.fill)
             else:
-                # one call per chunk, about 256 KiB along the unlimited axis
-                fixed = int(np.prod([v for v in st.per_call if v is not None]))
-                extent = max(1, min(1 << 16, (1 << 18) // (np.dtype(st.dtype).itemsize
-                                                          * max(1, fixed))))
-                chunks = st.full_shape(1, extent)
-                chunks = tuple(max(1, c) for c in chunks)
-                h5.create_dataset("result_0", shape=st.full_shape(n, 1), dtype=st.dtype,
-                                  maxshape=st.max_shape(n), chunks=chunks, fillvalue=0)
+                dset = h5.create_dataset("result_0", shape=st.full_shape(n, 1), dtype=st.dtype,
+                                         maxshape=st.max_shape(n), chunks=self._chunks(),
+                                         fillvalue=st.fill)
+            dset.attrs[AXIS_ATTR] = st.axis
+            dset.attrs[DONE_ATTR] = np.packbits(np.zeros(n, dtype=bool))
 
-    def writer(self) -> ArrayWriter:
-        return ArrayWriter(self.stacking)
+    def _chunks(self) -> tuple[int, ...]:
+        """One call per chunk, about 256 KiB along the unlimited axis."""
+        st = self.stacking
+        assert st is not None
+        fixed = int(np.prod([v for v in st.per_call if v is not None]))
+        extent = max(1, min(1 << 16, (1 << 18) // (np.dtype(st.dtype).itemsize * max(1, fixed))))
+        return tuple(max(1, c) for c in st.full_shape(1, extent))
 
-    # ---------------------------------------------------------------- writing
-    def _open(self) -> Any:
+    def writer(self) -> SegmentWriter:
+        self._writer = SegmentWriter(self.payload_dir, self.settings.func_name, self.stacking,
+                                     "hdf5-single")
+        return self._writer
+
+    # ---------------------------------------------------------------- running
+    def collect(self, outcome: CallOutcome) -> None:
+        """Nothing to do: the worker's segment holds the call (sealed before it reported)."""
+
+    def flush(self) -> None:
+        """Seal what this process wrote itself (threads backend, debug runs)."""
+        if self._writer is not None:
+            self._writer.close()
+
+    def damaged(self, indices: Iterable[int]) -> set[int]:
+        """Calls of ``indices`` that neither the results file nor a segment holds.
+
+        Examples
+        --------
+        >>> from acme_core.storage.base import StorageSettings
+        >>> from acme_core.storage.hdf5_single import HDF5SingleStorage
+        >>> storage = HDF5SingleStorage(StorageSettings("f", 3, str(tmp_path / "o")))
+        >>> (tmp_path / "o").mkdir()
+        >>> storage.prepare()
+        >>> _ = storage.writer().write(1, 7.0)
+        >>> storage.flush()
+        >>> sorted(storage.damaged([0, 1, 2]))
+        [0, 2]
+        """
+        n = self.settings.n_calls
+        mask = self._stored_in_container()
+        if mask is None:
+            mask = np.zeros(n, dtype=bool)
+        for index in scan(segment_files(self.payload_dir, self.settings.func_name), n):
+            mask[index] = True
+        return {i for i in indices if not mask[i]}
+
+    def _stored_in_container(self) -> np.ndarray | None:
+        """The calls ``<func>.h5`` holds, or None when it is missing or does not open."""
         import h5py
 
-        if self._h5 is None:
-            self._h5 = h5py.File(self.results_container, "a")
-            self._last_flush = time.monotonic()
-            self._stop = threading.Event()
-            self._timer = threading.Thread(target=self._flush_when_idle, daemon=True,
-                                           name="acme-core hdf5-single flush")
-            self._timer.start()
-        return self._h5
+        assert self.results_container is not None
+        try:
+            with h5py.File(self.results_container, "r", locking=False) as h5:
+                return stored_calls(h5, self.settings.n_calls)
+        except (OSError, KeyError, ValueError) as exc:
+            if os.path.exists(self.results_container):
+                log.warning(f"Results file {self.results_container} cannot be read; it is "
+                            f"rebuilt from the calls' segments ({exc}).")
+            return None
 
-    def collect(self, outcome: CallOutcome) -> None:
-        """Write call ``outcome.index``'s arrays; flush every batch of writes."""
-        index, datasets = outcome.index, outcome.value
-        with self._lock:
-            h5 = self._open()
-            try:
-                self._write(h5, index, datasets)
-            except BaseException:
-                self._undo(h5, index, datasets)
-                raise
-            finally:
-                self._pending += 1
-            if self._pending >= FLUSH_EVERY or time.monotonic() - self._last_flush >= FLUSH_SECONDS:
-                self._flush()
+    # ---------------------------------------------------------------- the end
+    def finish(self) -> list[str]:
+        self.flush()
+        assert self.results_container is not None
+        segments = segment_files(self.payload_dir, self.settings.func_name)
+        if segments or not os.path.isfile(self.results_container):
+            winners = scan(segments, self.settings.n_calls)
+            base = self._stored_in_container() is not None
+            atomic_write(self.results_container, lambda tmp: self._merge(tmp, base, winners))
+            for path in segments:
+                remove(path)
+        with contextlib.suppress(OSError):  # empty unless another process writes there
+            os.rmdir(self.payload_dir)
+        return [self.results_container]
 
-    def _write(self, h5: Any, index: int, datasets: list[tuple[str, np.ndarray]]) -> None:
-        group = h5.require_group(f"comp_{index}") if self.stacking is None else None
-        for name, data in datasets:
+    def _merge(self, tmp: str, base: bool, winners: dict[int, tuple[str, Receipt]]) -> None:
+        """``tmp`` := the current results file (or a new one) plus every segment's calls."""
+        import h5py
+
+        assert self.results_container is not None
+        if base:
+            shutil.copyfile(self.results_container, tmp)
+        else:
+            self._create(tmp)
+        by_file: dict[str, list[int]] = defaultdict(list)
+        for index, (path, _) in winners.items():
+            by_file[path].append(index)
+        with h5py.File(tmp, "a") as h5:
+            st = self.stacking
+            old_extent = None if st is None else h5["result_0"].shape
+            for path, indices in by_file.items():
+                with h5py.File(path, "r", locking=False) as src:
+                    for index in indices:
+                        self._write(h5, index, src[f"comp_{index}"])
+            if st is not None:
+                self._mark_done(h5["result_0"], winners, old_extent)
+
+    def _write(self, h5: Any, index: int, source: Any) -> None:
+        group = None
+        for name in sorted(source, key=lambda k: int(k[7:])):
             if self.stacking is not None and name == "result_0":
-                self._slot(h5["result_0"], index, data)
+                self._slot(h5["result_0"], index, source[name][()])
                 continue
             if group is None:
                 group = h5.require_group(f"comp_{index}")
             if name in group:  # a call that ran again (retry, resumed run)
                 del group[name]
-            group.create_dataset(name, data=data)
-
-    def _undo(self, h5: Any, index: int, datasets: list[tuple[str, np.ndarray]]) -> None:
-        """Remove what a failed write of call ``index`` left (no half-written group)."""
-        group = h5.get(f"comp_{index}")
-        for name, _ in datasets:
-            if group is not None and name in group and not (self.stacking and name == "result_0"):
-                with contextlib.suppress(Exception):  # best effort
-                    del group[name]
+            source.copy(source[name], group, name=name)
 
     def _slot(self, dset: Any, index: int, data: np.ndarray) -> None:
         st = self.stacking
@@ -208,52 +246,39 @@ class HDF5SingleStorage(Storage):
         if st.unlimited is None:
             dset[st.slot(index)] = data
             return
+        axis = self._unlimited_axis()
         length = data.shape[st.unlimited]
-        axis = st.unlimited + (1 if st.unlimited >= st.axis else 0)
         if length > dset.shape[axis]:
             shape = list(dset.shape)
             shape[axis] = length
             dset.resize(tuple(shape))
         dset[st.slot(index, data.shape)] = data
 
-    def _flush(self) -> None:
-        if self._h5 is not None and self._pending:
-            self._h5.flush()
-            self._pending = 0
-            self._last_flush = time.monotonic()
+    def _unlimited_axis(self) -> int:
+        st = self.stacking
+        assert st is not None and st.unlimited is not None
+        return st.unlimited + (1 if st.unlimited >= st.axis else 0)
 
-    def flush(self) -> None:
-        """Make every result collected so far durable (see :meth:`Storage.flush`)."""
-        with self._lock:
-            self._flush()
-
-    def _flush_when_idle(self) -> None:
-        stop = self._stop
-        assert stop is not None
-        while not stop.wait(FLUSH_SECONDS / 2):
-            with self._lock:
-                if self._pending and time.monotonic() - self._last_flush >= FLUSH_SECONDS:
-                    self._flush()
-
-    # ---------------------------------------------------------------- the end
-    def finish(self) -> list[str]:
-        self.close()
-        assert self.results_container is not None
-        return [self.results_container]
-
-    def close(self) -> None:
-        """Stop the flush timer, flush and close the file (idempotent)."""
-        if self._stop is not None:
-            self._stop.set()
-        if self._timer is not None:
-            self._timer.join()
-            self._timer = None
-        with self._lock:
-            if self._h5 is not None:
-                self._h5.close()
-                self._h5 = None
-                self._pending = 0
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # interpreter shutdown
-            self.close()
+    def _mark_done(self, dset: Any, winners: dict[int, tuple[str, Receipt]],
+                   old_shape: tuple[int, ...]) -> None:
+        """Record the calls held; zero-pad shorter calls along an unlimited axis (ACME)."""
+        st, n = self.stacking, self.settings.n_calls
+        assert st is not None
+        bits = dset.attrs.get(DONE_ATTR)
+        done = (np.zeros(n, dtype=bool) if bits is None
+                else np.unpackbits(np.asarray(bits, dtype=np.uint8), count=n).astype(bool))
+        for index in winners:
+            done[index] = True
+        dset.attrs[DONE_ATTR] = np.packbits(done)
+        if st.unlimited is None:
+            return
+        axis = self._unlimited_axis()
+        extent = dset.shape[axis]
+        for index in np.flatnonzero(done).tolist():
+            receipt = winners.get(index)
+            start = receipt[1].shape[st.unlimited] if receipt else old_shape[axis]
+            if start < extent:
+                pad = [slice(None) if v is not None else slice(start, extent)
+                       for v in st.per_call]
+                pad.insert(st.axis, index)
+                dset[tuple(pad)] = 0

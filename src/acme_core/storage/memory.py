@@ -2,7 +2,9 @@
 
 ``compute()`` returns a list of return values; with ``result_shape`` the first return value
 of every call is stacked into one NumPy array of that shape and ``result_dtype`` (ACME: an
-array when ``func`` returns one value, else ``[array, r1_call0, r2_call0, r1_call1, ...]``).
+array when ``func`` returns one value, else ``[array, r1_call0, r2_call0, r1_call1, ...]``);
+the slices of calls without a result are NaN for floating-point dtypes, else 0 (ACME left
+them uninitialised).
 A function with a ``taskID`` keyword saves its own output: nothing is collected and
 ``compute()`` returns None (ACME).
 """
@@ -41,7 +43,8 @@ class MemoryStorage(Storage):
         self._values: list[Any] = [None] * settings.n_calls
         if shape is not None:
             full = tuple(settings.n_calls if v is None else v for v in shape)
-            self._array = np.zeros(full, dtype=np.dtype(settings.result_dtype))
+            dtype = np.dtype(settings.result_dtype)
+            self._array = np.full(full, np.nan if dtype.kind in "fc" else 0, dtype=dtype)
 
     def writer(self) -> ResultWriter:
         return Discard() if self.settings.pass_task_id else KeepValue()

@@ -13,12 +13,44 @@ from __future__ import annotations
 
 import os
 import pickle
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ..calls import CallOutcome
+from .atomic import atomic_write, remove_temporaries
 from .base import Storage, StorageSettings
-from .hdf5_files import atomic_write
+
+
+def pickle_complete(path: str) -> bool:
+    """A cheap check that ``path`` holds a whole pickle: it starts with a protocol header
+    and ends with the STOP opcode, and (protocol 4 and 5) is at least as long as its first
+    frame says. A truncated file fails it (certainly when it is shorter than its first
+    frame, which holds every small result; else unless it was cut right after a STOP byte).
+
+    Examples
+    --------
+    >>> import pickle
+    >>> from acme_core.storage.pickle_files import pickle_complete
+    >>> data = pickle.dumps({"a": list(range(100))}, protocol=5)
+    >>> _ = (tmp_path / "p").write_bytes(data)
+    >>> _ = (tmp_path / "t").write_bytes(data[:-9])
+    >>> pickle_complete(str(tmp_path / "p")), pickle_complete(str(tmp_path / "t"))
+    (True, False)
+    """
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as fh:
+            head = fh.read(11)
+            fh.seek(max(0, size - 1))
+            last = fh.read(1)
+    except OSError:
+        return False
+    if len(head) < 2 or head[0] != 0x80 or last != b".":
+        return False
+    if head[1] >= 4 and len(head) == 11 and head[2] == 0x95:  # FRAME <8-byte length>
+        return size >= 11 + int.from_bytes(head[3:11], "little")
+    return True
 
 
 @dataclass
@@ -80,8 +112,26 @@ class PickleStorage(Storage):
         assert self.settings.output_dir is not None
         return PickleWriter(self.settings.output_dir, self.settings.func_name)
 
+    def prepare(self) -> None:
+        assert self.settings.output_dir is not None
+        remove_temporaries(self.settings.output_dir, f"{self.settings.func_name}_*.pickle")
+
     def collect(self, outcome: CallOutcome) -> None:
         """Nothing to do: the file is written where the call ran."""
+
+    def damaged(self, indices: Iterable[int]) -> set[int]:
+        """Calls of ``indices`` whose pickle is missing or truncated (:func:`pickle_complete`).
+
+        Examples
+        --------
+        >>> from acme_core.storage.base import StorageSettings
+        >>> from acme_core.storage.pickle_files import PickleStorage
+        >>> storage = PickleStorage(StorageSettings("f", 2, str(tmp_path)))
+        >>> _ = storage.writer().write(0, [1, 2])
+        >>> storage.damaged([0, 1])
+        {1}
+        """
+        return {i for i in indices if not pickle_complete(self._path(i))}
 
     def finish(self) -> list[str]:
         return [self._path(i) for i in range(self.settings.n_calls)]

@@ -1,7 +1,11 @@
-"""``result_shape`` stacking shared by the HDF5 storages (inventory §6.5, §6.6).
+"""``result_shape`` stacking shared by the HDF5 storages, and the conversion of one call's
+return value into the datasets a storage writes.
 
 ``result_shape`` has exactly one ``None``, the axis of calls, and at most one ``np.inf``, an
-unlimited axis whose extent is the longest call's; shorter calls are zero-padded.
+unlimited axis whose extent is the longest call's; shorter calls are zero-padded (as ACME).
+A call without a result never reads as data: floating-point stacked datasets are created
+with NaN as their fill value, so a missing call's slice is NaN (other dtypes have no NaN;
+their fill is 0 and ``acme_core.load`` reports the missing calls).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ResultShapeError
-from .values import as_array
+from .values import as_array, cannot_store, to_arrays
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,19 @@ class Stacking:
             raise ResultShapeError(self._mismatch(arr, index))
         return arr
 
+    @property
+    def fill(self) -> float:
+        """The stacked dataset's fill value: NaN for floating-point (and complex) dtypes,
+        else 0 (what a call without a result reads as).
+
+        Examples
+        --------
+        >>> from acme_core.storage.stacking import Stacking
+        >>> Stacking.of((None, 3), "float32").fill, Stacking.of((None, 3), "int64").fill
+        (nan, 0)
+        """
+        return float("nan") if np.dtype(self.dtype).kind in "fc" else 0
+
     def _mismatch(self, arr: np.ndarray, index: int | None) -> str:
         shape = tuple("inf" if v is None else v for v in self.per_call)
         call = "a call" if index is None else f"call {index}"
@@ -95,3 +112,53 @@ class Stacking:
         dims: list[int | None] = list(self.per_call)
         dims.insert(self.axis, n_calls)
         return tuple(dims)
+
+
+def convert(value: Any, stacking: Stacking | None, index: int,
+            storage: str = "hdf5-single") -> list[tuple[str, np.ndarray]]:
+    """One call's return value as ``(dataset name, array)`` pairs, checked for HDF5.
+
+    Raises
+    ------
+    TypeError
+        When HDF5 has no type for a value (the message says what to use instead).
+    ValueError
+        When the first value does not fit ``result_shape``.
+
+    Examples
+    --------
+    >>> from acme_core.storage.stacking import Stacking, convert
+    >>> [(k, v.tolist()) for k, v in convert((1, 2), None, 0)]
+    [('result_0', [1, 2])]
+    >>> [(k, v.tolist()) for k, v in convert(np.ones(2), Stacking.of((None, 2), "int8"), 0)]
+    [('result_0', [1, 1])]
+    """
+    try:
+        return arrays_of(value, stacking, index)
+    except TypeError as exc:
+        if not cannot_store(exc):
+            raise
+        raise TypeError(
+            f"call {index} returned a value HDF5 cannot hold ({type(value).__name__}: {exc}); "
+            f"storage {storage!r} has no pickle fallback. Use the default storage (such "
+            f"values are pickled there) or write_pickle=True."
+        ) from None
+
+
+def arrays_of(value: Any, stacking: Stacking | None,
+              index: int | None = None) -> list[tuple[str, np.ndarray]]:
+    """:func:`convert` without the advice: h5py's own ``TypeError`` for values HDF5 cannot
+    hold (``cannot_store`` recognises it; the ``hdf5`` storage then pickles the value).
+
+    Examples
+    --------
+    >>> from acme_core.storage.stacking import arrays_of
+    >>> [name for name, _ in arrays_of((np.arange(3), 7), None)]
+    ['result_0', 'result_1']
+    """
+    if stacking is None:
+        return to_arrays(value)
+    items = list(value) if isinstance(value, tuple) else [value]
+    first = stacking.first(items[0], index)
+    return [("result_0", first)] + [(f"result_{k}", as_array(v))
+                                    for k, v in enumerate(items[1:], 1)]

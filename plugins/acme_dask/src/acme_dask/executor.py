@@ -137,6 +137,7 @@ class DaskExecutor(FuturesExecutor):
         self._batch_of_key: dict[Any, CallBatch] = {}   # this run's dask keys -> batches
         self._seen_events: set[tuple[Any, Any]] = set()
         self._labels: dict[str, str] = {}                 # worker address -> description
+        self._early = False   # True: client() started the cluster the next start() uses
         self._cancelled = False
         self._validate(settings.options)
 
@@ -158,7 +159,13 @@ class DaskExecutor(FuturesExecutor):
         self._cancelled = False
         client = setup.running_client()
         try:
-            if client is not None:
+            if self._early:   # started by client(): its workers were all online then
+                self._early = False
+                if setup.count_online_workers(self._client) == 0:
+                    raise RuntimeError(f"The cluster started for `daemon.client` "
+                                       f"({self._client}) has no workers left; no active "
+                                       f"workers found.")
+            elif client is not None:
                 self._attach(client)
             else:
                 self._client = self._start_cluster(run)
@@ -172,6 +179,17 @@ class DaskExecutor(FuturesExecutor):
         except BaseException:
             self._stop(force=self._owned)
             raise
+
+    def client(self, run: RunContext) -> Any:
+        """The running client, or this backend's own cluster started now for ``run``
+        (ParallelMap's ``daemon.client``)."""
+        if self._client is None:
+            running = setup.running_client()
+            if running is not None:
+                return running
+            self._client = self._start_cluster(run)
+            self._owned = self._early = self._client is not None
+        return self._client
 
     def _attach(self, client: Any) -> None:
         log.info(f"Attaching to parallel computing client {client}")

@@ -38,7 +38,32 @@ SITE_OPTIONS = {
     "mem_cushion": "MB kept free below the partition's memory limit (default: the site's)",
     "probe_calls": "partition='auto': how many sampled calls are measured (default 5)",
     "probe_timeout": "partition='auto': seconds one measured call may run (default 30)",
+    "transport": "'dask' (default: dask workers as SLURM jobs) or 'array' (acme-slurm's job "
+                 "arrays with the same presets; no scheduler, no open port)",
 }
+try:  # transport="array" takes acme-slurm's options too, when it is installed
+    from acme_slurm.options import OPTIONS as _ARRAY_OPTIONS
+except ImportError:  # pragma: no cover - acme-slurm not installed
+    _ARRAY_OPTIONS = {}
+SITE_OPTIONS.update({k: f"transport='array': {v}" for k, v in _ARRAY_OPTIONS.items()
+                     if k not in SITE_OPTIONS})
+
+
+def site_executor(settings: ExecutorSettings, site: Site) -> Any:
+    """The site backend's executor: acme-dask's SLURM executor with the site's presets, or
+    with ``backend_options={"transport": "array"}`` acme-slurm's job arrays with the same
+    :class:`~acme_slurm_esi.site.Site` record."""
+    options = dict(settings.options)
+    transport = options.pop("transport", "dask")
+    settings = dataclasses.replace(settings, options=options)
+    if transport == "array":
+        from acme_slurm.site import array_executor
+
+        return array_executor(settings, site)
+    if transport != "dask":
+        raise ValueError(f"backend_options['transport'] has to be 'dask' or 'array', not "
+                         f"{transport!r}.")
+    return SiteSlurmExecutor(settings, site)
 
 
 class SiteSlurmExecutor(SlurmExecutor):

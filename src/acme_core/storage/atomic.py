@@ -1,0 +1,148 @@
+"""Files that are complete or absent: write under a temporary name, fsync, rename.
+
+Every storage writes its result files through :func:`atomic_write`. A reader (``load``,
+a resumed run, plain h5py) therefore never sees a half-written file, whatever killed the
+writer; ``fsync`` before the rename makes the content durable before the name appears, so a
+power loss leaves the old state or the new one, not a truncated file under the final name.
+Temporary files of writers that died are named ``.<final name>.<pid>.tmp``; storages remove
+those of their own layout when a run starts or finishes (:func:`remove_temporaries`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import glob
+import os
+from collections.abc import Callable
+from typing import Any
+
+
+def remove(path: str) -> None:
+    """Remove ``path`` if it exists.
+
+    Examples
+    --------
+    >>> from acme_core.storage.atomic import remove
+    >>> remove(str(tmp_path / "never-made"))
+    """
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
+def fsync_file(path: str) -> None:
+    """Flush ``path``'s content to the disk (not only to the page cache).
+
+    Examples
+    --------
+    >>> from acme_core.storage.atomic import fsync_file
+    >>> _ = (tmp_path / "a.txt").write_text("x")
+    >>> fsync_file(str(tmp_path / "a.txt"))
+    """
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(folder: str) -> None:
+    """Make the names created or renamed in ``folder`` durable (best effort: some file
+    systems do not support fsync on directories).
+
+    Examples
+    --------
+    >>> from acme_core.storage.atomic import fsync_dir
+    >>> fsync_dir(str(tmp_path))
+    """
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def temporary_name(final: str) -> str:
+    """The temporary name :func:`atomic_write` writes ``final`` under (same folder).
+
+    Examples
+    --------
+    >>> from acme_core.storage.atomic import temporary_name
+    >>> temporary_name("/out/f_3.h5").startswith("/out/.f_3.h5.")
+    True
+    """
+    folder, name = os.path.split(final)
+    return os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+
+
+def as_disk_full(exc: BaseException, path: str) -> BaseException:
+    """``exc`` as ``OSError(ENOSPC)`` with advice when it says the disk is full (HDF5 says
+    so in a ``RuntimeError`` or ``OSError`` whose text holds ``errno = 28``), else ``exc``.
+
+    Examples
+    --------
+    >>> from acme_core.storage.atomic import as_disk_full
+    >>> err = as_disk_full(RuntimeError("file write failed: errno = 28, ..."), "/out/f.h5")
+    >>> type(err).__name__, err.errno
+    ('OSError', 28)
+    """
+    text = str(exc)
+    if (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "errno = 28" in text:
+        return OSError(errno.ENOSPC, f"No space left on device while writing {path}: free "
+                                     f"space, then resume the run (same output_dir)", path)
+    return exc
+
+
+def atomic_write(final: str, write: Callable[[str], Any], durable: bool = True) -> None:
+    """Call ``write(tmp_path)``, then rename ``tmp_path`` to ``final`` (same folder), so
+    ``final`` is complete or absent (a failed write leaves nothing behind).
+
+    Parameters
+    ----------
+    final : str
+        The file to create or replace.
+    write : callable
+        Writes the whole file to the path it is given (and closes it).
+    durable : bool
+        fsync the file before the rename and the folder after it (default), so a power
+        loss cannot leave ``final`` truncated.
+
+    Examples
+    --------
+    >>> from acme_core.storage.atomic import atomic_write
+    >>> atomic_write(str(tmp_path / "x.txt"), lambda tmp: open(tmp, "w").write("ok"))
+    >>> (tmp_path / "x.txt").read_text()
+    'ok'
+    """
+    tmp = temporary_name(final)
+    try:
+        write(tmp)
+        if durable:
+            fsync_file(tmp)
+        os.replace(tmp, final)
+    except BaseException as exc:
+        remove(tmp)
+        full = as_disk_full(exc, final)
+        if full is not exc:
+            raise full from exc
+        raise
+    if durable:
+        fsync_dir(os.path.dirname(final) or ".")
+
+
+def remove_temporaries(folder: str, pattern: str) -> int:
+    """Remove the temporary files that writers of files named ``pattern`` (a glob) left in
+    ``folder`` when they died; returns how many.
+
+    Examples
+    --------
+    >>> from acme_core.storage.atomic import remove_temporaries
+    >>> _ = (tmp_path / ".f_1.h5.123.tmp").write_text("half")
+    >>> remove_temporaries(str(tmp_path), "f_*.h5")
+    1
+    """
+    found = glob.glob(os.path.join(glob.escape(folder), f".{pattern}.*.tmp"))
+    for path in found:
+        remove(path)
+    return len(found)

@@ -1,0 +1,268 @@
+"""Segment files: how workers write HDF5 results that survive any crash.
+
+An HDF5 file that is open for writing is not crash-safe: a process killed while HDF5
+updates its metadata can leave a file that no longer opens, and every result in it is
+lost. So a writer never keeps a visible file open. Each worker process writes the calls
+of a batch into a new *segment* under a temporary name; at the end of the batch
+(:meth:`SegmentWriter.end_batch`, called by ``run_batch`` before the batch's outcome
+leaves the worker) it closes the file, fsyncs it and renames it to its final name::
+
+    <func>_payload/<func>_segment_<host>_<pid>_<token>_<seq>.h5    groups comp_<i>/result_<k>
+
+A segment on disk is therefore always complete, and every call the parent hears about is
+in one. A killed worker leaves at most a temporary file (removed at the next start). The
+storages built on segments (``hdf5-shards``, ``hdf5-single``) copy them into their final
+files when the run finishes; a call found in several segments (re-run after its worker
+died, or by a resumed run) is read from the most recently written one.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from .atomic import as_disk_full, fsync_dir, fsync_file, remove, temporary_name
+from .stacking import Stacking, convert
+
+log = logging.getLogger("acme_core")
+
+
+class Receipt(NamedTuple):
+    """What a segment write sends back to the parent.
+
+    Examples
+    --------
+    >>> from acme_core.storage.segments import Receipt
+    >>> Receipt("f_segment_h_1_ab_0.h5", ("result_0",), (1,)).shape
+    (1,)
+    """
+
+    file: str
+    names: tuple[str, ...]
+    shape: tuple[int, ...]
+
+
+def host_name() -> str:
+    """This host's name, safe in a file name."""
+    return socket.gethostname().replace(os.sep, "_") or "host"
+
+
+def result_files(folder: str, func_name: str) -> list[str]:
+    """Every finished shard and segment of ``func_name`` in ``folder``, oldest first
+    (by modification time, then name): later files win for calls stored twice.
+
+    Examples
+    --------
+    >>> from acme_core.storage.segments import result_files
+    >>> result_files(str(tmp_path), "f")
+    []
+    """
+    esc = glob.escape(os.path.join(folder, func_name))
+    paths = glob.glob(f"{esc}_shard_*.h5") + glob.glob(f"{esc}_segment_*.h5")
+
+    def age(path: str) -> tuple[int, str]:
+        try:
+            return os.stat(path).st_mtime_ns, path
+        except FileNotFoundError:
+            return 0, path
+
+    return sorted(paths, key=age)
+
+
+def segment_files(folder: str, func_name: str) -> list[str]:
+    """The segments (not yet compacted) among :func:`result_files`.
+
+    Examples
+    --------
+    >>> from acme_core.storage.segments import segment_files
+    >>> segment_files(str(tmp_path), "f")
+    []
+    """
+    return [p for p in result_files(folder, func_name)
+            if os.path.basename(p).startswith(f"{func_name}_segment_")]
+
+
+def scan(paths: Iterable[str], n_calls: int | None = None) -> dict[int, tuple[str, Receipt]]:
+    """Call index -> (file, receipt) for every call stored in ``paths`` (in that order:
+    a later file wins). Files that do not open (truncated, damaged) are skipped with a
+    warning: their calls count as missing.
+
+    Examples
+    --------
+    >>> from acme_core.storage.segments import SegmentWriter, scan, result_files
+    >>> writer = SegmentWriter(str(tmp_path), "f")
+    >>> _ = writer.write(4, 18)
+    >>> _ = writer.end_batch([4])
+    >>> [(i, r.names) for i, (_, r) in scan(result_files(str(tmp_path), "f")).items()]
+    [(4, ('result_0',))]
+    """
+    import h5py
+
+    found: dict[int, tuple[str, Receipt]] = {}
+    for path in paths:
+        try:
+            with h5py.File(path, "r", locking=False) as h5:
+                for key, group in h5.items():
+                    index = _index(key)
+                    if index is None or (n_calls is not None and index >= n_calls):
+                        continue
+                    if "result_0" not in group:
+                        continue
+                    names = tuple(sorted(group, key=lambda k: int(k[7:])))
+                    found[index] = (path, Receipt(os.path.basename(path), names,
+                                                  tuple(group["result_0"].shape)))
+        except (OSError, KeyError, ValueError) as exc:
+            log.warning(f"Result file {path} cannot be read; its calls count as missing: "
+                        f"{exc}")
+    return found
+
+
+def _index(key: str) -> int | None:
+    if not key.startswith("comp_"):
+        return None
+    try:
+        return int(key[5:])
+    except ValueError:
+        return None
+
+
+@dataclass(eq=False)
+class SegmentWriter:
+    """Worker side: write each call into this process's current segment; seal the
+    segment (close, fsync, rename) at the end of every batch.
+
+    The open file is per process and never pickled: a writer that arrives in a new process
+    (or after a fork) starts that process's own segments.
+
+    Examples
+    --------
+    >>> import h5py
+    >>> from acme_core.storage.segments import SegmentWriter
+    >>> writer = SegmentWriter(str(tmp_path), "f")
+    >>> receipt = writer.write(7, 18)
+    >>> writer.end_batch([7])
+    {}
+    >>> with h5py.File(tmp_path / receipt.file) as h5:
+    ...     h5["comp_7/result_0"][()]
+    array([18])
+    """
+
+    payload_dir: str
+    func_name: str
+    stacking: Stacking | None = None
+    storage: str = "hdf5-shards"
+    _lock: Any = field(default_factory=threading.Lock, repr=False)
+    _h5: Any = field(default=None, repr=False)
+    _name: str = field(default="", repr=False)
+    _indices: set[int] = field(default_factory=set, repr=False)
+    _lost: dict[int, BaseException] = field(default_factory=dict, repr=False)
+    _pid: int = field(default=0, repr=False)
+    _token: str = field(default="", repr=False)
+    _seq: int = field(default=0, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"payload_dir": self.payload_dir, "func_name": self.func_name,
+                "stacking": self.stacking, "storage": self.storage}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)  # type: ignore[misc]
+
+    def write(self, index: int, value: Any) -> Receipt:
+        """Add call ``index`` to the current segment; return its receipt."""
+        datasets = convert(value, self.stacking, index, self.storage)
+        with self._lock:
+            h5 = self._open()
+            key = f"comp_{index}"
+            try:
+                if key in h5:  # the call ran again in this batch (retry)
+                    del h5[key]
+                group = h5.create_group(key)
+                for name, data in datasets:
+                    group.create_dataset(name, data=data)
+            except BaseException as exc:  # e.g. a full disk: the segment is unusable
+                full = self._abandon(exc)
+                if full is not exc:
+                    raise full from exc
+                raise
+            self._indices.add(index)
+            name = self._name
+        return Receipt(name, tuple(n for n, _ in datasets), tuple(datasets[0][1].shape))
+
+    def end_batch(self, indices: Sequence[int]) -> dict[int, BaseException]:
+        """Seal the current segment; return the calls of ``indices`` whose results did not
+        reach the disk (sealing failed), with the exception, so they fail as ``storage``."""
+        with self._lock:
+            self._seal()
+            return {i: self._lost.pop(i) for i in indices if i in self._lost}
+
+    def close(self) -> None:
+        """Seal the current segment (idempotent); what a process that wrote calls itself
+        (a threads backend, a debug run) calls before the parent reads them.
+
+        Raises
+        ------
+        OSError
+            When the segment could not be written (its calls are lost).
+        """
+        with self._lock:
+            self._seal()
+            if self._lost:
+                lost, self._lost = self._lost, {}
+                raise next(iter(lost.values()))
+
+    # ------------------------------------------------------------------ internals
+    def _final(self) -> str:
+        return os.path.join(self.payload_dir, self._name)
+
+    def _open(self) -> Any:
+        import h5py
+
+        if self._pid != os.getpid():  # new process (or fork): its own segments
+            self._h5, self._indices, self._lost = None, set(), {}
+            self._pid, self._token, self._seq = os.getpid(), uuid.uuid4().hex[:8], 0
+        if self._h5 is None:
+            self._name = (f"{self.func_name}_segment_{host_name()}_{self._pid}_"
+                          f"{self._token}_{self._seq}.h5")
+            self._h5 = h5py.File(temporary_name(self._final()), "w", locking=False)
+            if self.stacking is not None:
+                self._h5.attrs["acme_core_stacking_axis"] = self.stacking.axis
+        return self._h5
+
+    def _seal(self) -> None:
+        if self._h5 is None or self._pid != os.getpid():
+            return
+        tmp, final = self._h5.filename, self._final()
+        try:
+            self._h5.close()
+            fsync_file(tmp)
+            os.replace(tmp, final)
+            fsync_dir(self.payload_dir)
+        except BaseException as exc:
+            self._abandon(exc)
+            return
+        self._h5, self._indices = None, set()
+        self._seq += 1
+
+    def _abandon(self, exc: BaseException) -> BaseException:
+        """Drop the current segment: its calls are lost with ``exc`` (returned, as an
+        ``OSError(ENOSPC)`` when the disk is full)."""
+        tmp = temporary_name(self._final())
+        exc = as_disk_full(exc, self._final())
+        try:
+            if self._h5 is not None:
+                self._h5.close()
+        except Exception:  # noqa: BLE001 - the file is being dropped anyway
+            pass
+        remove(tmp)
+        for i in self._indices:
+            self._lost[i] = exc
+        self._h5, self._indices = None, set()
+        self._seq += 1
+        return exc
