@@ -45,7 +45,9 @@ def check_run(pmap, flags, storage):
             assert path.endswith(f"gated_{i}.h5")
             with h5py.File(path, "r") as h5:
                 assert h5["result_0"][()].tolist() == [10 * i]
-        assert [None if r is None else int(r[0]) for r in load(pmap.output_dir)] == [
+        with pytest.warns(UserWarning, match="1 of 12 calls have no result.*call 5"):
+            values = load(pmap.output_dir)
+        assert [None if r is None else int(r[0]) for r in values] == [
             None if i == 5 else 10 * i for i in range(N)]
         text, complete = run_status(pmap.output_dir)
         assert not complete and "state     failed" in text and f"done {N - 1}, failed 1" in text
