@@ -70,6 +70,9 @@ def python_blocks(text: str, page: str) -> list[Block]:
         if lang == "python":
             body = [line[len(indent):] if line.startswith(indent) else line
                     for line in lines[i + 1:end]]
+            if body and body[0].startswith(">>>"):
+                raise ValueError(f"{page}:{i + 1}: a ```python block written as a doctest; "
+                                 f"fence it as ```pycon")
             blocks.append(Block(page, i + 2, "\n".join(body) + "\n",
                                 marker.group(1) if marker else None))
         i = end + 1
@@ -161,6 +164,8 @@ def test_blocks_are_found_with_their_markers():
         (4, "x = 1\n", None), (9, "y = x +\n", "fragment"), (19, "z = 2\n", None)]
     with pytest.raises(ValueError, match="unknown docs-test marker 'fragmnt'"):
         python_blocks("<!-- docs-test: fragmnt -->\n```python\nx\n```\n", "page.md")
+    with pytest.raises(ValueError, match="fence it as ```pycon"):
+        python_blocks("```python\n>>> 1 + 1\n2\n```\n", "page.md")
 
 
 def test_every_page_with_python_has_blocks_that_run():
