@@ -478,6 +478,8 @@ class ParallelMap(AcmeAttributes):
                 self._stopped(loop.summary, len(todo), exc)
                 raise
             finally:
+                if bar is not None:  # before the backend's shutdown messages
+                    bar.close()
                 self._executor.close()
             summary = loop.summary
             if plugins.has_listeners("acme_core_run_finished"):

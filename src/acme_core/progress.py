@@ -76,10 +76,11 @@ class ProgressBar:
     >>> import io
     >>> bar = ProgressBar(total=3, n_workers=2, initial=1, file=io.StringIO())
     >>> bar.counts()
-    {'running': 2, 'failed': 0, 'retried': 0}
+    {'running': 2, 'failed': 0}
     >>> ProgressBar(total=3, n_workers=2, file=io.StringIO(),
     ...             status=lambda: {"queued": 5}).counts()["queued"]
     5
+    >>> bar.close()
     """
 
     def __init__(self, total: int, n_workers: int, initial: int = 0, file: Any = None,
@@ -90,6 +91,7 @@ class ProgressBar:
         self._status = status
         self._extra: dict[str, int] = {}
         self._asked = 0.0
+        self._closed = False
         self.bar = tqdm(total=total, initial=initial, file=file or sys.stderr, unit="call",
                         dynamic_ncols=True, smoothing=0.05)
 
@@ -99,8 +101,10 @@ class ProgressBar:
         if self._status is not None and time.monotonic() - self._asked >= 1.0:
             self._asked = time.monotonic()
             self._extra = self._status()
-        return {"running": min(self.n_workers, left), "failed": self.failed,
-                "retried": self.retried, **self._extra}
+        shown = {"running": min(self.n_workers, left), "failed": self.failed}
+        if self.retried:
+            shown["retried"] = self.retried
+        return {**shown, **{k: v for k, v in self._extra.items() if v}}
 
     def _show(self, advance: int) -> None:
         self.bar.set_postfix(self.counts(), refresh=False)
@@ -121,7 +125,15 @@ class ProgressBar:
         self.retried += 1
         self._show(0)
 
+    def close(self) -> None:
+        """Show the final counts once and close the bar (again: nothing happens)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._status, self._extra = None, {}  # nothing is queued any more
+        self.bar.set_postfix(self.counts(), refresh=False)
+        self.bar.close()
+
     @hookimpl
     def acme_core_run_finished(self, run: Any, summary: Any) -> None:
-        self.bar.set_postfix(self.counts(), refresh=True)
-        self.bar.close()
+        self.close()
