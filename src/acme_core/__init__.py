@@ -28,8 +28,10 @@ from .mainguard import MainGuardError
 if TYPE_CHECKING:  # imported on first use: worker processes only need acme_core.calls
     from .load import load
     from .parallel_map import ParallelMap
+    from .replays import replay
+    from .seeding import rng
 
-_LAZY = {"ParallelMap": "parallel_map", "load": "load"}
+_LAZY = {"ParallelMap": "parallel_map", "load": "load", "replay": "replays", "rng": "seeding"}
 
 
 def __getattr__(name: str) -> Any:
@@ -67,4 +69,6 @@ __all__ = [
     "__version__",
     "hookimpl",
     "load",
+    "replay",
+    "rng",
 ]

@@ -40,7 +40,8 @@ OWN_KEYWORDS = (
     "n_inputs", "write_worker_results", "output_dir", "result_shape", "result_dtype",
     "single_file", "write_pickle", "partition", "n_workers", "mem_per_worker", "setup_timeout",
     "setup_interactive", "stop_client", "verbose", "dryrun", "logfile", "cleanup_threshold_days",
-    "backend", "storage", "backend_options", "retries", "progress", "rerun",
+    "backend", "storage", "backend_options", "retries", "progress", "rerun", "seed",
+    "reuse",
 )
 
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from .calls import Failure
+from .replays import replay_lines
 from .sources import restore_sources
 
 
@@ -40,6 +41,10 @@ class FailureTable:
     call  kind   attempts  worker  error              arguments
     3     error  1                 ValueError: boom   x=3
     """
+
+    #: The run's output directory (None: results in memory), set by whoever made the table
+    #: so that it ends with the line replaying each failed call; False: not known.
+    replay_dir: str | None | bool = False
 
     def __init__(self, rows: list[tuple[Failure, str]] | None = None, func: Any = None) -> None:
         def traceback(failure: Failure) -> str:
@@ -108,9 +113,11 @@ class FailureTable:
                      html.escape(r.worker), error, f"<code>{html.escape(r.arguments)}</code>")
             body.append("<tr>" + "".join(f"<td style='text-align:left'>{c}</td>"
                                          for c in cells) + "</tr>")
+        replay = replay_lines(self.replay_dir, self.indices).strip()
         return (f"<table class='acme-failures'><caption style='text-align:left'>"
                 f"{len(self.rows)} failed call(s)</caption><thead><tr>{head}</tr></thead>"
-                f"<tbody>{''.join(body)}</tbody></table>")
+                f"<tbody>{''.join(body)}</tbody></table>"
+                + (f"<pre>{html.escape(replay)}</pre>" if replay else ""))
 
     def __str__(self) -> str:
         head = ("call", "kind", "attempts", "worker", "error", "arguments")
@@ -118,7 +125,7 @@ class FailureTable:
                  _short(f"{r.exc_type}: {r.message}", 60), r.arguments) for r in self.rows]
         widths = [max(len(x) for x in col) for col in zip(head, *body, strict=False)]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=False)).rstrip()
-                         for line in (head, *body))
+                         for line in (head, *body)) + replay_lines(self.replay_dir, self.indices)
 
     def __repr__(self) -> str:
         return f"<FailureTable: {len(self.rows)} failed call(s) {self.indices[:10]}>"

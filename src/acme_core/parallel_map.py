@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any
 
-from . import manifest, plugins
+from . import manifest, plugins, replays, reuse
 from . import output_dir as outdir
 from . import rerun as rerun_policy
 from .acme_attributes import AcmeAttributes, ArgumentLists, Daemon
@@ -36,6 +36,7 @@ from .progress import ProgressBar
 from .progress import wanted as progress_wanted
 from .reserved import check_reserved
 from .run import RunInfo, RunLoop, RunSummary
+from .seeding import CallStreams, cannot_draw, keywords_for_function
 from .session import Session, log_failure_summary
 from .storage.base import StorageSettings
 from .streaming import call_result
@@ -43,7 +44,7 @@ from .streaming import call_result
 log = logging.getLogger("acme_core")
 
 #: ParallelMap's own keywords: a function keyword of the same name cannot be distributed.
-RESERVED = ("backend", "storage", "backend_options", "retries")
+RESERVED = ("backend", "storage", "backend_options", "retries", "rerun")
 
 
 class ParallelMap(AcmeAttributes):
@@ -127,6 +128,15 @@ class ParallelMap(AcmeAttributes):
         Show a progress bar (done, failed, retried, running calls): None shows it where a
         person watches (a terminal, or Jupyter's widget) unless ``verbose=False``;
         True/False force it on or off.
+    seed : int or False, default None
+        The run's entropy: call ``i`` draws from its own stream, made of this entropy and
+        ``i`` only (``acme_core.rng()``; Python's ``random`` and ``numpy.random`` are seeded
+        from it before each call). None: a fresh entropy, recorded in the run directory (a
+        resumed run keeps it). False: leave the random generators alone. A function with
+        a parameter of its own named ``seed`` (or ``reuse``) gets it, as in ACME.
+    reuse : str, default None
+        A result-store directory: calls already computed there (same code version,
+        arguments and random stream) are taken, not computed, and new results are added.
 
     Examples
     --------
@@ -154,9 +164,11 @@ class ParallelMap(AcmeAttributes):
                  cleanup_threshold_days: int | None = None, backend: str = "auto",
                  storage: str = "auto", backend_options: Mapping[str, Any] | None = None,
                  retries: int = 0, rerun: str = "missing", progress: bool | None = None,
+                 seed: int | bool | None = None, reuse: str | os.PathLike[str] | None = None,
                  **kwargs: Any) -> None:
         check_reserved(func, backend=backend, storage=storage, backend_options=backend_options,
                        retries=retries, rerun=rerun, progress=progress)
+        own = keywords_for_function(func, kwargs, seed=seed, reuse=reuse)
         self._settings = s = validate(
             n_inputs=n_inputs, write_worker_results=write_worker_results, output_dir=output_dir,
             result_shape=result_shape, result_dtype=result_dtype, single_file=single_file,
@@ -165,7 +177,7 @@ class ParallelMap(AcmeAttributes):
             setup_interactive=setup_interactive, stop_client=stop_client, verbose=verbose,
             dryrun=dryrun, logfile=logfile, cleanup_threshold_days=cleanup_threshold_days,
             backend=backend, storage=storage, backend_options=backend_options, retries=retries,
-            rerun=rerun)
+            rerun=rerun, **own)
         self._progress = None if progress is None else check_flag("progress", progress)
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
@@ -188,6 +200,7 @@ class ParallelMap(AcmeAttributes):
             result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id))
         self._executor = executor_spec.factory(executor_settings)
         self._run_id = uuid.uuid4().hex
+        self._entropy = replays.run_entropy(s.seed, self.output_dir)
         self._needs_pickle = executor_spec.needs_pickle
         self._prepare_program()
         if self.output_dir is not None and manifest.exists(self.output_dir):
@@ -211,6 +224,21 @@ class ParallelMap(AcmeAttributes):
         self._early_log.close()
 
     # ------------------------------------------------------------------ set-up
+    def _around(self) -> Any:
+        """What runs each call: its own random streams (unless ``seed=False`` or no call
+        can draw), through the result store of ``reuse=``."""
+        plan = self._plan
+        streams = None if self._entropy is False or cannot_draw(
+            plan.func, [a.value for a in plan.broadcast_arguments],
+            [a.value for a in plan.split_arguments]) else CallStreams(self._entropy)
+        if self._settings.reuse is None:
+            return streams
+        hook, found = reuse.runner(self._settings.reuse, plan.func, plan, streams,
+                                   self._entropy, self.output_dir)
+        log.info(f"Result store {self._settings.reuse}: {found} of {plan.n_inputs} calls are "
+                 f"stored and are taken, not computed.")
+        return hook
+
     def _prepare_program(self) -> None:
         """The call program of the current plan, pickled (proven picklable) when the
         backend needs it."""
@@ -219,7 +247,8 @@ class ParallelMap(AcmeAttributes):
         inline = not self._needs_pickle or _small(plan)
         self._program = CallProgram(
             self._run_id, plan.func, slots, constants, self._storage.writer(),
-            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None)
+            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None,
+            around=self._around())
         self._program_bytes: bytes | None = None
         self._call_blobs: list[bytes] | None = None
         if self._needs_pickle:
@@ -272,6 +301,8 @@ class ParallelMap(AcmeAttributes):
         self._manifest = ManifestWriter(out, None if state is not None else
                                         self._manifest_header())
         stack.callback(self._close_manifest)
+        replays.save(out, self._program, self._program_bytes, self._call_blobs, self._entropy,
+                     plan.n_inputs, sys.path)
         return state
 
     def _close_manifest(self) -> None:
@@ -428,9 +459,8 @@ class ParallelMap(AcmeAttributes):
         start = time.perf_counter()
         where = f"{worker_name()} (debug)"
         for index in todo:
-            args, kwargs = program.arguments(index, plan.split_values(index))
             began = time.perf_counter()
-            value = program.func(*args, **kwargs)
+            value = replays.replay_call(program, plan.split_values(index), index)
             receipt = program.writer.write(index, value)
             self._collect(CallOutcome(index, receipt, None, time.perf_counter() - began, where))
             summary.n_done += 1
@@ -531,6 +561,7 @@ class ParallelMap(AcmeAttributes):
         plan = self._plan
         self.failures = FailureTable([(f, plan.describe_call(f.index))
                                       for f in summary.failures], func=plan.func)
+        self.failures.replay_dir = self.output_dir
         try:
             result = self._storage.finish()
         finally:
@@ -563,6 +594,22 @@ class ParallelMap(AcmeAttributes):
             return result
         finally:
             self._end_session(summary, n_ran, summary.elapsed, workers, stopped)
+
+    def replay(self, index: int) -> Any:
+        """Run call ``index`` here with its arguments and random streams, as in the run.
+
+        Nothing is stored; the call's exception propagates unchanged, so ``pdb`` and
+        ``%debug`` work. ``acme_core.replay(output_dir, index)`` does the same from any
+        process once the run is on disk.
+
+        Examples
+        --------
+        >>> from acme_core import ParallelMap
+        >>> ParallelMap(pow, [1, 2, 3], 2, write_worker_results=False).replay(2)
+        9
+        """
+        index = replays.check_index(index, self._plan.n_inputs)
+        return replays.replay_call(self._program, self._plan.split_values(index), index)
 
     # ------------------------------------------------------------------ life cycle
     def cleanup(self) -> None:
@@ -699,7 +746,9 @@ def _failure_message(failures: FailureTable, n: int, where: str | None,
     if where is not None:
         text += f" Results of the other calls are stored in {where}."
     text += (" Inspect `err.failures` (also `pmap.failures`); `compute(debug=True)` re-raises "
-             "the original exception in this process.")
+             "the original exception in this process, and "
+             f"`{replays.replay_hint(output_dir, first.index)}` runs just call {first.index} "
+             f"here, with its arguments and random draws (pdb works).")
     if output_dir is not None:
         text += (f" After a fix, calling compute() again (or the same ParallelMap with "
                  f"output_dir={output_dir!r}) re-runs only the failed calls.")

@@ -51,11 +51,14 @@ class RunStatus:
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     def failure_table(self) -> FailureTable:
-        """The failed calls as a :class:`~acme_core.failures.FailureTable`."""
-        return FailureTable([
+        """The failed calls as a :class:`~acme_core.failures.FailureTable` (ending with the
+        line that replays each one)."""
+        table = FailureTable([
             (Failure(int(e["i"]), e.get("kind", "?"), e.get("type", "?"), e.get("msg", ""),
                      e.get("tb", ""), e.get("worker", ""), e.get("attempts", 1)),
              e.get("args", "")) for e in self.failures])
+        table.replay_dir = self.output_dir
+        return table
 
     def one_line(self) -> str:
         """One line of a folder listing."""
