@@ -436,8 +436,7 @@ def test_argument_keys_are_per_call_and_match_their_digests():
 
 @pytest.mark.parametrize("storage", ["hdf5", "hdf5-single", "hdf5-shards", "pickle"])
 @pytest.mark.parametrize("shape", [None, (None,)])
-def test_every_storage_holds_only_the_new_results_of_calls_run_again(request, tmp_path, storage,
-                                                                       shape):
+def test_every_storage_holds_only_the_new_results_of_calls_run_again(tmp_path, storage, shape):
     """Re-running calls whose arguments changed replaces their results in every storage:
     load() never returns a result of the old argument values."""
     from acme_core import load
@@ -445,12 +444,6 @@ def test_every_storage_holds_only_the_new_results_of_calls_run_again(request, tm
 
     if storage == "pickle" and shape is not None:
         pytest.skip("pickle storage has no result_shape (ACME)")
-    if storage == "hdf5-shards":
-        # A call re-run on another worker is in two shards; load() and a resume pick one by
-        # the shard file's mtime, which can be the old one (the old shard's worker wrote
-        # later calls after it). The storage helper's per-batch segments fix the order.
-        request.applymarker(pytest.mark.xfail(
-            reason="hdf5-shards: a call in two shards resolved by shard mtime", strict=False))
     out = str(tmp_path / "run")
     options = {"output_dir": out, "storage": storage, "backend": "joblib", "n_workers": 2,
                "verbose": False, "result_shape": shape}
@@ -478,3 +471,26 @@ def test_two_parallel_maps_computing_at_once_in_threads_keep_their_own_logs(tmp_
     assert "6 calls of" in a and "7 calls of" not in a and str(tmp_path / "b") not in a
     assert "7 calls of" in b and "6 calls of" not in b and str(tmp_path / "a") not in b
     assert "6 of 6 calls finished" in a and "7 of 7 calls finished" in b
+
+
+def test_a_result_recorded_done_but_gone_runs_again_with_one_warning(tmp_path):
+    counts, out = tmp_path / "counts", tmp_path / "run"
+    counts.mkdir()
+    run = dict(output_dir=str(out), backend="joblib", n_workers=2)
+    from tests.funcs import slow_count
+
+    ParallelMap(slow_count, list(range(6)), str(counts), 0.0, verbose=False, **run).compute()
+    os.remove(out / "slow_count_payload" / "slow_count_3.h5")  # lost behind our back
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(f'''
+            from acme_core import ParallelMap
+            from tests.funcs import slow_count
+            ParallelMap(slow_count, list(range(6)), {str(counts)!r}, 0.0, output_dir={str(out)!r},
+                        backend="joblib", n_workers=2).compute()
+        ''')], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT},
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert executions(counts)[3] == 2 and sum(executions(counts).values()) == 7
+    warnings = [line for line in proc.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "missing or unreadable result" in warnings[0]
+    assert "calls 3)" in warnings[0]

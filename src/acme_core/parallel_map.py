@@ -39,7 +39,7 @@ from .storage.base import StorageSettings
 log = logging.getLogger("acme_core")
 
 #: ParallelMap's own keywords: a function keyword of the same name cannot be distributed.
-RESERVED = ("backend", "storage", "backend_options", "retries")
+RESERVED = ("backend", "storage", "backend_options", "retries", "rerun")
 
 
 class ParallelMap(AcmeAttributes):
