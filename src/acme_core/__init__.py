@@ -23,6 +23,7 @@ from .errors import (
     UnpicklableError,
 )
 from .hookspecs import AutoClaim, ExecutorSpec, StorageSpec, hookimpl
+from .mainguard import MainGuardError
 
 if TYPE_CHECKING:  # imported on first use: worker processes only need acme_core.calls
     from .load import load
@@ -55,6 +56,7 @@ __all__ = [
     "ArgumentMismatchError",
     "AutoClaim",
     "ExecutorSpec",
+    "MainGuardError",
     "ManifestError",
     "ParallelComputationError",
     "ParallelMap",
