@@ -54,6 +54,8 @@ CAPABILITIES = {
     "cancel": "pending calls can be cancelled",
     "slurm": "workers run as SLURM jobs",
     "timeout": "a call over ParallelMap's timeout= has its worker stopped and fails alone",
+    "imports-main": "worker processes import the caller's __main__ script again (spawn): "
+                    "a script must start its run under if __name__ == '__main__'",
 }
 
 #: ACME's ParallelMap parameters an executor may use; others are ignored with a warning.

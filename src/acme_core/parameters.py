@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from .reuse import check_reuse
+from .seeding import check_seed
+
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(MB|GB)\s*$", re.IGNORECASE)
 
 #: ACME's defaults of the backend parameters; a non-default value on a backend that does
@@ -57,6 +60,8 @@ class Settings:
     retries: int = 0
     timeout: float | None = None
     rerun: str = "missing"
+    seed: int | bool | None = None
+    reuse: str | None = None
 
     def backend_parameters(self) -> dict[str, Any]:
         """The backend parameters with their validated values."""
@@ -479,6 +484,8 @@ def validate(**given: Any) -> Settings:
         retries=check_retries(g["retries"]),
         timeout=check_timeout(g["timeout"]),
         rerun=check_rerun(g["rerun"]),
+        seed=check_seed(g["seed"]),
+        reuse=check_reuse(g["reuse"]),
         **flags,
     )
 
@@ -488,5 +495,5 @@ _DEFAULTS: dict[str, Any] = {
     "result_dtype": "float", "single_file": False, "write_pickle": False,
     "verbose": None, "dryrun": False, "logfile": None, "cleanup_threshold_days": None,
     "backend": "auto", "storage": "auto", "backend_options": None, "retries": 0,
-    "timeout": None, "rerun": "missing", **BACKEND_DEFAULTS,
+    "timeout": None, "rerun": "missing", "seed": None, "reuse": None, **BACKEND_DEFAULTS,
 }

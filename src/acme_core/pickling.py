@@ -8,8 +8,11 @@ program bytes).
 
 from __future__ import annotations
 
+import importlib
 import io
 import pickle
+import sys
+import types
 from typing import Any
 
 import cloudpickle
@@ -20,10 +23,16 @@ from .errors import UnpicklableError
 
 
 class _Pickler(cloudpickle.Pickler):
-    """cloudpickle, except that open files are refused: cloudpickle would ship a snapshot of
-    a file opened for reading, and the worker would silently read a copy, never the file."""
+    """cloudpickle, except that open files are refused (cloudpickle would ship a snapshot of
+    a file opened for reading, and the worker would silently read a copy, never the file),
+    and imported modules of a module subclass travel by name."""
 
     def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, types.ModuleType) and type(obj) is not types.ModuleType \
+                and sys.modules.get(obj.__name__) is obj:
+            # a package whose module object is of its own class (acme_core itself) is
+            # imported by name on the worker; cloudpickle only knows plain modules
+            return importlib.import_module, (obj.__name__,)
         if isinstance(obj, io.IOBase) and not isinstance(obj, (io.BytesIO, io.StringIO)):
             where = getattr(obj, "name", None)
             raise pickle.PicklingError(

@@ -44,8 +44,7 @@ log = logging.getLogger("acme_joblib")
 
 OPTIONS = {
     "idle_timeout": "seconds an idle worker stays alive for the next run (default 300)",
-    "heartbeat_timeout": "seconds without a heartbeat after which a worker counts as stopped "
-                         "or hung: it is killed and its calls run elsewhere (default 120)",
+    "heartbeat_timeout": "seconds of silence before a hung worker is killed (default 120)",
 }
 
 

@@ -8,6 +8,7 @@ of a live process.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import shutil
@@ -29,8 +30,15 @@ def run_folder() -> str:
             remove_stale(tempfile.gettempdir())
             folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}_")
             _mine["folder"] = folder
-            atexit.register(shutil.rmtree, folder, True)
+            atexit.register(_remove, folder)
         return folder
+
+
+def _remove(folder: str) -> None:
+    """At exit; a Ctrl-C pressed again while the interpreter exits leaves the folder to
+    the next start (its owner is gone then) instead of printing a traceback."""
+    with contextlib.suppress(KeyboardInterrupt):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def remove_stale(base: str) -> list[str]:
