@@ -175,9 +175,9 @@ class HDF5ShardStorage(Storage):
         """Nothing to do: the worker's segment holds the call (sealed before it reported)."""
 
     def flush(self) -> None:
-        """Seal what this process wrote itself (threads backend, debug runs)."""
+        """Seal what this process wrote call by call itself (debug runs)."""
         if self._writer is not None:
-            self._writer.close()
+            self._writer.flush()
 
     def damaged(self, indices: Iterable[int]) -> set[int]:
         """Calls of ``indices`` that no readable shard or segment holds.
@@ -198,7 +198,8 @@ class HDF5ShardStorage(Storage):
         return {i for i in indices if i not in found}
 
     def finish(self) -> list[str]:
-        self.flush()
+        if self._writer is not None:
+            self._writer.close()
         name, n = self.settings.func_name, self.settings.n_calls
         compact(self.payload_dir, name, n)
         stored = scan(result_files(self.payload_dir, name), n)
