@@ -13,6 +13,15 @@ PACKAGES = ["-e", ".", "-e", "plugins/acme_joblib", "-e", "plugins/acme_dask", "
             "-e", "plugins/acme_slurm"]
 #: Test-only outside plugins and the documented example plugin (own distributions).
 TEST_PLUGINS = ["-e", "tests/plugins/acme_threads", "-e", "docs/examples/acme_futures"]
+#: The import name ``acme`` (re-exports); conflicts with esi-acme, so never in PACKAGES.
+COMPAT = ["-e", "plugins/acme_compat"]
+#: SyNCoPy 2023.9, installed with --no-deps beside what it imports (its own pins are too loose
+#: for today's releases: it needs numpy<2, scipy<1.12, matplotlib<3.9).
+SYNCOPY = "esi-syncopy==2023.9"
+SYNCOPY_DEPS = ["numpy<2", "scipy<1.12", "matplotlib<3.9", "pytz", "fooof>=1.0", "natsort>=8.1,<9",
+                "psutil>=5.9", "tqdm>=4.31", "packaging", "pytest>=8"]
+#: ACME's release whose own tests run against acme-core through the compat package.
+ESI_ACME = "esi-acme==2026.6.2"
 
 
 @nox.session(python=PYTHON)
@@ -67,3 +76,49 @@ def benchmarks(session: nox.Session) -> None:
         scripts = [args.pop(0)]
     for script in scripts:
         session.run("python", f"benchmarks/{script}.py", *args)
+
+
+@nox.session(python=PYTHON)
+def syncopy(session: nox.Session) -> None:
+    """SyNCoPy 2023.9, unmodified, on acme-core through the ``acme`` compat package (own env,
+    never the test env): our equivalence checks of its parallel computations against
+    ``parallel=False``, then SyNCoPy's own parallel tests from its wheel. ``-- equivalence``
+    or ``-- own`` runs one of the two parts."""
+    session.install(*PACKAGES, *COMPAT, *SYNCOPY_DEPS)
+    session.install("--no-deps", SYNCOPY)
+    parts = list(session.posargs) or ["equivalence", "own"]
+    env = {"PATH": _sinfo_path(session), "SPYSILENTSTARTUP": "1"}
+    if "equivalence" in parts:
+        session.run("pytest", "-q", "-p", "no:cacheprovider", "tests/compat/test_syncopy.py",
+                    env=env)
+    if "own" in parts:
+        session.run("python", "tests/compat/run_syncopy_tests.py", env=env)
+
+
+@nox.session(python=PYTHON)
+def acme_tests(session: nox.Session) -> None:
+    """ACME 2026.6.2's own test_pmap.py and test_dask.py (taken from its wheel, never
+    installed) against acme-core through the ``acme`` compat package; prints pass/fail per
+    test. Extra arguments go to pytest."""
+    session.install(*PACKAGES, *COMPAT, "pytest>=8", "scipy", "psutil>=5.9", "ipython")
+    session.run("python", "tests/compat/run_acme_tests.py", ESI_ACME, *session.posargs)
+
+
+def _sinfo_path(session: nox.Session) -> str:
+    """PATH for SyNCoPy: it takes its ACME path only when ``sinfo`` exits 0. Without a
+    SLURM here, a ``sinfo`` that only exits 0 goes first on PATH."""
+    import os
+    import shutil
+    import subprocess
+
+    path = os.environ.get("PATH", "")
+    sinfo = shutil.which("sinfo")
+    if sinfo and subprocess.run([sinfo], capture_output=True).returncode == 0:
+        return path
+    folder = os.path.join(session.create_tmp(), "sinfo-bin")
+    os.makedirs(folder, exist_ok=True)
+    script = os.path.join(folder, "sinfo")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\nexit 0\n")
+    os.chmod(script, 0o755)
+    return folder + os.pathsep + path

@@ -313,6 +313,12 @@ def test_callable_argument_is_broadcast_with_a_warning(caplog):
     assert "Found a single callable object in positional argument 1 ('fn') of apply" in caplog.text
 
 
+def test_callable_given_by_name_is_broadcast_without_a_warning(caplog):
+    with caplog.at_level(logging.WARNING, logger="acme_core"):
+        assert run(funcs.apply, [1, -2], fn=abs) == [1, 2]
+    assert "single callable" not in caplog.text
+
+
 def test_callables_cross_process_boundaries():
     assert run(funcs.apply, [1, -2], abs, backend="joblib", n_workers=2) == [1, 2]
     assert run(funcs.apply, [1, 2], lambda v: v * 10, backend="joblib", n_workers=2) == [10, 20]

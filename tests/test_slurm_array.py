@@ -201,3 +201,51 @@ def test_a_chunk_over_its_time_limit_is_timeout_and_finishes_with_more_time(slur
     assert [int(np.ravel(r)[0]) for r in load(out)] == [1, 2, 3, 4, 5, 6]
     lines = [r.getMessage() for r in caplog.records if "call 0:" in r.getMessage()]
     assert len(lines) == 1 and "timeout" in lines[0] and "--time=00:02:00" in lines[0], lines
+
+
+@pytest.mark.slow
+def test_a_task_stops_before_its_walltime_and_its_unstarted_calls_go_back(slurm, tmp_path,
+                                                                          caplog):
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    out = str(tmp_path / "run")
+    # 6 calls of 15 s in one task of 1 minute: it runs 3 (the 4th would pass the limit)
+    pmap = ParallelMap(counted, list(range(6)), str(counts), 15.0, output_dir=out,
+                       backend="slurm-array", verbose=False,
+                       backend_options={**FAST, "calls_per_task": 6, "walltime": 1,
+                                        "job_name": _name("wall")})
+    with caplog.at_level(logging.INFO, logger="acme_slurm"):
+        assert pmap.compute() is not None
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "stopped (walltime)" in messages and "3 unstarted calls go back" in messages, messages
+    assert "timeout" not in messages
+    assert runs_of(counts) == dict.fromkeys(range(6), 1)     # nothing ran twice or failed
+    assert len(submissions(out)) == 2
+
+
+# ------------------------------------------------------------------ ESI presets, array mode
+@pytest.mark.parametrize(("mem", "expected"), [("auto", "8GBS"), ("9GB", "16GBS")])
+def test_slurm_esi_in_array_mode_picks_the_partition_as_the_dask_transport(slurm, tmp_path,
+                                                                          mem, expected):
+    from acme_dask.slurm import get_slurm_partitions
+    from acme_slurm_esi import ESI
+
+    if mem != "auto":   # the dask transport's choice for the same memory
+        assert ESI.choose_partition(9000, get_slurm_partitions()[0])[0] == expected
+    out = str(tmp_path / "run")
+    pmap = ParallelMap(tiny, list(range(10)), output_dir=out, backend="slurm-esi",
+                       partition="auto", mem_per_worker=mem, verbose=False,
+                       backend_options={"transport": "array", **FAST,
+                                        "job_name": _name("esi")})
+    pmap.compute()
+    sent = submissions(out)
+    assert sent and all(f"--partition={expected}" in line for line in sent), sent
+    from acme_core.load import load
+
+    assert [float(np.ravel(r)[0]) for r in load(out)] == [3.0 * x + 1.0 for x in range(10)]
+
+
+def test_slurm_esi_rejects_an_unknown_transport():
+    with pytest.raises(ValueError, match="transport"):
+        ParallelMap(tiny, [1, 2], backend="slurm-esi", write_worker_results=False,
+                    backend_options={"transport": "carrier-pigeon"})

@@ -10,22 +10,30 @@ Examples
 [18, 24, 30, 36]
 """
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
     ArgumentMismatchError,
+    ManifestError,
     ParallelComputationError,
     PluginError,
+    ResultShapeError,
+    RunLockedError,
     UnknownKeywordError,
     UnpicklableError,
 )
 from .hookspecs import AutoClaim, ExecutorSpec, StorageSpec, hookimpl
+from .mainguard import MainGuardError
 
 if TYPE_CHECKING:  # imported on first use: worker processes only need acme_core.calls
     from .load import load
     from .parallel_map import ParallelMap
+    from .replays import replay
+    from .seeding import rng
 
-_LAZY = {"ParallelMap": "parallel_map", "load": "load"}
+_LAZY = {"ParallelMap": "parallel_map", "load": "load", "replay": "replays", "rng": "seeding"}
 
 
 def __getattr__(name: str) -> Any:
@@ -46,17 +54,37 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'acme_core' has no attribute {name!r}")
 
 
+class _Package(types.ModuleType):
+    """``acme_core.load`` stays the function after ``from acme_core.load import ...``: the
+    import system would otherwise bind the submodule of the same name over it (the module
+    stays reachable in ``sys.modules``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "load" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
 __all__ = [
     "ArgumentMismatchError",
     "AutoClaim",
     "ExecutorSpec",
+    "MainGuardError",
+    "ManifestError",
     "ParallelComputationError",
     "ParallelMap",
     "PluginError",
+    "ResultShapeError",
+    "RunLockedError",
     "StorageSpec",
     "UnknownKeywordError",
     "UnpicklableError",
     "__version__",
     "hookimpl",
     "load",
+    "replay",
+    "rng",
 ]

@@ -9,9 +9,12 @@ digests, so a re-run can tell which calls' arguments changed and name the argume
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .arguments import CallPlan
 from .codeversion import value_digest
@@ -75,6 +78,8 @@ class ArgumentKeys:
 
     broadcast: dict[str, str]
     split: dict[str, list[str]]
+    n_calls: int
+    _keys: list[str] | None = None
 
     @classmethod
     def of(cls, plan: CallPlan) -> ArgumentKeys:
@@ -82,10 +87,10 @@ class ArgumentKeys:
         broadcast, split = {}, {}
         for name, arg in zip(argument_names(plan), plan.arguments, strict=True):
             if arg.split:
-                split[name] = [digest_of(arg.value[i]) for i in range(plan.n_inputs)]
+                split[name] = _element_digests(arg.value, plan.n_inputs)
             else:
                 broadcast[name] = digest_of(arg.value)
-        return cls(broadcast, split)
+        return cls(broadcast, split, plan.n_inputs)
 
     def split_of(self, index: int) -> dict[str, str]:
         """Call ``index``'s split-argument digests (what its manifest line records)."""
@@ -96,5 +101,28 @@ class ArgumentKeys:
         return {**self.broadcast, **self.split_of(index)}
 
     def key(self, index: int) -> str:
-        """Call ``index``'s argument key."""
-        return combine(self.of_call(index))
+        """Call ``index``'s argument key (``combine`` of its digests; all computed once)."""
+        if self._keys is None:
+            self._keys = self._all_keys()
+        return self._keys[index]
+
+    def _all_keys(self) -> list[str]:
+        n_calls = self.n_calls
+        columns = [[f"{name}={d}" for d in self.split[name]] if name in self.split
+                   else itertools.repeat(f"{name}={self.broadcast[name]}", n_calls)
+                   for name in sorted({*self.broadcast, *self.split})]
+        blake = hashlib.blake2b
+        return [blake(";".join(parts).encode(), digest_size=16).hexdigest()[:KEY_DIGITS]
+                for parts in zip(*columns, strict=True)]
+
+
+def _element_digests(values: Any, n_calls: int) -> list[str]:
+    """Per-call digests of a split argument; a NumPy array's rows are hashed by their bytes
+    (with dtype and shape), without a Python object per element."""
+    if isinstance(values, np.ndarray) and not values.dtype.hasobject and values.ndim:
+        rows = np.ascontiguousarray(values).reshape(len(values), -1)
+        head = f"{values.dtype.str}{values.shape[1:]}".encode()
+        blake = hashlib.blake2b
+        return [blake(head + row.tobytes(), digest_size=8).hexdigest()[:ARG_DIGITS]
+                for row in rows]
+    return [digest_of(values[i]) for i in range(n_calls)]

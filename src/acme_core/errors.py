@@ -72,6 +72,28 @@ class ResultShapeError(ValueError):
     """
 
 
+class ManifestError(ValueError):
+    """A run's manifest or marker file is damaged: which results are complete cannot be told.
+
+    Examples
+    --------
+    >>> from acme_core.errors import ManifestError
+    >>> issubclass(ManifestError, ValueError)
+    True
+    """
+
+
+class RunLockedError(RuntimeError):
+    """Another process is running in the same ``output_dir`` (its lock names it).
+
+    Examples
+    --------
+    >>> from acme_core.errors import RunLockedError
+    >>> issubclass(RunLockedError, RuntimeError)
+    True
+    """
+
+
 class ParallelComputationError(RuntimeError):
     """Some calls failed; the others finished and their results are stored.
 

@@ -128,6 +128,12 @@ class Executor(abc.ABC):
     def shutdown(self) -> None:  # noqa: B027 - optional
         """Stop workers kept alive for reuse across runs (``with`` block exit)."""
 
+    def client(self, run: RunContext) -> Any:
+        """The backend's client object for user code before ``compute()`` (ParallelMap's
+        ``daemon.client``, e.g. a dask client), attached or started now for the coming
+        ``run``; what is started here belongs to that run. Default: None (no client)."""
+        return None
+
 
 class FuturesExecutor(Executor):
     """An :class:`Executor` over any pool whose futures support ``add_done_callback``.

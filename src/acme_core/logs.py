@@ -36,17 +36,24 @@ def level_of(verbose: bool | None) -> int:
 
 
 def configure(names: Iterable[str], verbose: bool | None) -> list[logging.Logger]:
-    """Set the level of each package logger and give it a stderr handler (once)."""
+    """Set the level of each package logger and give it a stderr handler (once).
+
+    The stderr handler shows ``verbose``'s level; the logger itself lets INFO through at
+    least, so a run's log file always has the run's course and closing figures.
+    """
+    level = level_of(verbose)
     loggers = []
     for name in names:
         logger = logging.getLogger(name)
-        logger.setLevel(level_of(verbose))
-        if not any(getattr(h, _HANDLER_FLAG, False) for h in logger.handlers):
+        logger.setLevel(min(level, logging.INFO))
+        handler = next((h for h in logger.handlers if getattr(h, _HANDLER_FLAG, False)), None)
+        if handler is None:
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(logging.Formatter(_FORMAT))
             handler.addFilter(_not_file_only)
             setattr(handler, _HANDLER_FLAG, True)
             logger.addHandler(handler)
+        handler.setLevel(level)
         loggers.append(logger)
     return loggers
 
@@ -101,6 +108,12 @@ class LogFile:
         self._loggers = loggers
         self._run_id = run_id
         self._handler: logging.Handler | None = None
+        self._earlier: list[logging.LogRecord] = []
+
+    def keep(self, records: Iterable[logging.LogRecord]) -> None:
+        """Write ``records`` (logged before the file existed: the construction's warnings)
+        at the top of the file when it is first attached."""
+        self._earlier.extend(records)
 
     @contextlib.contextmanager
     def attached(self) -> Iterator[None]:
@@ -108,6 +121,9 @@ class LogFile:
         self._handler = handler = logging.FileHandler(self.path, mode="a", encoding="utf-8")
         handler.setFormatter(logging.Formatter(_FILE_FORMAT))
         handler.addFilter(_RunFilter(self._run_id))
+        for record in self._earlier:
+            handler.handle(record)
+        self._earlier = []
         for logger in self._loggers:
             logger.addHandler(handler)
         try:

@@ -31,22 +31,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .calls import Failure
+from .errors import ManifestError
 
 NAME = "acme_manifest.jsonl"
 DONE, FAILED = "done", "failed"
 #: Version of the manifest format written here.
 FORMAT = 2
-
-
-class ManifestError(ValueError):
-    """A run's manifest or marker file is damaged: its results cannot be trusted.
-
-    Examples
-    --------
-    >>> from acme_core.manifest import ManifestError
-    >>> issubclass(ManifestError, ValueError)
-    True
-    """
 
 
 def path_in(output_dir: str) -> str:
@@ -205,6 +195,9 @@ class ManifestWriter:
         path = path_in(output_dir)
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.provenance = provenance
+        #: ``done_line(index) -> str``: a faster writer of a done call's line (the JSON of
+        #: ``{"i": index, "s": "done", **provenance(index)}``).
+        self.done_line: Callable[[int], str] | None = None
         if header is not None:
             self._write(header)
         self.flush()
@@ -233,6 +226,9 @@ class ManifestWriter:
 
     def done(self, indices: Iterable[int]) -> None:
         """Record calls whose result the storage holds."""
+        if self.done_line is not None:
+            self._fh.write("".join(self.done_line(i) + "\n" for i in indices))
+            return
         for i in indices:
             self._write({"i": i, "s": DONE, **self._about(i)})
 

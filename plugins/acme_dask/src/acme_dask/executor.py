@@ -137,6 +137,7 @@ class DaskExecutor(FuturesExecutor):
         self._batch_of_key: dict[Any, CallBatch] = {}   # this run's dask keys -> batches
         self._seen_events: set[tuple[Any, Any]] = set()
         self._labels: dict[str, str] = {}                 # worker address -> description
+        self._early = False   # True: client() started the cluster the next start() uses
         self._cancelled = False
         self._validate(settings.options)
 
@@ -158,7 +159,13 @@ class DaskExecutor(FuturesExecutor):
         self._cancelled = False
         client = setup.running_client()
         try:
-            if client is not None:
+            if self._early:   # started by client(): its workers were all online then
+                self._early = False
+                if setup.count_online_workers(self._client) == 0:
+                    raise RuntimeError(f"The cluster started for `daemon.client` "
+                                       f"({self._client}) has no workers left; no active "
+                                       f"workers found.")
+            elif client is not None:
                 self._attach(client)
             else:
                 self._client = self._start_cluster(run)
@@ -172,6 +179,17 @@ class DaskExecutor(FuturesExecutor):
         except BaseException:
             self._stop(force=self._owned)
             raise
+
+    def client(self, run: RunContext) -> Any:
+        """The running client, or this backend's own cluster started now for ``run``
+        (ParallelMap's ``daemon.client``)."""
+        if self._client is None:
+            running = setup.running_client()
+            if running is not None:
+                return running
+            self._client = self._start_cluster(run)
+            self._owned = self._early = self._client is not None
+        return self._client
 
     def _attach(self, client: Any) -> None:
         log.info(f"Attaching to parallel computing client {client}")
@@ -277,7 +295,7 @@ class DaskExecutor(FuturesExecutor):
         self._last_health = now
         self._report_lost_workers()
         online = self._online()
-        if online:
+        if online or self._nannies_alive():
             self._no_workers_since = None
         elif self._no_workers_since is None:
             self._no_workers_since = now
@@ -293,6 +311,14 @@ class DaskExecutor(FuturesExecutor):
 
     def _replace_lost_workers(self, online: int) -> None:
         """Local clusters restart dead workers themselves (nannies)."""
+
+    def _nannies_alive(self) -> bool:
+        """True while the run's own local cluster has nannies, which restart every worker
+        that dies (one killed by its call again and again is never a stalled run)."""
+        cluster = getattr(self._client, "cluster", None) if self._owned else None
+        nannies = dict(getattr(cluster, "workers", None) or {})
+        return any(getattr(n, "status", None) is not None and n.status.name == "running"
+                   for n in nannies.values())
 
     def _report_lost_workers(self) -> None:
         """Log each worker the scheduler removed while it ran calls of this run.
@@ -345,9 +371,10 @@ class DaskExecutor(FuturesExecutor):
             return
         self._batch_of_key.clear()
         if force or self._stop_wanted():
+            interrupted = force or self._cancelled
             self.cancel()
             self._client = None
-            setup.cluster_cleanup(client)
+            setup.stop_cluster(client, interrupted=interrupted)
             return
         if plugin is not None:   # the workers stay: they drop this run's program
             with contextlib.suppress(Exception):  # the client may be gone already

@@ -16,7 +16,7 @@ every backend. This executor reports every call of the run as able to run at onc
 so the run loop submits all of its calls straight away; the executor only buffers them
 and cuts the chunks itself, at the next ``collect``, after a short linger (so retries
 coming back one by one leave together). Chunk sizes come from measured call time: a
-first, small *pilot* array of one call per task measures it (unless ``calls_per_task`` is
+first, small *pilot* array (4 tasks of 2 calls) measures it (unless ``calls_per_task`` is
 given), then the rest goes out in as many tasks as give each about ``task_minutes`` of
 work, but at least as many as there are slots (``max_jobs``, ``n_workers``, or the
 partition's CPUs). A group of more tasks than ``MaxArraySize`` allows goes out as several
@@ -64,8 +64,11 @@ log = logging.getLogger("acme_slurm")
 #: Seconds the buffer of submitted calls waits for more before it goes out (at most
 #: ``LINGER_MAX`` after the first one).
 LINGER, LINGER_MAX = 0.5, 10.0
-#: Tasks of the pilot array (one call each) that measure call time.
-PILOT_TASKS = 4
+#: Tasks of the pilot array and calls in each: they measure call time (a task's second
+#: call tells the time of a call without the first one's imports).
+PILOT_TASKS, PILOT_CALLS = 4, 2
+#: Seconds between listings of the run's outcome files (one listing per group).
+SCAN_SECONDS = 0.5
 #: A group's task count is kept under this share of ``MaxJobCount`` (other users' jobs).
 JOB_SHARE = 0.5
 
@@ -85,6 +88,7 @@ class Chunk:
     settled: bool = False
     missing: int = 0
     state: str = ""
+    first_seen: bool = False           # its task's first call (imports, file opens) was read
 
 
 class ArrayExecutor(Executor):
@@ -120,7 +124,7 @@ class ArrayExecutor(Executor):
         assert run.program_bytes is not None
         self._run, self._run_id, self._n_calls = run, run.info.run_id, run.n_calls
         self._limits = slurmctl.site_limits()
-        self._base = self.opts.base_request()
+        self._base = self.opts.base_request(run)
         self._partitions: dict[str, slurmctl.Partition] = {}
         self._slots = self.opts.slots(self._partition(self._base.partition))
         self._private = run.output_dir is None
@@ -149,10 +153,11 @@ class ArrayExecutor(Executor):
         self._ready: list[BatchOutcome] = []
         self._sys_attempts: Counter[int] = Counter()
         self._request_of: dict[int, Request] = {}
-        self._seconds, self._count = 0.0, 0
+        self._seconds, self._count = 0.0, 0                 # calls after a task's first
+        self._first_seconds, self._first_count = 0.0, 0     # a task's first calls
         self._pilot_at: float | None = None
         self._first_added = self._last_added = 0.0
-        self._last_poll = time.monotonic()
+        self._last_poll = self._last_scan = time.monotonic()
         self._groups = 0
         self._interrupted = False
         self._started = True
@@ -180,8 +185,8 @@ class ArrayExecutor(Executor):
             return
         states = slurmctl.squeue_states(sorted({c.job.split("_")[0] for c in chunks}))
         live = 0
+        self._scan_all(chunks)
         for chunk in chunks:
-            self._scan(chunk)
             chunk.state = states.get(chunk.job, "")
             if chunk.state in slurmctl.LIVE_STATES and not chunk.settled:
                 live += 1
@@ -213,8 +218,9 @@ class ArrayExecutor(Executor):
         self._hand_over_available()
         while True:
             self._send()
-            for chunk in list(self._chunks):
-                self._scan(chunk)
+            if time.monotonic() - self._last_scan >= SCAN_SECONDS:
+                self._last_scan = time.monotonic()
+                self._scan_all(self._chunks)
             if time.monotonic() - self._last_poll >= self.opts.poll_interval:
                 self._poll()
             self._chunks = [c for c in self._chunks if not c.settled]
@@ -225,7 +231,10 @@ class ArrayExecutor(Executor):
 
     # ------------------------------------------------------------------ chunks out
     def _mean(self) -> float | None:
-        return self._seconds / self._count if self._count else None
+        """Measured seconds per call (None: nothing measured yet)."""
+        if self._count:
+            return self._seconds / self._count
+        return self._first_seconds / self._first_count if self._first_count else None
 
     def _send(self) -> None:
         """Submit escalated calls at once, and buffered ones once the linger is over."""
@@ -246,11 +255,12 @@ class ArrayExecutor(Executor):
         mean, fixed = self._mean(), self.opts.calls_per_task
         if mean is None and fixed is None:
             if self._pilot_at is None:
-                pilot = calls[:PILOT_TASKS]
+                pilot = calls[:PILOT_TASKS * PILOT_CALLS]
                 for index in pilot:
                     del self._pending[index]
                 self._pilot_at = now
-                self._submit_group(pilot, 1, self._base, None)
+                per_task = max(1, math.ceil(len(pilot) / PILOT_TASKS))
+                self._submit_group(pilot, per_task, self._base, None)
                 return
             mean = self._pilot_lower_bound()
             if mean is None:
@@ -338,10 +348,27 @@ class ArrayExecutor(Executor):
         return job
 
     # ------------------------------------------------------------------ outcomes in
+    def _scan_all(self, chunks: list[Chunk]) -> None:
+        """Read the new part files of ``chunks``: one directory listing per group."""
+        by_group: dict[str, dict[int, Chunk]] = {}
+        for chunk in chunks:
+            by_group.setdefault(chunk.group, {})[chunk.number] = chunk
+        for group, members in by_group.items():
+            folder = layout.group_dir(self.state, group)
+            for number, names in layout.group_parts(folder).items():
+                if number in members:
+                    self._read_parts(members[number], folder, names)
+            for chunk in members.values():
+                if chunk.covered.issuperset(chunk.indices):
+                    self._settle(chunk)
+
     def _scan(self, chunk: Chunk) -> None:
-        """Read the chunk's new part files; hand over what the run loop waits for."""
-        folder = layout.task_dir(self.state, chunk.group, chunk.number)
-        for name in layout.part_files(folder):
+        """:meth:`_scan_all` of one chunk."""
+        self._scan_all([chunk])
+
+    def _read_parts(self, chunk: Chunk, folder: str, names: list[str]) -> None:
+        """Hand over what the run loop waits for from the chunk's parts not read yet."""
+        for name in names:
             if name in chunk.parts_read:
                 continue
             try:
@@ -353,8 +380,6 @@ class ArrayExecutor(Executor):
             chunk.parts_read.add(name)
             chunk.covered.update(part.indices)
             self._take(chunk, part)
-        if chunk.covered.issuperset(chunk.indices):
-            self._settle(chunk)
 
     def _take(self, chunk: Chunk, part: BatchOutcome) -> None:
         """Outcomes of this run's chunks go to the run loop; an earlier run's successful
@@ -373,8 +398,25 @@ class ArrayExecutor(Executor):
                 keep.add(index)
             else:
                 self._available[index] = part
+        first = None
+        if not chunk.first_seen:
+            chunk.first_seen, first = True, part.indices[0]
+        self._measure(part, first)
         if keep:
             self._deliver(part, keep)
+
+    def _measure(self, part: BatchOutcome, first: int | None) -> None:
+        """Add the part's successful call times to the estimate; a task's first call pays
+        for imports and opening files, so it counts only while nothing else is known."""
+        for index, duration in zip(part.indices, part.durations, strict=True):
+            if index in part.failures:
+                continue
+            if index == first:
+                self._first_seconds += duration
+                self._first_count += 1
+            else:
+                self._seconds += duration
+                self._count += 1
 
     def _hand_over_available(self) -> None:
         """Deliver the earlier run's results of calls the run loop submitted, per part."""
@@ -396,10 +438,6 @@ class ArrayExecutor(Executor):
             if self._held.get(index) is not None:
                 del self._held[index]
             self._pending.pop(index, None)
-        for index, duration in zip(part.indices, part.durations, strict=True):
-            if index not in part.failures:
-                self._seconds += duration
-                self._count += 1
         for attempt, indices in by_attempt.items():
             out = part if len(by_attempt) == 1 else part.without(set(part.indices) - indices)
             out.attempt = attempt
@@ -502,8 +540,10 @@ class ArrayExecutor(Executor):
     def _escalate(self, index: int, chunk: Chunk, kind: str, end: TaskEnd) -> None:
         request = self._request_of.get(index, chunk.request)
         part = self._partition(request.partition)
-        limits = Limits(part.mem_limit(request.cores), part.max_minutes,
-                        part.default_mem(request.cores))
+        mem_limit = part.mem_limit(request.cores)
+        if getattr(self.policy, "larger_partition", None) and part.max_mem_per_cpu:
+            mem_limit = part.max_mem_per_cpu * request.cores   # a ladder: rungs, not more CPUs
+        limits = Limits(mem_limit, part.max_minutes, part.default_mem(request.cores))
         attempt = self._sys_attempts[index]
         new = self.policy.next_request(kind, request, limits, attempt)
         what = (f"call {index}: task {chunk.job} ended {end.state or 'unknown'} "

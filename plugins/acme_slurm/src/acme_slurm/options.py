@@ -148,10 +148,11 @@ class ArrayOptions:
             return self.max_jobs
         return max(1, partition.cpus // self.cores)
 
-    def base_request(self) -> Request:
-        """The request of ordinary tasks (the partition asked for, or the default one)."""
+    def base_request(self, run: Any = None) -> Request:
+        """The request of ordinary tasks: the partition asked for, or for ``"auto"`` the
+        site's choice (``run``: the calls it may measure) or the cluster's default."""
         name = self.partition
         if name == "auto":
-            name = (self.site.partition_for(self.mem_mb) if self.site is not None
+            name = (self.site.partition_for(run, self.mem_mb) if self.site is not None
                     else slurmctl.default_partition())
         return Request(name, self.mem_mb, self.walltime or 30, self.cores)

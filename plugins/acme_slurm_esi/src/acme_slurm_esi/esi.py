@@ -114,11 +114,11 @@ def acme_core_executors() -> list[ExecutorSpec]:
     >>> [spec.name for spec in acme_core_executors()]
     ['slurm-esi']
     """
-    from .executor import SITE_OPTIONS, SiteSlurmExecutor
+    from .executor import SITE_OPTIONS, check_site_partition, site_executor
 
     return [ExecutorSpec(
         name=ESI.backend,
-        factory=functools.partial(SiteSlurmExecutor, site=ESI),
+        factory=functools.partial(site_executor, site=ESI),
         description="dask workers as SLURM jobs on the ESI HPC cluster (ACME's presets, "
                     "partition='auto' from measured memory)",
         needs_pickle=True,
@@ -126,6 +126,7 @@ def acme_core_executors() -> list[ExecutorSpec]:
                     "setup_interactive", "stop_client"),
         options=SITE_OPTIONS,
         capabilities=frozenset({"processes", "kill-worker", "cancel", "slurm"}),
+        check=functools.partial(check_site_partition, site=ESI),
     )]
 
 

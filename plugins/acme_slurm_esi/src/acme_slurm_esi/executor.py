@@ -38,7 +38,32 @@ SITE_OPTIONS = {
     "mem_cushion": "MB kept free below the partition's memory limit (default: the site's)",
     "probe_calls": "partition='auto': how many sampled calls are measured (default 5)",
     "probe_timeout": "partition='auto': seconds one measured call may run (default 30)",
+    "transport": "'dask' (default: dask workers as SLURM jobs) or 'array' (acme-slurm's job "
+                 "arrays with the same presets; no scheduler, no open port)",
 }
+try:  # transport="array" takes acme-slurm's options too, when it is installed
+    from acme_slurm.options import OPTIONS as _ARRAY_OPTIONS
+except ImportError:  # pragma: no cover - acme-slurm not installed
+    _ARRAY_OPTIONS = {}
+SITE_OPTIONS.update({k: f"transport='array': {v}" for k, v in _ARRAY_OPTIONS.items()
+                     if k not in SITE_OPTIONS})
+
+
+def site_executor(settings: ExecutorSettings, site: Site) -> Any:
+    """The site backend's executor: acme-dask's SLURM executor with the site's presets, or
+    with ``backend_options={"transport": "array"}`` acme-slurm's job arrays with the same
+    :class:`~acme_slurm_esi.site.Site` record."""
+    options = dict(settings.options)
+    transport = options.pop("transport", "dask")
+    settings = dataclasses.replace(settings, options=options)
+    if transport == "array":
+        from acme_slurm.site import array_executor
+
+        return array_executor(settings, site)
+    if transport != "dask":
+        raise ValueError(f"backend_options['transport'] has to be 'dask' or 'array', not "
+                         f"{transport!r}.")
+    return SiteSlurmExecutor(settings, site)
 
 
 class SiteSlurmExecutor(SlurmExecutor):
@@ -170,3 +195,30 @@ class SiteSlurmExecutor(SlurmExecutor):
                  f"{estimate / 1024:.2f} GB (the largest peak; mean "
                  f"{sum(peaks) / len(peaks) / 1024:.2f} GB)")
         return estimate
+
+
+def check_site_partition(settings: ExecutorSettings, site: Site) -> None:
+    """A site backend's constructor check: ``partition=`` is one of the cluster's (one
+    cached ``sinfo``, ACME's message hiding the site's invalid partitions) and its nodes
+    have this host's architecture.
+
+    Nothing is checked for ``partition="auto"``, while a dask client is running (its
+    workers are used), or when ``sinfo`` cannot answer (the run reports that at start).
+
+    Examples
+    --------
+    >>> from acme_core.executor import ExecutorSettings
+    >>> from acme_slurm_esi.esi import ESI
+    >>> from acme_slurm_esi.executor import check_site_partition
+    >>> check_site_partition(ExecutorSettings(partition="auto"), ESI)   # nothing to check
+    """
+    from acme_dask.slurm import known_partitions
+
+    if settings.partition == "auto" or dask_setup.running_client() is not None:
+        return
+    try:
+        partitions, _ = known_partitions()
+    except OSError:
+        return
+    site.check_partition(settings.partition, partitions)
+    site.check_arch(settings.partition)

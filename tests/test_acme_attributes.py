@@ -1,0 +1,227 @@
+"""ACME's semi-public ParallelMap attributes, as real clients (SyNCoPy) use them, and the
+log file behaviour ACME users rely on: kwargv/argv rewritable until compute(), n_inputs,
+daemon.client right after the constructor, a read-only config, logfile after compute(),
+construction warnings in the log file, ACME's message texts."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from acme_core import ParallelMap
+from acme_core.acme_attributes import ConfigView, Daemon
+from acme_core.early_log import EarlyRecords
+from tests.funcs import f
+from tests.test_dask_funcs import worker_address
+
+QUIET = {"write_worker_results": False, "verbose": False}
+
+
+def whole(x, table=None):
+    """What a call receives: its x and the table argument as a list."""
+    return x, np.asarray(table).tolist() if table is not None else None
+
+
+# ---------------------------------------------------------------------- argv / kwargv
+def test_split_entries_hold_the_users_sequence_and_broadcast_ones_a_one_element_list():
+    xs, zs = [2, 4, 6, 8], (1, 2, 3, 4)
+    pmap = ParallelMap(f, xs, 4, z=zs, **QUIET)
+    assert pmap.argv == [xs, [4]] and pmap.argv[0] is xs
+    assert pmap.kwargv == {"z": zs} and pmap.kwargv["z"] is zs
+    assert pmap.n_inputs == 4 and pmap.config.n_inputs == 4 and pmap.config.n_calls == 4
+
+
+def test_required_arguments_given_by_name_are_positional_as_in_acme():
+    pmap = ParallelMap(f, y=[1, 2, 3], x=5, z=2, **QUIET)
+    assert pmap.argv == [[5], [1, 2, 3]]
+    assert pmap.kwargv == {"z": [2]}
+    assert pmap.compute() == [12, 14, 16]
+
+
+@pytest.mark.parametrize("backend", ["threads", "joblib"])
+def test_syncopys_rewrite_gives_a_sequence_of_n_inputs_whole_to_every_call(backend):
+    # SyNCoPy: "if any element of cfg satisfies len(x) == numCalls, ParallelMap would split
+    # it: prevent this" -> pmap.kwargv[key] = [value] after the constructor
+    table = [10, 20, 30]
+    pmap = ParallelMap(whole, [0, 1, 2], table=table, backend=backend, **QUIET)
+    assert pmap.kwargv["table"] is table          # split by the constructor (length 3)
+    for key, value in pmap.kwargv.items():
+        if isinstance(value, list) and len(value) == pmap.n_inputs:
+            pmap.kwargv[key] = [value]
+    assert pmap.compute() == [(0, table), (1, table), (2, table)]
+
+
+def test_an_array_of_n_inputs_rewritten_to_broadcast_reaches_every_call_whole():
+    weights = np.arange(3.0)
+    pmap = ParallelMap(whole, [0, 1, 2], table=weights, backend="joblib", **QUIET)
+    pmap.kwargv["table"] = [weights]
+    assert [t for _, t in pmap.compute()] == [[0.0, 1.0, 2.0]] * 3
+
+
+def test_a_broadcast_entry_turned_into_a_split_one_is_split():
+    pmap = ParallelMap(f, [1, 2, 3], 4, **QUIET)
+    pmap.argv[1] = [10, 20, 30]
+    assert pmap.compute() == [33, 66, 99]
+
+
+def test_a_broadcast_value_replaced_in_place_is_used():
+    pmap = ParallelMap(f, [1, 2, 3], 4, backend="joblib", **QUIET)
+    pmap.argv[1][0] = 0
+    assert pmap.compute() == [3, 6, 9]
+
+
+def test_an_entry_of_the_wrong_length_is_an_error_naming_it_before_any_work(tmp_path):
+    out = tmp_path / "run"
+    pmap = ParallelMap(f, [1, 2, 3], 4, z=[1, 2, 3], output_dir=str(out), verbose=False)
+    pmap.kwargv["z"] = [1, 2]
+    with pytest.raises(ValueError, match=r"pmap.kwargv\['z'\] holds 2 elements, but the run "
+                                         r"has n_inputs=3 calls"):
+        pmap.compute()
+    assert not list(out.glob("f_*.h5"))          # no call ran
+
+
+def test_a_keyword_the_function_does_not_take_is_rejected_when_compute_starts():
+    pmap = ParallelMap(f, [1, 2, 3], 4, **QUIET)
+    pmap.kwargv["w"] = [1]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'w'"):
+        pmap.compute()
+
+
+def test_unchanged_lists_keep_the_constructors_plan():
+    pmap = ParallelMap(f, [1, 2, 3], 4, **QUIET)
+    plan = pmap._plan
+    assert pmap.compute() == [15, 18, 21]
+    assert pmap._plan is plan
+
+
+# ---------------------------------------------------------------------- config / daemon
+def test_config_is_a_read_only_view_and_daemon_config_its_alias(tmp_path):
+    out = str(tmp_path / "run")
+    pmap = ParallelMap(f, [1, 2], 4, output_dir=out, result_shape=(None,),
+                       result_dtype="float32", verbose=False)
+    config = pmap.config
+    assert isinstance(config, ConfigView)
+    assert (config.output_dir, config.result_shape, config.result_dtype) == (out, (None,),
+                                                                            "float32")
+    assert (config.single_file, config.write_pickle, config.write_worker_results) == (
+        False, False, True)
+    assert config.kwargv is pmap.kwargv and config["n_inputs"] == 2
+    assert dict(pmap.daemon.config).keys() == dict(config).keys()
+    assert pmap.daemon.config.output_dir == out
+    with pytest.raises(AttributeError, match="read-only: pass output_dir to ParallelMap"):
+        config.output_dir = "elsewhere"
+    with pytest.raises(AttributeError, match="pmap.config has no 'nonsense'"):
+        config.nonsense  # noqa: B018
+    pmap.cleanup()
+
+
+def test_daemon_computes_and_has_no_client_on_a_backend_without_one():
+    pmap = ParallelMap(f, [1, 2], 4, backend="threads", **QUIET)
+    assert pmap.daemon is pmap.daemon
+    assert pmap.daemon.client is None and pmap.config.client is None
+    assert pmap.daemon.compute() == [15, 18]
+    with pytest.raises(TypeError, match="`pmap` has to be a `ParallelMap` instance, not <class .str.>"):
+        Daemon("invalid")
+
+
+def test_daemon_client_is_the_running_client_right_after_the_constructor(
+        no_dask_client_left):
+    from acme_dask import cluster_cleanup, local_cluster_setup
+
+    client = local_cluster_setup(n_workers=1, interactive=False)
+    try:
+        pmap = ParallelMap(worker_address, [1, 2], setup_interactive=False, **QUIET)
+        assert pmap.backend == "dask"
+        assert pmap.daemon.client is client
+        workers = client.cluster.scheduler_info["workers"]
+        assert all(w["memory_limit"] > 0 for w in workers.values())   # what SyNCoPy reads
+        with pmap as pm:
+            addresses = pm.compute()
+        assert set(addresses) <= set(workers)
+        assert client.status == "running"       # the user's client is left alone
+    finally:
+        cluster_cleanup(client)
+
+
+def test_reading_daemon_client_starts_the_backends_cluster_which_compute_uses(
+        no_dask_client_left):
+    pmap = ParallelMap(worker_address, [1, 2], backend="dask", n_workers=1, **QUIET)
+    client = pmap.daemon.client
+    assert client is not None and client.status == "running"
+    workers = set(client.scheduler_info()["workers"])
+    assert pmap.daemon.client is client                  # started once
+    assert set(pmap.compute()) <= workers                # the run used that cluster
+    assert client.status != "running"                    # and stopped it (stop_client="auto")
+
+
+# ---------------------------------------------------------------------- logs and messages
+def test_logfile_is_the_path_after_compute(tmp_path):
+    pmap = ParallelMap(f, [1, 2], 4, output_dir=str(tmp_path / "run"))
+    before = pmap.logfile
+    pmap.compute()
+    assert pmap.logfile == before and pmap.logfile is not None
+    with open(pmap.logfile) as log:
+        assert "SUCCESS" in log.read()
+
+
+class SmallLimit(ParallelMap):
+    """ACME's tests lower the large-argument threshold the same way."""
+
+    _maxArgSize = 1
+
+
+def test_warnings_given_during_construction_reach_the_log_file(tmp_path):
+    log = tmp_path / "custom.log"
+    big = np.ones((600, 500))     # 2.3 MB, 2-D: broadcast
+    pmap = SmallLimit(whole, [0, 1], table=big, write_worker_results=False, single_file=True,
+                      logfile=str(log), backend="threads", verbose=False)
+    pmap.compute()
+    text = log.read_text()
+    assert "exceeds recommended limit of 1 MB" in text
+    assert "single_file is ignored" in text
+    pickled = tmp_path / "pickle.log"
+    ParallelMap(f, [1, 2], 4, write_worker_results=False, write_pickle=True,
+                logfile=str(pickled), backend="threads", verbose=False).compute()
+    assert "write_pickle is ignored" in pickled.read_text()
+
+
+def test_no_construction_buffer_stays_on_the_loggers():
+    for _ in range(3):
+        ParallelMap(f, [1, 2], 4, backend="threads", **QUIET)
+    with pytest.raises(ValueError):
+        ParallelMap(f, [1, 2], [1, 2, 3], **QUIET)     # a failed construction, traceback kept
+    for name in ("acme_core", "acme_dask", "acme_joblib"):
+        handlers = logging.getLogger(name).handlers
+        assert not any(isinstance(h, EarlyRecords) for h in handlers), (name, handlers)
+
+
+def test_setup_interactive_false_on_dask_is_silent_but_an_ignored_request_warns(caplog):
+    with caplog.at_level(logging.WARNING, logger="acme_core"):
+        ParallelMap(f, [1, 2], 4, backend="dask", setup_interactive=False, **QUIET)
+    assert "has no effect" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="acme_core"):
+        ParallelMap(f, [1, 2], 4, backend="dask", partition="8GBXS", **QUIET)
+    assert "`partition='8GBXS'` has no effect on backend 'dask'" in caplog.text
+
+
+def test_the_distribution_error_starts_with_acmes_sentence_and_adds_details_after():
+    with pytest.raises(ValueError) as info:
+        ParallelMap(f, [2, 4, 6, 8], [2, 2], **QUIET)
+    message = str(info.value)
+    assert message.startswith(
+        "<ParallelMap> automatic input distribution failed: found 2 objects containing 2 to 4 "
+        "elements. Please specify `n_inputs` manually. ")
+    assert "positional argument 1 ('y') has 2" in message.split("manually. ", 1)[1]
+
+
+def test_a_cluster_from_daemon_client_whose_workers_were_retired_fails_compute_clearly(
+        no_dask_client_left):
+    # ACME's test_init: kill the single worker of pmap.daemon.config.client, then compute()
+    pmap = ParallelMap(f, [1, 2], 4, backend="dask", n_workers=1, **QUIET)
+    client = pmap.daemon.config.client
+    client.retire_workers(list(client.scheduler_info()["workers"]), close_workers=True)
+    with pytest.raises(RuntimeError, match="no active workers found"):
+        pmap.compute()
+    assert client.status != "running"        # the cluster it started is stopped
