@@ -4,6 +4,7 @@ processes, a real second Unix user."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pwd
@@ -20,7 +21,7 @@ from acme_dask import cluster_cleanup, local_cluster_setup
 
 from acme_core import ParallelComputationError, ParallelMap
 from tests.conftest import import_fresh
-from tests.test_dask_funcs import crash_on
+from tests.test_dask_funcs import crash_on, dashboard_status
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBE_USER = "acmeprobe"
@@ -347,7 +348,46 @@ def test_a_script_without_main_guard_gets_one_clear_error_before_any_worker(tmp_
                          text=True, timeout=120)
     text = out.stdout + out.stderr
     assert out.returncode == 1, text
-    assert text.count("RuntimeError:") == 1 and 'if __name__ == "__main__":' in text, text
-    assert re.search(r"unguarded.py again, and its line [78] runs outside", text), text
-    assert "Nanny" not in text and "This is acme-core" in text and text.count("This is") == 1
-    assert len(text.splitlines()) < 30, text
+    assert text.count("MainGuardError:") == 1 and 'if __name__ == "__main__":' in text, text
+    assert re.search(r"unguarded.py again, and its line [78]", text), text
+    assert "Nanny" not in text and "Traceback" in text and text.count("Traceback") == 1, text
+    assert len(text.splitlines()) < 20, text
+
+
+def test_local_cluster_setup_in_an_unguarded_script_is_refused_before_any_worker(tmp_path):
+    script = tmp_path / "unguarded_setup.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {REPO!r})
+        from acme_dask import local_cluster_setup
+
+        client = local_cluster_setup(n_workers=2, interactive=False)
+    """))
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    text = out.stdout + out.stderr
+    assert out.returncode == 1 and text.count("MainGuardError:") == 1, text
+    assert "local_cluster_setup starts worker processes" in text and "Nanny" not in text
+
+
+@pytest.mark.parametrize("dashboard", [False, True])
+def test_the_dashboard_is_served_only_when_asked(dashboard, caplog):
+    import socket
+    import warnings
+
+    busy = socket.socket()          # dask's default dashboard port taken, as by another run
+    with contextlib.suppress(OSError):
+        busy.bind(("127.0.0.1", 8787))
+        busy.listen()
+    try:
+        with caplog.at_level(logging.INFO, logger="acme_dask"), \
+                warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            status = ParallelMap(dashboard_status, [0], write_worker_results=False,
+                                 backend="dask", n_workers=1,
+                                 backend_options={"dashboard": dashboard}).compute()
+    finally:
+        busy.close()
+    assert status == [200 if dashboard else 404]
+    assert ("dashboard accessible at http://127.0.0.1:" in caplog.text) is dashboard
+    assert not [w for w in seen if "already in use" in str(w.message)]

@@ -224,7 +224,7 @@ def test_compute_again_on_the_same_object_is_a_recorded_run(request, tmp_path, b
                        output_dir=str(out), backend=backend, **options)
     with pytest.raises(ParallelComputationError):
         pmap.compute()
-    assert run_status(str(out))[0].splitlines()[1].strip() == "done 19, failed 1, missing 0"
+    assert "done 19, failed 1, missing 0" in run_status(str(out))[0]
     (flags / "broken").unlink()  # the fix
     pmap.compute()
     assert executions(counts) == Counter({**{i: 1 for i in range(20)}, 17: 2})

@@ -21,7 +21,8 @@ def acme_core_executors() -> list[ExecutorSpec]:
             needs_pickle=True,
             parameters=("n_workers", "mem_per_worker", "setup_timeout", "stop_client"),
             options=DASK_OPTIONS,
-            capabilities=frozenset({"processes", "kill-worker", "cancel"}),
+            # a local cluster's nannies spawn workers that import the __main__ script again
+            capabilities=frozenset({"processes", "kill-worker", "cancel", "imports-main"}),
         ),
         ExecutorSpec(
             name="slurm",

@@ -19,10 +19,7 @@ import sys
 import tempfile
 import time
 import weakref
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # pragma: no cover
-    import ast
+from typing import Any
 
 from .slurm import get_slurm_partitions, parse_memory, partition_memory
 
@@ -220,72 +217,31 @@ def cluster_config(dashboard: bool, *, local: bool = False) -> Any:
     return dask.config.set(settings)
 
 
-def unguarded_main_line() -> int | None:
-    """The line of the running script (``__main__``) that is starting local workers from
-    its top level outside ``if __name__ == "__main__":``, or None when it is guarded (or
-    there is no script: a notebook, ``python -c``, an interactive session).
-
-    Local worker processes are spawned: each imports the script again, and unguarded
-    top-level code would then start workers from every worker (distributed's "Nanny failed
-    to start", hundreds of lines).
-
-    Examples
-    --------
-    >>> from acme_dask.setup import unguarded_main_line
-    >>> unguarded_main_line() is None            # pytest's __main__ is guarded
-    True
-    """
-    import ast
-
-    main = sys.modules.get("__main__")
-    path = getattr(main, "__file__", None)
-    frame = sys._getframe(1)
-    while frame is not None and not (frame.f_globals is getattr(main, "__dict__", None)
-                                     and frame.f_code.co_name == "<module>"):
-        frame = frame.f_back
-    if frame is None or not path or not os.path.isfile(path):
-        return None
-    line = frame.f_lineno
-    try:
-        with open(path, encoding="utf-8") as fh:
-            tree = ast.parse(fh.read(), path)
-    except (OSError, SyntaxError, UnicodeDecodeError):
-        return None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and _is_main_test(node.test) \
-                and node.body[0].lineno <= line <= (node.end_lineno or line):
-            return None
-    return line
-
-
-def _is_main_test(test: ast.expr) -> bool:
-    import ast
-
-    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
-            and isinstance(test.ops[0], ast.Eq)):
-        return False
-    sides = [test.left, *test.comparators]
-    return any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides) and any(
-        isinstance(x, ast.Constant) and x.value == "__main__" for x in sides)
-
-
 def check_main_guard(what: str) -> None:
-    """Raise before any worker process starts when :func:`unguarded_main_line` finds one.
+    """Raise :class:`acme_core.mainguard.MainGuardError` before any local worker starts
+    when the running script starts them from top-level code outside ``if __name__ ==
+    "__main__":``: each spawned worker imports the script again and would start workers too
+    (distributed's "Nanny failed to start", hundreds of lines). ``ParallelMap`` checks this
+    in its constructor already (backend capability ``imports-main``); this covers
+    :func:`local_cluster_setup` called directly.
 
     Examples
     --------
     >>> from acme_dask.setup import check_main_guard
-    >>> check_main_guard("backend 'dask'")       # under pytest: guarded, nothing raised
+    >>> check_main_guard("local_cluster_setup")      # under pytest: guarded, nothing raised
     """
-    line = unguarded_main_line()
-    if line is None:
+    from acme_core.mainguard import MainGuardError, unguarded_call
+
+    found = unguarded_call(sys._getframe(1))
+    if found is None:
         return
-    script = getattr(sys.modules["__main__"], "__file__", "?")
-    raise RuntimeError(
-        f"{what} starts worker processes that import your script {script} again, and its "
+    path, line = found
+    raise MainGuardError(
+        f"{what} starts worker processes that import your script {path} again, and its "
         f"line {line} runs outside `if __name__ == \"__main__\":`, so every worker would "
-        f"start workers too. Put the code that runs ParallelMap under "
-        f"`if __name__ == \"__main__\":` at the end of the script.")
+        f"start workers too. Put the code that starts them under "
+        f"`if __name__ == \"__main__\":` (functions stay defined above it). Nothing was "
+        f"started.")
 
 
 def _not_interrupted_sync(record: logging.LogRecord) -> bool:
@@ -347,7 +303,7 @@ def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None
         if answer != "y":
             log.info("Local cluster setup aborted: nothing was started.")
             return None
-    check_main_guard("A local dask cluster")
+    check_main_guard("local_cluster_setup")
     from distributed import Client, LocalCluster
     from distributed.security import Security
 
