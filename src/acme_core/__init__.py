@@ -10,6 +10,8 @@ Examples
 [18, 24, 30, 36]
 """
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -23,6 +25,7 @@ from .errors import (
     UnpicklableError,
 )
 from .hookspecs import AutoClaim, ExecutorSpec, StorageSpec, hookimpl
+from .mainguard import MainGuardError
 
 if TYPE_CHECKING:  # imported on first use: worker processes only need acme_core.calls
     from .load import load
@@ -51,10 +54,25 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'acme_core' has no attribute {name!r}")
 
 
+class _Package(types.ModuleType):
+    """``acme_core.load`` stays the function after ``from acme_core.load import ...``: the
+    import system would otherwise bind the submodule of the same name over it (the module
+    stays reachable in ``sys.modules``)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "load" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
 __all__ = [
     "ArgumentMismatchError",
     "AutoClaim",
     "ExecutorSpec",
+    "MainGuardError",
     "ManifestError",
     "ParallelComputationError",
     "ParallelMap",

@@ -106,7 +106,9 @@ class CallPlan:
 
     def describe_call(self, index: int, width: int = 80) -> str:
         """A short repr of call ``index``'s split arguments (for failure tables)."""
-        parts = [f"{a.name}={a.value[index]!r}" for a in self.arguments if a.split]
+        from .failures import summarize
+
+        parts = [f"{a.name}={summarize(a.value[index])}" for a in self.arguments if a.split]
         text = ", ".join(parts)
         return text if len(text) <= width else text[: width - 3] + "..."
 

@@ -295,7 +295,7 @@ class DaskExecutor(FuturesExecutor):
         self._last_health = now
         self._report_lost_workers()
         online = self._online()
-        if online:
+        if online or self._nannies_alive():
             self._no_workers_since = None
         elif self._no_workers_since is None:
             self._no_workers_since = now
@@ -311,6 +311,14 @@ class DaskExecutor(FuturesExecutor):
 
     def _replace_lost_workers(self, online: int) -> None:
         """Local clusters restart dead workers themselves (nannies)."""
+
+    def _nannies_alive(self) -> bool:
+        """True while the run's own local cluster has nannies, which restart every worker
+        that dies (one killed by its call again and again is never a stalled run)."""
+        cluster = getattr(self._client, "cluster", None) if self._owned else None
+        nannies = dict(getattr(cluster, "workers", None) or {})
+        return any(getattr(n, "status", None) is not None and n.status.name == "running"
+                   for n in nannies.values())
 
     def _report_lost_workers(self) -> None:
         """Log each worker the scheduler removed while it ran calls of this run.
@@ -363,9 +371,10 @@ class DaskExecutor(FuturesExecutor):
             return
         self._batch_of_key.clear()
         if force or self._stop_wanted():
+            interrupted = force or self._cancelled
             self.cancel()
             self._client = None
-            setup.cluster_cleanup(client)
+            setup.stop_cluster(client, interrupted=interrupted)
             return
         if plugin is not None:   # the workers stay: they drop this run's program
             with contextlib.suppress(Exception):  # the client may be gone already
