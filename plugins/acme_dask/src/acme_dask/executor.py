@@ -139,6 +139,7 @@ class DaskExecutor(FuturesExecutor):
         self._labels: dict[str, str] = {}                 # worker address -> description
         self._early = False   # True: client() started the cluster the next start() uses
         self._cancelled = False
+        self._empty_checks = 0         # health checks in a row that found no worker
         self._validate(settings.options)
 
     def _validate(self, options: dict[str, Any]) -> None:
@@ -297,15 +298,19 @@ class DaskExecutor(FuturesExecutor):
         online = self._online()
         if online or self._nannies_alive():
             self._no_workers_since = None
-        elif self._no_workers_since is None:
-            self._no_workers_since = now
+            self._empty_checks = 0
+        else:
+            self._empty_checks += 1
+            if self._no_workers_since is None:
+                self._no_workers_since = now
         if self._owned:
             self._replace_lost_workers(online)
         waited = now - self._no_workers_since if self._no_workers_since is not None else 0.0
         # a lost SLURM job is replaced only once dask-jobqueue has forgotten it
         # (distributed's lost-worker-timeout), and the replacement then has to start
         limit = max(float(self.settings.setup_timeout), 2 * HEALTH_INTERVAL) + _lost_worker_timeout()
-        if waited > limit:
+        # and as many checks in a row found no worker (a clock that jumps is no stall)
+        if waited > limit and self._empty_checks * HEALTH_INTERVAL > limit:
             raise RuntimeError(f"Parallel computation stalled: no active workers found for "
                                f"{waited:.0f} s (client {self._client}).")
 
@@ -317,7 +322,8 @@ class DaskExecutor(FuturesExecutor):
         that dies (one killed by its call again and again is never a stalled run)."""
         cluster = getattr(self._client, "cluster", None) if self._owned else None
         nannies = dict(getattr(cluster, "workers", None) or {})
-        return any(getattr(n, "status", None) is not None and n.status.name == "running"
+        gone = ("closing", "closed", "failed", "closing_gracefully")
+        return any(getattr(getattr(n, "status", None), "name", "closed") not in gone
                    for n in nannies.values())
 
     def _report_lost_workers(self) -> None:
