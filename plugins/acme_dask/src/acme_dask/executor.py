@@ -312,10 +312,25 @@ class DaskExecutor(FuturesExecutor):
         # and as many checks in a row found no worker (a clock that jumps is no stall)
         if waited > limit and self._empty_checks * HEALTH_INTERVAL > limit:
             raise RuntimeError(f"Parallel computation stalled: no active workers found for "
-                               f"{waited:.0f} s (client {self._client}).")
+                               f"{waited:.0f} s (client {self._client}{self._nanny_note()}).")
 
     def _replace_lost_workers(self, online: int) -> None:
-        """Local clusters restart dead workers themselves (nannies)."""
+        """Local clusters restart dead workers themselves (nannies), but the cluster closes a
+        nanny whose worker has not come back within distributed's lost-worker-timeout (a
+        busy machine, a call that kills every new worker): start such nannies again."""
+        cluster = getattr(self._client, "cluster", None)
+        spec, nannies = getattr(cluster, "worker_spec", None), getattr(cluster, "workers", None)
+        if spec is None or nannies is None or len(nannies) >= len(spec):
+            return
+        log.info(f"{len(spec) - len(nannies)} local worker(s) gone for good; starting them "
+                 f"again.")
+        cluster.scale(len(spec))   # starts the nannies the cluster's spec lacks
+
+    def _nanny_note(self) -> str:
+        cluster = getattr(self._client, "cluster", None) if self._owned else None
+        nannies = dict(getattr(cluster, "workers", None) or {})
+        states = [getattr(getattr(n, "status", None), "name", "?") for n in nannies.values()]
+        return f", nannies {', '.join(states)}" if nannies else ""
 
     def _nannies_alive(self) -> bool:
         """True while the run's own local cluster has nannies, which restart every worker
