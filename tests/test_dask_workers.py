@@ -208,11 +208,13 @@ def _crash_run(n_runs: int) -> list[tuple[list[int], str]]:
     """``n_runs`` runs of 40 calls where call 17 segfaults: (failed indices, message)."""
     seen = []
     for _ in range(n_runs):
+        start = time.monotonic()
         pmap = ParallelMap(crash_on, list(range(40)), 17, write_worker_results=False,
                            backend="dask", n_workers=2, verbose=False)
         with pytest.raises(ParallelComputationError) as info:
             pmap.compute()
         seen.append((info.value.failures.indices, str(info.value)))
+        print(f"failed {seen[-1][0]} in {time.monotonic() - start:.1f} s")
     return seen
 
 
