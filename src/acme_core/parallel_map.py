@@ -469,7 +469,7 @@ class ParallelMap(AcmeAttributes):
                 self._manifest.done((index,))
                 self._manifest.flush()
         summary.elapsed = time.perf_counter() - start
-        return self._finish(summary, len(todo), "1 (debug, in this process)")
+        return self._finish(summary, len(todo), "debug")
 
     def _parallel_run(self, todo: list[int]) -> Any:
         steps = self._run_steps(todo)
