@@ -50,7 +50,7 @@ def test_replay_in_another_process_reproduces_the_failure_and_its_draws_under_pd
             print("PDB", printed.getvalue())
     """)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120, cwd=str(tmp_path))
+                          timeout=300, cwd=str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert f"RAISED bad trial 3: drew {drawn_in_run}" in done.stdout
     pdb_text = done.stdout.split("PDB", 1)[1]

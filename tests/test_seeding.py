@@ -101,7 +101,7 @@ def test_default_entropy_is_fresh_recorded_and_kept_on_resume_after_sigkill(tmp_
                     n_workers=2, write_pickle=True, verbose=False).compute()
     """)
     parent = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while len(list(marks.iterdir())) < 30:   # well into the run
         assert parent.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)

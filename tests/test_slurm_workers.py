@@ -16,7 +16,7 @@ import pytest
 from acme_dask import slurm as dask_slurm
 
 from acme_core import ParallelMap
-from tests.slurm_helpers import active_jobs, assert_gone
+from tests.slurm_helpers import active_jobs, assert_gone, squeue_jobs
 from tests.test_dask_workers import needs_root, run_victim_and_probe
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -79,8 +79,11 @@ def test_another_user_cannot_reach_a_slurm_run_or_read_its_dashboard(slurm, tmp_
     assert_gone(name)
 
 
-@pytest.mark.parametrize("phase", ["while its jobs start", "while its calls run"])
+@pytest.mark.parametrize("phase", ["while its jobs start", "while its calls run",
+                                   "SIGKILL while its calls run"])
 def test_sigterm_of_a_slurm_run_cancels_its_jobs_within_ten_seconds(slurm, tmp_path, phase):
+    """SIGTERM: the run cancels its jobs; SIGKILL (nothing can run in the parent): the
+    workers give up on the vanished scheduler after their death timeout and the jobs end."""
     name = _name("sigterm")
     script = tmp_path / "script.py"
     script.write_text(textwrap.dedent(f"""
@@ -102,16 +105,19 @@ def test_sigterm_of_a_slurm_run_cancels_its_jobs_within_ten_seconds(slurm, tmp_p
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 180
-        wanted = 1 if phase == "while its jobs start" else 2
-        while len(active_jobs(name)) < wanted:
+        starting = phase.endswith("jobs start")
+        while len(active_jobs(name) if starting else squeue_jobs(name, "R")) < (1 if starting
+                                                                                else 2):
             assert proc.poll() is None, proc.communicate()[0]
             assert time.monotonic() < deadline
             time.sleep(0.2)
-        if phase == "while its calls run":
+        if phase.endswith("calls run"):
             time.sleep(3)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signal.SIGKILL if phase.startswith("SIGKILL") else signal.SIGTERM)
         proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    print(f"jobs gone {assert_gone(name, within=10):.1f} s after the process ended")
+    # SIGKILL: at most the death timeout (10 s) plus the job's own exit
+    within = 10 if not phase.startswith("SIGKILL") else 15
+    print(f"jobs gone {assert_gone(name, within=within):.1f} s after the process ended")

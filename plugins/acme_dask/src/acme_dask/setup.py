@@ -771,6 +771,7 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int = 1, n_workers: in
                 protocol=protocol, shared_temp_directory=shared_temp_directory,
                 log_directory=None if output_folder else log_directory, name=job_name,
                 job_name=job_name, local_directory=output_folder, silence_logs="error",
+                death_timeout=WORKER_DEATH_TIMEOUT,
                 job_script_prologue=[] if dashboard else [_NO_WORKER_HTTP])
             if own_tmp is not None:
                 remove_credentials_with(cluster, own_tmp)
@@ -794,6 +795,10 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int = 1, n_workers: in
     log.info(f"Parallel computing client ready, {_dashboard(client)}")
     return client
 
+
+#: Seconds a SLURM worker (and its nanny) keeps trying to reach a scheduler that is gone
+#: (the parent was SIGKILLed) before its job ends (dask-jobqueue's default: 60).
+WORKER_DEATH_TIMEOUT = 10
 
 #: Job script line: the workers of a SLURM job serve nothing over HTTP (see cluster_config).
 _NO_WORKER_HTTP = "export DASK_DISTRIBUTED__WORKER__HTTP__ROUTES='[]'"
