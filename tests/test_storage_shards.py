@@ -8,9 +8,8 @@ import h5py
 import numpy as np
 import pytest
 
-from acme_core import ParallelMap, load
+from acme_core import MissingResultsWarning, ParallelMap, load
 from acme_core.calls import CallOutcome
-from acme_core.load import MissingResultsWarning
 from acme_core.output_dir import create
 from acme_core.storage.base import StorageSettings
 from acme_core.storage.hdf5_shards import HDF5ShardStorage, ShardWriter, shard_files
