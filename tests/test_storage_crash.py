@@ -20,8 +20,7 @@ import numpy as np
 import psutil
 import pytest
 
-from acme_core import load
-from acme_core.load import MissingResultsWarning
+from acme_core import MissingResultsWarning, load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DONE = 6

@@ -7,8 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from acme_core import ParallelComputationError, ParallelMap, load
-from acme_core.load import MissingResultsWarning
+from acme_core import MissingResultsWarning, ParallelComputationError, ParallelMap, load
 from tests.funcs import (
     array_and_scalar,
     dict_or_array,

@@ -10,8 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from acme_core import ParallelComputationError, ParallelMap, load
-from acme_core.load import MissingResultsWarning
+from acme_core import MissingResultsWarning, ParallelComputationError, ParallelMap, load
 from acme_core.storage.base import StorageSettings
 from acme_core.storage.memory import MemoryStorage
 from tests.funcs import dict_or_row, nothing, row_or_fail, text

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     ArgumentMismatchError,
     ManifestError,
+    MissingResultsWarning,
     ParallelComputationError,
     PluginError,
     ResultShapeError,
@@ -58,6 +59,7 @@ __all__ = [
     "ExecutorSpec",
     "MainGuardError",
     "ManifestError",
+    "MissingResultsWarning",
     "ParallelComputationError",
     "ParallelMap",
     "PluginError",

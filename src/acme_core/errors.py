@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -114,3 +115,18 @@ class ParallelComputationError(RuntimeError):
     def __init__(self, message: str, failures: FailureTable) -> None:
         super().__init__(message)
         self.failures = failures
+
+
+class MissingResultsWarning(UserWarning):
+    """Some calls of the run have no result; ``missing`` lists their indices.
+
+    Examples
+    --------
+    >>> from acme_core import MissingResultsWarning
+    >>> MissingResultsWarning("2 of 4 calls have no result", [1, 3]).missing
+    [1, 3]
+    """
+
+    def __init__(self, message: str, missing: Sequence[int]) -> None:
+        super().__init__(message)
+        self.missing = list(missing)

@@ -17,25 +17,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .errors import MissingResultsWarning
 from .output_dir import MARKER
 from .storage.values import read_dataset, read_group
 
 PathLike = str | os.PathLike
-
-
-class MissingResultsWarning(UserWarning):
-    """Some calls of the run have no result; ``missing`` lists their indices.
-
-    Examples
-    --------
-    >>> from acme_core.load import MissingResultsWarning
-    >>> MissingResultsWarning("2 of 4 calls have no result", [1, 3]).missing
-    [1, 3]
-    """
-
-    def __init__(self, message: str, missing: Sequence[int]) -> None:
-        super().__init__(message)
-        self.missing = list(missing)
 
 
 def load(path: PathLike | Sequence[PathLike], return_missing: bool = False) -> Any:
@@ -92,7 +78,7 @@ def load(path: PathLike | Sequence[PathLike], return_missing: bool = False) -> A
     Examples
     --------
     >>> from acme_core import ParallelMap
-    >>> from acme_core.load import load
+    >>> from acme_core import load
     >>> def f(x, y, z=3):
     ...     return (x + y) * z
     >>> out = str(tmp_path / "loaded")

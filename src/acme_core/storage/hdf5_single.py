@@ -63,7 +63,9 @@ def stored_calls(h5: Any, n_calls: int) -> np.ndarray:
     ...     stored_calls(h5, 2).tolist()
     [False, True]
     """
-    if "result_0" in h5 and not isinstance(h5["result_0"], type(h5)):
+    import h5py
+
+    if isinstance(h5.get("result_0"), h5py.Dataset):
         bits = h5["result_0"].attrs.get(DONE_ATTR)
         if bits is None:  # a file of ACME or of an older acme-core: no record
             return np.ones(n_calls, dtype=bool)
@@ -117,7 +119,10 @@ class HDF5SingleStorage(Storage):
         import h5py
 
         n, st = self.settings.n_calls, self.stacking
-        with h5py.File(path, "w") as h5:
+        # the record of done calls is an attribute of n/8 bytes: above 64 KiB HDF5 needs
+        # its 1.8 file format (dense attribute storage); every current HDF5 reads it
+        big = st is not None and n > 8 * 60_000
+        with h5py.File(path, "w", libver=("v108", "latest") if big else None) as h5:
             if st is None:
                 for i in range(n):
                     h5.create_group(f"comp_{i}")

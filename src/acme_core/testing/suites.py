@@ -151,7 +151,8 @@ class BackendConformance:
             self.compute(pmap)
         assert info.value.failures.indices == [5]
         assert info.value.failures[0].exc_type == "ValueError"
-        from ..load import MissingResultsWarning, load
+        from ..errors import MissingResultsWarning
+        from ..load import load
 
         with pytest.warns(MissingResultsWarning, match="call 5"):
             results, missing = load(str(tmp_path / "run"), return_missing=True)
