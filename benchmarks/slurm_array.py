@@ -86,11 +86,22 @@ def main() -> None:
     print(f"{args.calls} calls of {args.seconds} s on {args.slots} slots: ideal {ideal:.1f} s")
     for name, bench in (("slurm-array", ours), ("dask-jobqueue", bare_dask_jobqueue),
                         ("submitit map_array", submitit_map_array)):
+        others = other_jobs()
         took = bench(args.calls, args.seconds, args.slots)
         if took is None:
             print(f"{name:20s} not installed")
         else:
-            print(f"{name:20s} {took:7.1f} s   {took / ideal:5.2f} x ideal")
+            print(f"{name:20s} {took:7.1f} s   {took / ideal:5.2f} x ideal   ({others} other "
+                  f"jobs in the queue at its start: a shared cluster makes it wait)")
+
+
+def other_jobs() -> int:
+    """Jobs (array tasks counted one by one) in squeue that are not this benchmark's."""
+    import subprocess
+
+    out = subprocess.run(["squeue", "-h", "-r", "-o", "%j"], capture_output=True, text=True,
+                         timeout=60).stdout.split()
+    return sum(1 for name in out if not name.startswith("acme-bench"))
 
 
 if __name__ == "__main__":

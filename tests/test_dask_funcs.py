@@ -73,3 +73,20 @@ def nap_counted(x, seconds, folder):
     (Path(folder) / f"started-{x}").touch()
     time.sleep(seconds)
     return x
+
+
+def dashboard_status(x):
+    """HTTP status of the run's scheduler dashboard page ``/json/identity.json``."""
+    import urllib.error
+    import urllib.request
+
+    from distributed import get_worker
+
+    info = get_worker().client.scheduler_info()
+    port = info["services"]["dashboard"]
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/identity.json",
+                                    timeout=10) as reply:
+            return reply.status
+    except urllib.error.HTTPError as exc:
+        return exc.code

@@ -4,24 +4,24 @@ processes, a real second Unix user."""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import os
 import pwd
+import re
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import uuid
 
 import pytest
 from acme_dask import cluster_cleanup, local_cluster_setup
-from acme_dask.setup import running_client
 
 from acme_core import ParallelComputationError, ParallelMap
-from tests.test_dask_funcs import crash_on
+from tests.conftest import import_fresh
+from tests.test_dask_funcs import crash_on, dashboard_status
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBE_USER = "acmeprobe"
@@ -30,39 +30,6 @@ pytestmark = pytest.mark.usefixtures("no_dask_client_left")
 
 
 # ------------------------------------------------------------------ helpers
-def _import_fresh(folder, name: str, source: str):
-    """Write module ``name`` into ``folder``, put it on sys.path and import it (the parent's
-    own SIGINT handler is kept: the module may replace it)."""
-    import importlib
-
-    (folder / f"{name}.py").write_text(textwrap.dedent(source))
-    sys.path.insert(0, str(folder))
-    before = signal.getsignal(signal.SIGINT)
-    try:
-        sys.modules.pop(name, None)
-        return importlib.import_module(name)
-    finally:
-        signal.signal(signal.SIGINT, before)
-
-
-@pytest.fixture
-def sigmod(tmp_path):
-    """Issue reproducer: a module that installs a SIGINT handler when imported."""
-    module = _import_fresh(tmp_path, "sigmod", """
-        import signal
-        import sys
-
-        signal.signal(signal.SIGINT, lambda *_: sys.exit())
-
-
-        def double(x):
-            return 2 * x
-    """)
-    yield module
-    sys.path.remove(str(tmp_path))
-    sys.modules.pop("sigmod", None)
-
-
 @pytest.fixture
 def user_client():
     client = local_cluster_setup(n_workers=2, interactive=False)
@@ -87,7 +54,7 @@ def test_signal_handler_module_on_a_users_restarted_cluster(sigmod, user_client)
 
 
 def test_a_program_that_cannot_load_on_workers_fails_each_call_once(tmp_path, caplog):
-    mod = _import_fresh(tmp_path, f"parentonly_{uuid.uuid4().hex[:6]}", f"""
+    mod = import_fresh(tmp_path, f"parentonly_{uuid.uuid4().hex[:6]}", f"""
         import os
 
         if os.getpid() != {os.getpid()}:
@@ -241,11 +208,13 @@ def _crash_run(n_runs: int) -> list[tuple[list[int], str]]:
     """``n_runs`` runs of 40 calls where call 17 segfaults: (failed indices, message)."""
     seen = []
     for _ in range(n_runs):
+        start = time.monotonic()
         pmap = ParallelMap(crash_on, list(range(40)), 17, write_worker_results=False,
                            backend="dask", n_workers=2, verbose=False)
         with pytest.raises(ParallelComputationError) as info:
             pmap.compute()
         seen.append((info.value.failures.indices, str(info.value)))
+        print(f"failed {seen[-1][0]} in {time.monotonic() - start:.1f} s")
     return seen
 
 
@@ -259,3 +228,188 @@ def test_a_segfaulting_call_costs_only_itself():
 def test_a_segfaulting_call_costs_only_itself_ten_runs_of_ten():
     outcomes = [failed for _ in range(10) for failed, _ in _crash_run(10)]
     assert outcomes == [[17]] * 100
+
+
+# ------------------------------------------------------------------ Ctrl-C, SIGTERM, SIGKILL
+def _start_script(tmp_path, n_calls: int = 12, seconds: float = 3.0) -> subprocess.Popen:
+    """A user's script running ``backend="dask"`` in its own process group (as a terminal
+    starts it); returns once three calls have started."""
+    for old in tmp_path.glob("started-*"):
+        old.unlink()
+    script = tmp_path / "script.py"
+    script.write_text(textwrap.dedent(f"""
+        import signal
+        import sys
+        sys.path.insert(0, {REPO!r})
+        from acme_core import ParallelMap
+        from tests.test_dask_funcs import nap_counted
+
+        if __name__ == "__main__":
+            # SIGTERM as SIGINT, as the core's run loop makes it (this checks the dask side:
+            # its cleanup under that handler)
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
+            pmap = ParallelMap(nap_counted, list(range({n_calls})), {seconds}, {str(tmp_path)!r},
+                               backend="dask", n_workers=2,
+                               output_dir={str(tmp_path / "out")!r})
+            pmap.compute()
+            print("AFTER COMPUTE", flush=True)
+    """))
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 180
+    while len(list(tmp_path.glob("started-*"))) < 3:
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, "the run never started"
+        time.sleep(0.1)
+    return proc
+
+
+def _descendants(pid: int) -> list:
+    import psutil
+
+    return psutil.Process(pid).children(recursive=True)
+
+
+def _assert_all_gone(procs: list, within: float = 10.0) -> float:
+    """Every process of ``procs`` has exited within ``within`` s; returns how long it took."""
+    import psutil
+
+    start = time.monotonic()
+    while True:
+        alive = []
+        for p in procs:
+            try:
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p.pid)
+            except psutil.NoSuchProcess:
+                pass
+        if not alive:
+            return time.monotonic() - start
+        assert time.monotonic() - start < within, f"still alive after {within} s: {alive}"
+        time.sleep(0.2)
+
+
+def _interrupt(tmp_path, how: str) -> tuple[int, str, str, list]:
+    proc = _start_script(tmp_path)
+    procs = [*_descendants(proc.pid)]
+    import psutil
+
+    procs.append(psutil.Process(proc.pid))
+    if how == "SIGINT to the process group":
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    try:
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out, err, procs
+
+
+@pytest.mark.parametrize("how", ["SIGINT to the process group", "SIGTERM to the parent"])
+def test_interrupting_a_dask_run_ends_cleanly_five_times_of_five(tmp_path, how):
+    for attempt in range(5):
+        code, out, err, procs = _interrupt(tmp_path, how)
+        print(f"try {attempt}: exit code {code}, {len(err.splitlines())} stderr lines")
+        assert "AFTER COMPUTE" not in out
+        assert "Interrupted:" in err and "compute() again" in err, err
+        # what the run prints, up to the resume message: a few lines, no worker traceback;
+        # after it at most Python's own traceback of the KeyboardInterrupt the core re-raises
+        before, after = err.split("Interrupted:")
+        assert len(before.splitlines()) < 15 and "Traceback" not in before, err
+        assert after.count("Traceback") <= 1 and after.rstrip().endswith(
+            ("KeyboardInterrupt", "compute() again: only the missing calls run.")), err
+        print(f"  every process gone {_assert_all_gone(procs):.1f} s after the parent ended")
+
+
+def test_killing_the_parent_leaves_no_worker(tmp_path):
+    proc = _start_script(tmp_path)
+    workers = _descendants(proc.pid)
+    assert len(workers) >= 2
+    proc.kill()
+    proc.communicate(timeout=60)
+    print(f"workers gone {_assert_all_gone(workers):.1f} s after SIGKILL of the parent")
+
+
+# ------------------------------------------------------------------ a script without a main guard
+def test_a_script_without_main_guard_gets_one_clear_error_before_any_worker(tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {REPO!r})
+        from acme_core import ParallelMap
+        from tests.funcs import f
+
+        print(ParallelMap(f, [1, 2], 4, backend="dask", n_workers=2,
+                          write_worker_results=False).compute())
+    """))
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    text = out.stdout + out.stderr
+    assert out.returncode == 1, text
+    assert text.count("MainGuardError:") == 1 and 'if __name__ == "__main__":' in text, text
+    assert re.search(r"unguarded.py again, and its line [78]", text), text
+    assert "Nanny" not in text and "Traceback" in text and text.count("Traceback") == 1, text
+    assert len(text.splitlines()) < 20, text
+
+
+def test_local_cluster_setup_in_an_unguarded_script_is_refused_before_any_worker(tmp_path):
+    script = tmp_path / "unguarded_setup.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {REPO!r})
+        from acme_dask import local_cluster_setup
+
+        client = local_cluster_setup(n_workers=2, interactive=False)
+    """))
+    out = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=120)
+    text = out.stdout + out.stderr
+    assert out.returncode == 1 and text.count("MainGuardError:") == 1, text
+    assert "local_cluster_setup starts worker processes" in text and "Nanny" not in text
+
+
+@pytest.mark.parametrize("dashboard", [False, True])
+def test_the_dashboard_is_served_only_when_asked(dashboard, caplog):
+    import socket
+    import warnings
+
+    busy = socket.socket()          # dask's default dashboard port taken, as by another run
+    with contextlib.suppress(OSError):
+        busy.bind(("127.0.0.1", 8787))
+        busy.listen()
+    try:
+        with caplog.at_level(logging.INFO, logger="acme_dask"), \
+                warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            status = ParallelMap(dashboard_status, [0], write_worker_results=False,
+                                 backend="dask", n_workers=1,
+                                 backend_options={"dashboard": dashboard}).compute()
+    finally:
+        busy.close()
+    assert status == [200 if dashboard else 404]
+    assert ("dashboard accessible at http://127.0.0.1:" in caplog.text) is dashboard
+    assert not [w for w in seen if "already in use" in str(w.message)]
+
+
+def test_the_slurm_setup_bar_counts_down_seconds(monkeypatch):
+    import io
+
+    from acme_dask.setup import _SetupBar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    bar = _SetupBar(4)
+    bar.show(1, 42.4)
+    bar.show(3, 17.0)
+    bar.close()
+    text = screen.getvalue()
+    assert "SLURM workers ready: 1/4" in text and "time-out in 42 s" in text, text
+    assert "3/4" in text and "time-out in 17 s" in text and "timeout at" not in text, text

@@ -122,10 +122,10 @@ def test_invalid_partition_is_a_valueerror_listing_the_valid_ones(slurm):
     valid = r"available SLURM partitions are '8GBXS', '8GBS', .*'64GBS'"
     with pytest.raises(ValueError, match=r"Invalid partition selection nope, " + valid):
         esi_cluster_setup("nope", interactive=False)
-    pmap = ParallelMap(abs, [1, 2], write_worker_results=False, backend="slurm-esi",
-                       partition="nope")
+    # checked in the constructor now (before: at compute()), nothing made
     with pytest.raises(ValueError, match=r"Invalid partition selection nope, " + valid):
-        pmap.compute()
+        ParallelMap(abs, [1, 2], write_worker_results=False, backend="slurm-esi",
+                    partition="nope")
     with pytest.raises(OSError, match="Cannot auto-select partition without first invoking "
                                       "memory estimation"):
         esi_cluster_setup("auto", interactive=False)

@@ -52,7 +52,7 @@ def test_s13_default_run_dir_paths_and_entries(tmp_path, monkeypatch):
     names = sorted(os.listdir(out))
     logs = [n for n in names if re.fullmatch(r"ACME_f_\d{8}-\d{6}\.log", n)]
     assert len(logs) == 1 and {"f.h5", "f_payload"} <= set(names)
-    ours = {"acme_run.json", "acme_manifest.jsonl", "logs"}
+    ours = {"acme_run.json", "acme_manifest.jsonl", "logs", "acme_replay"}  # + replay files
     assert set(names) - {"f.h5", "f_payload", *logs} <= ours
 
 

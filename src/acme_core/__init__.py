@@ -23,12 +23,15 @@ from .errors import (
     UnpicklableError,
 )
 from .hookspecs import AutoClaim, ExecutorSpec, StorageSpec, hookimpl
+from .mainguard import MainGuardError
 
 if TYPE_CHECKING:  # imported on first use: worker processes only need acme_core.calls
     from .load import load
     from .parallel_map import ParallelMap
+    from .replays import replay
+    from .seeding import rng
 
-_LAZY = {"ParallelMap": "parallel_map", "load": "load"}
+_LAZY = {"ParallelMap": "parallel_map", "load": "load", "replay": "replays", "rng": "seeding"}
 
 
 def __getattr__(name: str) -> Any:
@@ -53,6 +56,7 @@ __all__ = [
     "ArgumentMismatchError",
     "AutoClaim",
     "ExecutorSpec",
+    "MainGuardError",
     "ManifestError",
     "ParallelComputationError",
     "ParallelMap",
@@ -65,4 +69,6 @@ __all__ = [
     "__version__",
     "hookimpl",
     "load",
+    "replay",
+    "rng",
 ]

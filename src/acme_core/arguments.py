@@ -40,7 +40,8 @@ OWN_KEYWORDS = (
     "n_inputs", "write_worker_results", "output_dir", "result_shape", "result_dtype",
     "single_file", "write_pickle", "partition", "n_workers", "mem_per_worker", "setup_timeout",
     "setup_interactive", "stop_client", "verbose", "dryrun", "logfile", "cleanup_threshold_days",
-    "backend", "storage", "backend_options", "retries", "progress", "rerun",
+    "backend", "storage", "backend_options", "retries", "progress", "rerun", "seed",
+    "reuse",
 )
 
 
@@ -105,7 +106,9 @@ class CallPlan:
 
     def describe_call(self, index: int, width: int = 80) -> str:
         """A short repr of call ``index``'s split arguments (for failure tables)."""
-        parts = [f"{a.name}={a.value[index]!r}" for a in self.arguments if a.split]
+        from .failures import summarize
+
+        parts = [f"{a.name}={summarize(a.value[index])}" for a in self.arguments if a.split]
         text = ", ".join(parts)
         return text if len(text) <= width else text[: width - 3] + "..."
 

@@ -182,6 +182,9 @@ class CallProgram:
     #: Every call's split values (one sequence per split argument), when they are small
     #: enough to travel once per worker; None when batches carry them.
     split: tuple[Any, ...] | None = None
+    #: Runs each call instead of a plain ``func(*args, **kwargs)`` when set: its own random
+    #: streams (``acme_core.seeding``) and the result store (``acme_core.reuse``).
+    around: Any = None
 
     def split_values(self, index: int) -> tuple[Any, ...]:
         """Call ``index``'s split values from the program's own copy."""
@@ -207,7 +210,10 @@ class CallProgram:
         """Run call ``index`` and store its result: ``(receipt, None)`` or ``(None, failure)``."""
         try:
             args, kwargs = self.arguments(index, split)
-            value = self.func(*args, **kwargs)
+            if self.around is None:
+                value = self.func(*args, **kwargs)
+            else:
+                value = self.around.run(self.func, index, args, kwargs)
         except Exception as exc:
             return None, _failure(index, ERROR, exc, where, attempt)
         try:

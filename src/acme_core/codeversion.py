@@ -106,7 +106,7 @@ def _library_roots() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     roots = {paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
     roots |= {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
-    roots.add(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # acme-core
+    roots.add(os.path.dirname(os.path.abspath(__file__)))  # acme-core itself
     return tuple(sorted(os.path.realpath(r) + os.sep for r in roots if r))
 
 
@@ -185,6 +185,8 @@ class _Digest:
         self._active.add(key)
         try:
             digest = self._compound(value, depth + 1)
+        except Exception:  # noqa: BLE001 - an object that breaks while being walked
+            digest = b"opaque:" + _type_name(value).encode()
         finally:
             self._active.discard(key)
         if isinstance(value, (types.FunctionType, type, types.ModuleType, types.CodeType)):

@@ -53,6 +53,8 @@ CAPABILITIES = {
     "kill-worker": "a worker process can be killed and the run recovers the lost calls",
     "cancel": "pending calls can be cancelled",
     "slurm": "workers run as SLURM jobs",
+    "imports-main": "worker processes import the caller's __main__ script again (spawn): "
+                    "a script must start its run under if __name__ == '__main__'",
 }
 
 #: ACME's ParallelMap parameters an executor may use; others are ignored with a warning.

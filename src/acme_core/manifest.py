@@ -195,6 +195,9 @@ class ManifestWriter:
         path = path_in(output_dir)
         self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self.provenance = provenance
+        #: ``done_line(index) -> str``: a faster writer of a done call's line (the JSON of
+        #: ``{"i": index, "s": "done", **provenance(index)}``).
+        self.done_line: Callable[[int], str] | None = None
         if header is not None:
             self._write(header)
         self.flush()
@@ -223,6 +226,9 @@ class ManifestWriter:
 
     def done(self, indices: Iterable[int]) -> None:
         """Record calls whose result the storage holds."""
+        if self.done_line is not None:
+            self._fh.write("".join(self.done_line(i) + "\n" for i in indices))
+            return
         for i in indices:
             self._write({"i": i, "s": DONE, **self._about(i)})
 

@@ -62,6 +62,8 @@ def check_available(path: str) -> None:
     marker = os.path.join(path, MARKER)
     if os.path.exists(marker) and not os.path.exists(os.path.join(path, MANIFEST)):
         read_marker(path)
+        if all(n in (MARKER, LOCK) or n.endswith(".log") for n in os.listdir(path)):
+            return  # a run that stopped before its first result: nothing to lose
         raise ManifestError(
             f"`output_dir` {path!r} holds an acme-core run without its manifest "
             f"({os.path.join(path, MANIFEST)} is missing), so which of its results are "
@@ -105,11 +107,30 @@ def default_path(base: str | None = None) -> str:
 
 
 def create(path: str, marker: dict) -> None:
-    """Create ``path`` (empty or new) and write the run marker into it (atomically)."""
+    """Create ``path`` (empty or new) with the run marker in it.
+
+    A new directory appears with its marker already inside (made under a temporary name
+    and renamed), so a reader or a crash never sees our run directory without it.
+    """
+    if os.path.isdir(path):
+        _write_marker(path, marker)
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(parent, f".{os.path.basename(path)}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        os.makedirs(path, exist_ok=True)
+        os.makedirs(parent, exist_ok=True)
+        os.mkdir(tmp)
+        _write_marker(tmp, marker)
+        os.rename(tmp, path)
     except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if os.path.isdir(path):  # made meanwhile by a run that started at the same instant
+            _write_marker(path, marker)
+            return
         raise OSError(f"automatic creation of output folder {path!r} failed: {exc}") from exc
+
+
+def _write_marker(path: str, marker: dict) -> None:
     final = os.path.join(path, MARKER)
     tmp = f"{final}.{uuid.uuid4().hex[:8]}.tmp"
     with open(tmp, "w", encoding="utf-8") as fh:

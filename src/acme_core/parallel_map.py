@@ -9,10 +9,10 @@ import os
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from typing import Any
 
-from . import manifest, plugins
+from . import manifest, plugins, replays, reuse
 from . import output_dir as outdir
 from . import rerun as rerun_policy
 from .acme_attributes import AcmeAttributes, ArgumentLists, Daemon
@@ -20,6 +20,7 @@ from .arguments import CallPlan, build_call_plan
 from .callkeys import ArgumentKeys
 from .calls import CallBatch, CallOutcome, CallProgram, worker_name
 from .codeversion import code_version
+from .display import dashboard_link, run_summary_html
 from .dryrun import dry_run
 from .early_log import collected
 from .errors import ParallelComputationError, ResultShapeError
@@ -27,18 +28,23 @@ from .executor import ExecutorSettings, RunContext
 from .failures import FailureTable
 from .hookspecs import BACKEND_PARAMETERS, ExecutorSpec, StorageSpec
 from .logs import LogFile, configure, running
+from .mainguard import IMPORTS_MAIN, check_main_guard
 from .manifest import ManifestWriter, RunState
 from .parameters import BACKEND_DEFAULTS, Settings, check_flag, validate
 from .pickling import pickle_calls, pickle_program
 from .progress import ProgressBar
+from .progress import wanted as progress_wanted
+from .reserved import check_reserved
 from .run import RunInfo, RunLoop, RunSummary
+from .seeding import CallStreams, cannot_draw, keywords_for_function
 from .session import Session, log_failure_summary
 from .storage.base import StorageSettings
+from .streaming import call_result
 
 log = logging.getLogger("acme_core")
 
 #: ParallelMap's own keywords: a function keyword of the same name cannot be distributed.
-RESERVED = ("backend", "storage", "backend_options", "retries")
+RESERVED = ("backend", "storage", "backend_options", "retries", "rerun")
 
 
 class ParallelMap(AcmeAttributes):
@@ -55,51 +61,82 @@ class ParallelMap(AcmeAttributes):
         The function to call.
     *args, **kwargs
         Arguments of ``func``; see above for how they spread over calls.
-    n_inputs : "auto" or int
+    n_inputs : "auto" or int, default "auto"
         Number of calls; "auto" infers it from the sequence arguments.
-    write_worker_results : bool
+    write_worker_results : bool, default True
         True: results go to disk and ``compute()`` returns file paths. False: results are
         returned in memory.
-    output_dir : str, optional
-        Where results go; default a new ``ACME_YYYYMMDD-hhmmss-ffffff`` in the current
+    output_dir : str, default None
+        Where results go; None: a new ``ACME_YYYYMMDD-hhmmss-ffffff`` in the current
         working directory. It is created when ``compute()`` starts (the constructor only
         validates). An existing directory must be empty or hold an earlier run of the same
         function with the same number of calls and storage: its results are reused.
-    result_shape : tuple, optional
+    result_shape : tuple, default None
         Stack each call's first return value into one array of this shape; its single
         ``None`` is the axis of calls.
-    result_dtype : str
-        NumPy dtype of the stacked array (default float64).
-    single_file, write_pickle : bool
-        ACME's storage flags (one HDF5 file; one pickle per call).
-    partition, n_workers, mem_per_worker, setup_timeout, setup_interactive, stop_client
-        Backend parameters; a backend that does not use one ignores it with a warning.
-    verbose : bool, optional
+    result_dtype : str, default "float"
+        NumPy dtype of the stacked array (float64).
+    single_file : bool, default False
+        ACME's flag for one HDF5 file for all results (storage ``"hdf5-single"``).
+    write_pickle : bool, default False
+        ACME's flag for one pickle file per call (storage ``"pickle"``).
+    partition : str, default "auto"
+        SLURM partition; "auto": the backend chooses (``slurm``: the cluster's default
+        partition, ``slurm-esi``: from the measured memory of sampled calls).
+    n_workers : int or "auto", default "auto"
+        Worker processes or SLURM jobs; "auto": the backend chooses (the local CPUs, or
+        as many jobs as there are calls up to a limit).
+    mem_per_worker : str, default "auto"
+        Memory per worker such as ``"4GB"``; "auto": the backend's default (on SLURM the
+        partition's memory per CPU).
+    setup_timeout : float, default 60
+        Seconds to wait for SLURM workers to start.
+    setup_interactive : bool, default True
+        On a terminal, ask whether to keep waiting when not every worker started within
+        ``setup_timeout`` (without a terminal: go on with the workers that came).
+    stop_client : bool or "auto", default "auto"
+        Stop the workers at the end of the run: "auto" stops those the run started and
+        leaves a client you started; True stops either; False keeps them for the next run.
+    verbose : bool, default None
         None: INFO messages, True: DEBUG, False: warnings only (and no progress bar).
-    dryrun : bool
+    dryrun : bool, default False
         Run one sampled call in this process first and report its time and memory.
-    logfile : bool or str, optional
+    logfile : bool or str, default None
         None: a log file beside on-disk results; True/False force it on/off; str: this file.
-    cleanup_threshold_days : int, optional
+    cleanup_threshold_days : int, default None
         Before a run with ``output_dir=None``, delete our ``ACME_*`` runs in the current
         directory not modified for this many days (never one that is running).
-    backend : str
+    backend : str, default "auto"
         Executor name (``python -m acme_core plugins`` lists them); "auto" lets installed
         plugins claim the run (a running dask client, an HPC site) and falls back to the
         local default.
-    storage : str
+    storage : str, default "auto"
         Storage name; "auto" follows ACME's flags.
-    backend_options : dict, optional
-        Backend-specific settings; unknown keys are an error that lists the accepted ones.
-    retries : int
+    backend_options : dict, default None
+        Backend-specific settings (``python -m acme_core options BACKEND`` lists them);
+        unknown keys are an error that lists the accepted ones.
+    retries : int, default 0
         Re-runs of a call whose function raised (calls lost with a dead worker are always
         re-submitted, up to 3 times).
-    rerun : {"missing", "changed", "all"}
+    rerun : {"missing", "changed", "all"}, default "missing"
         On an ``output_dir`` that holds results (or at a second ``compute()``): which calls
         with a result run again. Calls without a result, failed ones and those whose own
         arguments changed always run. "missing" (default) keeps results computed by an
         earlier version of the function's code (one warning counts them), "changed" re-runs
         those too, "all" re-runs every call.
+    progress : bool, default None
+        Show a progress bar (done, failed, retried, running calls): None shows it where a
+        person watches (a terminal, or Jupyter's widget) unless ``verbose=False``;
+        True/False force it on or off.
+    seed : int or False, default None
+        The run's entropy: call ``i`` draws from its own stream, made of this entropy and
+        ``i`` only (``acme_core.rng()``; Python's ``random`` and ``numpy.random`` are seeded
+        from it before each call). None: a fresh entropy, recorded in the run directory (a
+        resumed run keeps it). False: leave the random generators alone. A function with
+        a parameter of its own named ``seed`` (or ``reuse``) gets it, as in ACME.
+    reuse : str, default None
+        A result-store directory: calls already computed there (same code version,
+        arguments and random stream) are taken, not computed, and new results are added.
 
     Examples
     --------
@@ -127,7 +164,11 @@ class ParallelMap(AcmeAttributes):
                  cleanup_threshold_days: int | None = None, backend: str = "auto",
                  storage: str = "auto", backend_options: Mapping[str, Any] | None = None,
                  retries: int = 0, rerun: str = "missing", progress: bool | None = None,
+                 seed: int | bool | None = None, reuse: str | os.PathLike[str] | None = None,
                  **kwargs: Any) -> None:
+        check_reserved(func, backend=backend, storage=storage, backend_options=backend_options,
+                       retries=retries, rerun=rerun, progress=progress)
+        own = keywords_for_function(func, kwargs, seed=seed, reuse=reuse)
         self._settings = s = validate(
             n_inputs=n_inputs, write_worker_results=write_worker_results, output_dir=output_dir,
             result_shape=result_shape, result_dtype=result_dtype, single_file=single_file,
@@ -136,13 +177,15 @@ class ParallelMap(AcmeAttributes):
             setup_interactive=setup_interactive, stop_client=stop_client, verbose=verbose,
             dryrun=dryrun, logfile=logfile, cleanup_threshold_days=cleanup_threshold_days,
             backend=backend, storage=storage, backend_options=backend_options, retries=retries,
-            rerun=rerun)
+            rerun=rerun, **own)
         self._progress = None if progress is None else check_flag("progress", progress)
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
         self._acme = ArgumentLists(plan)
         self._daemon: Daemon | None = None
         self.backend, executor_spec = _choose_backend(s)
+        if IMPORTS_MAIN in executor_spec.capabilities:
+            check_main_guard(self.backend)
         self.storage, storage_spec = _choose_storage(s)
         _check_backend_settings(self.backend, executor_spec, s)
         executor_settings = ExecutorSettings(
@@ -157,6 +200,7 @@ class ParallelMap(AcmeAttributes):
             result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id))
         self._executor = executor_spec.factory(executor_settings)
         self._run_id = uuid.uuid4().hex
+        self._entropy = replays.run_entropy(s.seed, self.output_dir)
         self._needs_pickle = executor_spec.needs_pickle
         self._prepare_program()
         if self.output_dir is not None and manifest.exists(self.output_dir):
@@ -164,6 +208,8 @@ class ParallelMap(AcmeAttributes):
         path = _log_path(s.logfile, self.output_dir, outdir.safe_name(plan.func_name))
         self._log_file = LogFile(path, self._loggers, self._run_id) if path else None
         self.failures = FailureTable()
+        self._summary: RunSummary | None = None  # of the last compute(), for display
+        self._dashboard: str | None = None
         self._manifest: ManifestWriter | None = None
         self._session: Session | None = None
         self._aborted = False
@@ -178,6 +224,21 @@ class ParallelMap(AcmeAttributes):
         self._early_log.close()
 
     # ------------------------------------------------------------------ set-up
+    def _around(self) -> Any:
+        """What runs each call: its own random streams (unless ``seed=False`` or no call
+        can draw), through the result store of ``reuse=``."""
+        plan = self._plan
+        streams = None if self._entropy is False or cannot_draw(
+            plan.func, [a.value for a in plan.broadcast_arguments],
+            [a.value for a in plan.split_arguments]) else CallStreams(self._entropy)
+        if self._settings.reuse is None:
+            return streams
+        hook, found = reuse.runner(self._settings.reuse, plan.func, plan, streams,
+                                   self._entropy, self.output_dir)
+        log.info(f"Result store {self._settings.reuse}: {found} of {plan.n_inputs} calls are "
+                 f"stored and are taken, not computed.")
+        return hook
+
     def _prepare_program(self) -> None:
         """The call program of the current plan, pickled (proven picklable) when the
         backend needs it."""
@@ -186,7 +247,8 @@ class ParallelMap(AcmeAttributes):
         inline = not self._needs_pickle or _small(plan)
         self._program = CallProgram(
             self._run_id, plan.func, slots, constants, self._storage.writer(),
-            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None)
+            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None,
+            around=self._around())
         self._program_bytes: bytes | None = None
         self._call_blobs: list[bytes] | None = None
         if self._needs_pickle:
@@ -239,6 +301,8 @@ class ParallelMap(AcmeAttributes):
         self._manifest = ManifestWriter(out, None if state is not None else
                                         self._manifest_header())
         stack.callback(self._close_manifest)
+        replays.save(out, self._program, self._program_bytes, self._call_blobs, self._entropy,
+                     plan.n_inputs, sys.path)
         return state
 
     def _close_manifest(self) -> None:
@@ -312,27 +376,71 @@ class ParallelMap(AcmeAttributes):
             self._plan = self._acme.rebuild(self._plan)
             self._prepare_program()
         with contextlib.ExitStack() as stack:
-            stack.enter_context(running(self._run_id))
-            state = self._open_outputs(stack)
-            if self._log_file is not None:
-                stack.enter_context(self._log_file.attached())
-            plan = self._plan
-            log.info(f"This is acme-core v. {_version()}: {plan.n_inputs} calls of "
-                     f"`{plan.func_name}` on backend {self.backend!r}, storage {self.storage!r}")
-            keys = ArgumentKeys.of(plan) if self._manifest is not None else None
-            code = code_version(plan.func)
-            selection = rerun_policy.select(plan.n_inputs, state, keys, code,
-                                            self._settings.rerun,
-                                            getattr(self._storage, "damaged", None))
-            if state is not None:
-                assert self.output_dir is not None
-                rerun_policy.report(selection, plan.n_inputs, plan.func_name, self.output_dir)
-            self._session = session = Session.after(state, code, keys, self._manifest)
-            session.begin(self.backend, selection, self._settings.rerun, debug)
-            stack.callback(self._end_session, RunSummary(plan.n_inputs), len(selection.todo),
-                           0.0, "?", "aborted")  # only when the run ended by an exception
-            return self._debug_run(selection.todo) if debug else self._parallel_run(
-                selection.todo)
+            todo = self._begin(stack, debug)
+            return self._debug_run(todo) if debug else self._parallel_run(todo)
+
+    def as_completed(self) -> Iterator[tuple[int, Any]]:
+        """Run the calls as :meth:`compute` does and yield ``(index, result)`` of each call as
+        soon as it has finished, in the order calls finish.
+
+        ``result`` is the return value for in-memory results (``write_worker_results=False``);
+        for on-disk storages it is where the result is: the call's own file (``hdf5``,
+        ``pickle``) or the container (``hdf5-single``; ``hdf5-shards``, whose container is
+        built when the run ends). Each result is stored and recorded in the manifest before
+        it is yielded. Everything else is as in :meth:`compute`: retries, resuming, the
+        progress bar, Ctrl-C. Failed calls are not yielded: once every call has finished,
+        the iterator raises the same :class:`ParallelComputationError` ``compute()`` raises.
+        Leaving the loop early (``break``, an exception) cancels the calls not yet finished,
+        keeps what finished, and logs how to resume.
+
+        Yields
+        ------
+        tuple of (int, object)
+            A call's index and its result (or its result's location).
+
+        Examples
+        --------
+        >>> from acme_core import ParallelMap
+        >>> pmap = ParallelMap(pow, [1, 2, 3], 2, write_worker_results=False, verbose=False)
+        >>> sorted(pmap.as_completed())
+        [(0, 1), (1, 4), (2, 9)]
+        """
+        if self._aborted:
+            return
+        if self._acme.changed():   # argv/kwargv rewritten since the constructor
+            self._plan = self._acme.rebuild(self._plan)
+            self._prepare_program()
+        with contextlib.ExitStack() as stack:
+            steps = self._run_steps(self._begin(stack, False))
+            try:
+                for outcomes in steps:
+                    for outcome in outcomes:
+                        yield outcome.index, call_result(self._storage, outcome)
+            finally:
+                steps.close()  # left early: cancels the calls still pending
+
+    def _begin(self, stack: contextlib.ExitStack, debug: bool) -> list[int]:
+        """Open the run's outputs and its session; return the calls to run."""
+        stack.enter_context(running(self._run_id))
+        state = self._open_outputs(stack)
+        if self._log_file is not None:
+            stack.enter_context(self._log_file.attached())
+        plan = self._plan
+        log.info(f"This is acme-core v. {_version()}: {plan.n_inputs} calls of "
+                 f"`{plan.func_name}` on backend {self.backend!r}, storage {self.storage!r}")
+        keys = ArgumentKeys.of(plan) if self._manifest is not None else None
+        code = code_version(plan.func)
+        selection = rerun_policy.select(plan.n_inputs, state, keys, code,
+                                        self._settings.rerun,
+                                        getattr(self._storage, "damaged", None))
+        if state is not None:
+            assert self.output_dir is not None
+            rerun_policy.report(selection, plan.n_inputs, plan.func_name, self.output_dir)
+        self._session = session = Session.after(state, code, keys, self._manifest)
+        session.begin(self.backend, selection, self._settings.rerun, debug)
+        stack.callback(self._end_session, RunSummary(plan.n_inputs), len(selection.todo),
+                       0.0, "?", "aborted")  # only when the run ended by an exception
+        return selection.todo
 
     def _collect(self, outcome: CallOutcome) -> None:
         self._storage.collect(outcome)
@@ -351,9 +459,8 @@ class ParallelMap(AcmeAttributes):
         start = time.perf_counter()
         where = f"{worker_name()} (debug)"
         for index in todo:
-            args, kwargs = program.arguments(index, plan.split_values(index))
             began = time.perf_counter()
-            value = program.func(*args, **kwargs)
+            value = replays.replay_call(program, plan.split_values(index), index)
             receipt = program.writer.write(index, value)
             self._collect(CallOutcome(index, receipt, None, time.perf_counter() - began, where))
             summary.n_done += 1
@@ -362,14 +469,24 @@ class ParallelMap(AcmeAttributes):
                 self._manifest.done((index,))
                 self._manifest.flush()
         summary.elapsed = time.perf_counter() - start
-        return self._finish(summary, len(todo), "1 (debug, in this process)")
+        return self._finish(summary, len(todo), "debug")
 
     def _parallel_run(self, todo: list[int]) -> Any:
+        steps = self._run_steps(todo)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as end:
+                return end.value
+
+    def _run_steps(self, todo: list[int]) -> Generator[list[CallOutcome], None, Any]:
+        """The parallel run as a generator of finished outcomes; returns compute()'s value."""
         plan = self._plan
         pm = plugins.get_plugin_manager()
         context = self._run_context()
         info = context.info
         self._executor.start(context)
+        self._dashboard = dashboard_link(self._executor)
         log.info(f"Preparing {len(todo)} parallel calls of `{plan.func_name}` using "
                  f"{self._executor.n_workers} workers")
         bar = self._progress_bar(len(todo))
@@ -381,20 +498,26 @@ class ParallelMap(AcmeAttributes):
             loop = RunLoop(self._executor, info, self._make_batch, self._collect, pm.hook,
                            retries=self._settings.retries, manifest=self._manifest,
                            describe=plan.describe_call, flush=self._storage.flush)
+            stopped = ""
             try:
-                summary = loop.run(todo)
+                yield from loop.iterate(todo)
+            except GeneratorExit:
+                stopped = "as_completed() left early"
             except ResultShapeError as exc:
                 self._executor.cancel()
                 self._stopped(loop.summary, len(todo), exc)
                 raise
             finally:
+                if bar is not None:  # before the backend's shutdown messages
+                    bar.close()
                 self._executor.close()
+            summary = loop.summary
             if plugins.has_listeners("acme_core_run_finished"):
                 pm.hook.acme_core_run_finished(run=info, summary=summary)
         finally:
             if bar is not None:
                 pm.unregister(bar)
-        return self._finish(summary, len(todo), self._executor.n_workers)
+        return self._finish(summary, len(todo), self._executor.n_workers, stopped)
 
     def _stopped(self, summary: RunSummary, n_ran: int, exc: ResultShapeError) -> None:
         where = self.results_container or self.output_dir
@@ -419,13 +542,11 @@ class ParallelMap(AcmeAttributes):
                           self.output_dir, tuple(sys.path))
 
     def _progress_bar(self, total: int) -> ProgressBar | None:
-        show = self._progress
-        if show is None:
-            show = (self._settings.verbose is not False and sys.stderr is not None
-                    and sys.stderr.isatty())
-        if not show:
+        if not progress_wanted(self._progress, self._settings.verbose):
             return None
-        return ProgressBar(total, self._executor.n_workers, status=self._executor.status)
+        n = self._plan.n_inputs  # a resumed run counts from the calls already done
+        return ProgressBar(n, self._executor.n_workers, initial=n - total,
+                           status=self._executor.status)
 
     def _make_batch(self, indices: Sequence[int], attempt: int) -> CallBatch:
         if self._program.split is not None:
@@ -436,17 +557,25 @@ class ParallelMap(AcmeAttributes):
         split = tuple(self._plan.split_values(i) for i in indices)
         return CallBatch(self._run_id, tuple(indices), split, False, attempt)
 
-    def _finish(self, summary: RunSummary, n_ran: int, workers: Any) -> Any:
+    def _finish(self, summary: RunSummary, n_ran: int, workers: Any, stopped: str = "") -> Any:
         plan = self._plan
         self.failures = FailureTable([(f, plan.describe_call(f.index))
-                                      for f in summary.failures])
+                                      for f in summary.failures], func=plan.func)
+        self.failures.replay_dir = self.output_dir
         try:
             result = self._storage.finish()
         finally:
             if self._manifest is not None:
                 self._manifest.flush()
+        self._summary = summary
         where = self.results_container or self.output_dir
         try:  # the session's figures are the log's last line, whatever the outcome
+            if stopped:
+                log.warning(f"Stopped early: {summary.n_done} of {n_ran} calls finished"
+                            + (f"; create the same ParallelMap with output_dir="
+                               f"{self.output_dir!r} to run the others." if self.output_dir
+                               else "."))
+                return None
             if summary.interrupted:
                 resume = (f" To finish the run, create the same ParallelMap with "
                           f"output_dir={self.output_dir!r} and call compute() again: only the "
@@ -464,7 +593,23 @@ class ParallelMap(AcmeAttributes):
                 log.info("Finished parallel computation")
             return result
         finally:
-            self._end_session(summary, n_ran, summary.elapsed, workers)
+            self._end_session(summary, n_ran, summary.elapsed, workers, stopped)
+
+    def replay(self, index: int) -> Any:
+        """Run call ``index`` here with its arguments and random streams, as in the run.
+
+        Nothing is stored; the call's exception propagates unchanged, so ``pdb`` and
+        ``%debug`` work. ``acme_core.replay(output_dir, index)`` does the same from any
+        process once the run is on disk.
+
+        Examples
+        --------
+        >>> from acme_core import ParallelMap
+        >>> ParallelMap(pow, [1, 2, 3], 2, write_worker_results=False).replay(2)
+        9
+        """
+        index = replays.check_index(index, self._plan.n_inputs)
+        return replays.replay_call(self._program, self._plan.split_values(index), index)
 
     # ------------------------------------------------------------------ life cycle
     def cleanup(self) -> None:
@@ -480,6 +625,9 @@ class ParallelMap(AcmeAttributes):
 
     def __exit__(self, *exc: Any) -> None:
         self.cleanup()
+
+    def _repr_html_(self) -> str:
+        return run_summary_html(self)
 
     def __repr__(self) -> str:
         return (f"<ParallelMap {self._plan.func_name}: {self.n_inputs} calls, "
@@ -598,7 +746,9 @@ def _failure_message(failures: FailureTable, n: int, where: str | None,
     if where is not None:
         text += f" Results of the other calls are stored in {where}."
     text += (" Inspect `err.failures` (also `pmap.failures`); `compute(debug=True)` re-raises "
-             "the original exception in this process.")
+             "the original exception in this process, and "
+             f"`{replays.replay_hint(output_dir, first.index)}` runs just call {first.index} "
+             f"here, with its arguments and random draws (pdb works).")
     if output_dir is not None:
         text += (f" After a fix, calling compute() again (or the same ParallelMap with "
                  f"output_dir={output_dir!r}) re-runs only the failed calls.")

@@ -16,6 +16,9 @@ from typing import Any
 
 import numpy as np
 
+from .reuse import check_reuse
+from .seeding import check_seed
+
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(MB|GB)\s*$", re.IGNORECASE)
 
 #: ACME's defaults of the backend parameters; a non-default value on a backend that does
@@ -56,6 +59,8 @@ class Settings:
     backend_options: dict[str, Any] = field(default_factory=dict)
     retries: int = 0
     rerun: str = "missing"
+    seed: int | bool | None = None
+    reuse: str | None = None
 
     def backend_parameters(self) -> dict[str, Any]:
         """The backend parameters with their validated values."""
@@ -458,6 +463,8 @@ def validate(**given: Any) -> Settings:
         backend_options=check_backend_options(g["backend_options"]),
         retries=check_retries(g["retries"]),
         rerun=check_rerun(g["rerun"]),
+        seed=check_seed(g["seed"]),
+        reuse=check_reuse(g["reuse"]),
         **flags,
     )
 
@@ -467,5 +474,5 @@ _DEFAULTS: dict[str, Any] = {
     "result_dtype": "float", "single_file": False, "write_pickle": False,
     "verbose": None, "dryrun": False, "logfile": None, "cleanup_threshold_days": None,
     "backend": "auto", "storage": "auto", "backend_options": None, "retries": 0,
-    "rerun": "missing", **BACKEND_DEFAULTS,
+    "rerun": "missing", "seed": None, "reuse": None, **BACKEND_DEFAULTS,
 }

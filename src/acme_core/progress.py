@@ -1,8 +1,11 @@
 """The progress bar: a built-in plugin fed by the lifecycle hooks.
 
-It shows done, failed, running and retried counts and an ETA (tqdm; the notebook widget in
-Jupyter). It is registered for one run only when it will show: ``progress=True``, or by
-default when ``verbose`` is not False and stderr is a terminal.
+It shows done, failed, running and retried counts (and the backend's own, such as queued
+SLURM jobs) and an ETA: tqdm's notebook widget in Jupyter when ipywidgets is installed,
+else tqdm's text bar. It is registered for one run only when it will show:
+``progress=True``, or by default when a person watches (``verbose`` is not False, and
+stderr is a terminal or the code runs in a Jupyter kernel). A resumed run's bar starts at
+the calls that already have results (``65/200``).
 """
 
 from __future__ import annotations
@@ -15,6 +18,55 @@ from typing import Any
 from .hookspecs import hookimpl
 
 
+def in_jupyter() -> bool:
+    """True inside a Jupyter (IPython) kernel.
+
+    Examples
+    --------
+    >>> from acme_core.progress import in_jupyter
+    >>> in_jupyter()
+    False
+    """
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return False
+    shell = ipython.get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def wanted(progress: bool | None, verbose: bool | None) -> bool:
+    """Whether a run shows a bar: as ``progress`` says, else when someone watches.
+
+    Examples
+    --------
+    >>> from acme_core.progress import wanted
+    >>> wanted(True, False), wanted(None, False), wanted(False, None)
+    (True, False, False)
+    """
+    if progress is not None:
+        return progress
+    if verbose is False:
+        return False
+    stderr = sys.stderr
+    return in_jupyter() or (stderr is not None and stderr.isatty())
+
+
+def _bar_class() -> Any:
+    """The notebook widget in Jupyter with ipywidgets installed, else the text bar (never
+    tqdm's "IProgress not found" warning)."""
+    if in_jupyter():
+        try:
+            import ipywidgets  # noqa: F401
+            from tqdm.notebook import tqdm as notebook_tqdm
+
+            return notebook_tqdm
+        except ImportError:
+            pass
+    from tqdm.std import tqdm
+
+    return tqdm
+
+
 class ProgressBar:
     """Lifecycle-hook implementation that drives a tqdm bar.
 
@@ -24,21 +76,22 @@ class ProgressBar:
     >>> import io
     >>> bar = ProgressBar(total=3, n_workers=2, initial=1, file=io.StringIO())
     >>> bar.counts()
-    {'running': 2, 'failed': 0, 'retried': 0}
+    {'running': 2, 'failed': 0}
     >>> ProgressBar(total=3, n_workers=2, file=io.StringIO(),
     ...             status=lambda: {"queued": 5}).counts()["queued"]
     5
+    >>> bar.close()
     """
 
     def __init__(self, total: int, n_workers: int, initial: int = 0, file: Any = None,
                  status: Callable[[], dict[str, int]] | None = None) -> None:
-        from tqdm.auto import tqdm
-
+        tqdm = _bar_class()
         self.total, self.n_workers = total, n_workers
         self.done, self.failed, self.retried = initial, 0, 0
         self._status = status
         self._extra: dict[str, int] = {}
         self._asked = 0.0
+        self._closed = False
         self.bar = tqdm(total=total, initial=initial, file=file or sys.stderr, unit="call",
                         dynamic_ncols=True, smoothing=0.05)
 
@@ -48,8 +101,10 @@ class ProgressBar:
         if self._status is not None and time.monotonic() - self._asked >= 1.0:
             self._asked = time.monotonic()
             self._extra = self._status()
-        return {"running": min(self.n_workers, left), "failed": self.failed,
-                "retried": self.retried, **self._extra}
+        shown = {"running": min(self.n_workers, left), "failed": self.failed}
+        if self.retried:
+            shown["retried"] = self.retried
+        return {**shown, **{k: v for k, v in self._extra.items() if v}}
 
     def _show(self, advance: int) -> None:
         self.bar.set_postfix(self.counts(), refresh=False)
@@ -70,7 +125,15 @@ class ProgressBar:
         self.retried += 1
         self._show(0)
 
+    def close(self) -> None:
+        """Show the final counts once and close the bar (again: nothing happens)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._status, self._extra = None, {}  # nothing is queued any more
+        self.bar.set_postfix(self.counts(), refresh=False)
+        self.bar.close()
+
     @hookimpl
     def acme_core_run_finished(self, run: Any, summary: Any) -> None:
-        self.bar.set_postfix(self.counts(), refresh=True)
-        self.bar.close()
+        self.close()

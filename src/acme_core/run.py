@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,6 +166,7 @@ class RunLoop:
         self.retries, self.manifest, self.describe = retries, manifest, describe
         self.flush = flush
         self._unrecorded: list[int] = []  # done, not yet in the manifest
+        self.finished: list[CallOutcome] = []  # done since iterate() last yielded
         self.listen = {name: has_listeners(f"acme_core_call_{name}")
                        for name in ("finished", "failed", "retried")}
         self.sizer = BatchSizer(executor.n_workers)
@@ -176,6 +177,13 @@ class RunLoop:
 
     def run(self, indices: Sequence[int]) -> RunSummary:
         """Run the calls ``indices``; returns the summary (Ctrl-C: ``interrupted=True``)."""
+        for _ in self.iterate(indices):
+            pass
+        return self.summary
+
+    def iterate(self, indices: Sequence[int]) -> Iterator[list[CallOutcome]]:
+        """:meth:`run` as a generator: yields the calls that finished (stored and recorded in
+        the manifest) as they come; closing it early counts as Ctrl-C."""
         start = time.perf_counter()
         todo: deque[tuple[int, int]] = deque((i, 1) for i in indices)
         limit = 2 * max(1, self.executor.n_workers)
@@ -184,9 +192,14 @@ class RunLoop:
                 while todo and len(self._batches) < limit:
                     self._submit(todo)
                 self._receive(todo)
-        except KeyboardInterrupt:
+                if self.finished:
+                    finished, self.finished = self.finished, []
+                    yield finished
+        except (KeyboardInterrupt, GeneratorExit) as exc:
             self.summary.interrupted = True
             self.executor.cancel()
+            if isinstance(exc, GeneratorExit):
+                raise
         finally:
             self.summary.elapsed = time.perf_counter() - start
             self._record()
@@ -241,6 +254,7 @@ class RunLoop:
                                               str(exc), "", outcome.worker, outcome.attempt)
             if outcome.ok:
                 done.append(outcome.index)
+                self.finished.append(outcome)
                 seconds += outcome.duration
                 if self.listen["finished"]:
                     self.hooks.acme_core_call_finished(run=self.info, outcome=outcome)

@@ -9,6 +9,7 @@ failed) and the elapsed time, calls/s and workers used.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ class Session:
     writer: ManifestWriter | None = None
     #: Per finished call: attempt, worker, duration, parent's wall clock, worker's start.
     _seen: dict[int, tuple[int, str, float, float, Any]] = field(default_factory=dict)
+    _names: list[tuple[str, list[str]]] | None = None
 
     @classmethod
     def after(cls, state: RunState | None, code: str, keys: ArgumentKeys | None,
@@ -49,6 +51,7 @@ class Session:
         session = cls(number, code, keys, writer)
         if writer is not None:
             writer.provenance = session.provenance
+            writer.done_line = session.done_line
         return session
 
     def begin(self, backend: str, selection: Selection, rerun: str, debug: bool) -> None:
@@ -79,6 +82,24 @@ class Session:
                 about["start"] = started
         return about
 
+    def done_line(self, index: int) -> str:
+        """Call ``index``'s manifest line as done: the JSON of ``{"i", "s"} | provenance``,
+        written without building a dict (the parent writes one per call)."""
+        head = f'{{"i":{index},"s":"done","run":{self.number},"code":"{self.code}"'
+        if self.keys is not None:
+            if self._names is None:
+                self._names = [(json.dumps(n), col) for n, col in self.keys.split.items()]
+            split = ",".join(f'{name}:"{col[index]}"' for name, col in self._names)
+            head += f',"key":"{self.keys.key(index)}","a":{{{split}}}'
+        seen = self._seen.pop(index, None)
+        if seen is not None:
+            attempt, worker, duration, end, started = seen
+            head += (f',"attempt":{attempt},"worker":{json.dumps(worker)},'
+                     f'"dur":{duration:.6f},"end":{end:.3f}')
+            if started is not None:
+                head += f',"start":{json.dumps(started)}'
+        return head + "}"
+
     def end(self, n_ran: int, n_done: int, n_failed: int, elapsed: float, workers: Any,
             interrupted: bool = False, stopped: str = "") -> None:
         """Write the end line and the log's closing line."""
@@ -88,9 +109,9 @@ class Session:
                             elapsed=round(elapsed, 3), interrupted=interrupted,
                             **({"stopped": stopped} if stopped else {}))
         how = ("interrupted" if interrupted else "stopped" if stopped else "ended")
+        where = "in this process (debug)" if workers == "debug" else f"on {workers} worker(s)"
         log.info(f"Run {how} after {elapsed:.1f} s: {n_done} of {n_ran} calls finished"
-                 f"{f', {n_failed} failed' if n_failed else ''}; {rate:.2f} calls/s on "
-                 f"{workers} worker(s).")
+                 f"{f', {n_failed} failed' if n_failed else ''}; {rate:.2f} calls/s {where}.")
 
 
 def log_failure_summary(message: str) -> None:

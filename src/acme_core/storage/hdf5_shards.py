@@ -31,8 +31,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections import defaultdict
 from collections.abc import Iterable
+
+import numpy as np
 
 from ..calls import CallOutcome
 from .atomic import atomic_write, remove, remove_temporaries
@@ -67,11 +70,18 @@ def _process_of(func_name: str, segment: str) -> str:
     return stem.rsplit("_", 2)[0]
 
 
-def compact(payload_dir: str, func_name: str, n_calls: int | None = None) -> list[str]:
+def compact(payload_dir: str, func_name: str, where: dict[int, str] | None = None,
+            n_calls: int | None = None) -> dict[int, str]:
     """Copy the segments in ``payload_dir`` into one shard per worker process (each a new
-    file, complete or absent), then delete them; returns the shards written.
+    file, complete or absent), then delete them; return where the calls moved (call index
+    -> shard file name).
 
-    A call stored in several segments keeps its most recent version.
+    ``where`` (call index -> file name) says which file holds each call's valid result (the
+    parent's receipts); without it the segments are scanned and a call stored in several
+    keeps its most recent version. A shard starts as a byte copy of the process's segment
+    that holds most of its calls (cheap: early batches are the large ones), then takes the
+    calls of its other segments; results no longer valid (a call that ran again
+    elsewhere) are dropped from it.
 
     Examples
     --------
@@ -80,36 +90,65 @@ def compact(payload_dir: str, func_name: str, n_calls: int | None = None) -> lis
     >>> for i in range(3):
     ...     _ = writer.write(i, i)
     ...     _ = writer.end_batch([i])
-    >>> len(shard_files(str(tmp_path), "f")), len(compact(str(tmp_path), "f"))
+    >>> len(shard_files(str(tmp_path), "f")), len(set(compact(str(tmp_path), "f").values()))
     (3, 1)
     >>> len(shard_files(str(tmp_path), "f"))
     1
     """
-    segments = segment_files(payload_dir, func_name)
+    segments = [os.path.basename(p) for p in segment_files(payload_dir, func_name)]
     if not segments:
-        return []
-    winners = scan(segments, n_calls)
-    by_process: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for index, (path, _) in sorted(winners.items()):
-        by_process[_process_of(func_name, path)][path].append(index)
-    written = []
-    for process in sorted({_process_of(func_name, p) for p in segments}):
-        sources = by_process.get(process, {})
+        return {}
+    if where is None:
+        where = {i: os.path.basename(path) for i, (path, _) in
+                 scan([os.path.join(payload_dir, p) for p in segments], n_calls).items()}
+    else:
+        where = dict(where)
+        _add_unreported(payload_dir, segments, where)
+    calls: dict[str, list[int]] = defaultdict(list)
+    for index, name in where.items():
+        calls[name].append(index)
+    by_process: dict[str, list[str]] = defaultdict(list)
+    for name in segments:
+        by_process[_process_of(func_name, name)].append(name)
+    moved: dict[int, str] = {}
+    for process, names in sorted(by_process.items()):
+        sources = {name: calls[name] for name in names if calls.get(name)}
         if sources:
             target = _new_shard(payload_dir, func_name, process)
             try:
-                atomic_write(target, lambda tmp, sources=sources: _copy_calls(tmp, sources))
+                atomic_write(target, lambda tmp, src=sources: _merge(tmp, payload_dir, src))
             except OSError as exc:  # e.g. a full disk: the segments stay, complete
                 log.warning(f"Could not compact the result segments of {process} ({exc}); "
                             f"their results stay in the segment files.")
                 continue
-            written.append(target)
-        # a process's segments go once its shard holds their newest calls (peak disk use:
+            shard = os.path.basename(target)
+            moved.update((i, shard) for indices in sources.values() for i in indices)
+        # a process's segments go once its shard holds their valid calls (peak disk use:
         # one process's results twice, not the whole run's)
-        for path in segments:
-            if _process_of(func_name, path) == process:
-                remove(path)
-    return written
+        for name in names:
+            remove(os.path.join(payload_dir, name))
+    return moved
+
+
+def _add_unreported(payload_dir: str, segments: list[str], where: dict[int, str]) -> None:
+    """Add to ``where`` the calls of ``segments`` it does not know (sealed by a worker whose
+    report never arrived: an interrupted run), so compaction keeps them."""
+    import h5py
+
+    known: dict[str, int] = defaultdict(int)
+    for name in where.values():
+        known[name] += 1
+    for name in segments:
+        try:
+            with h5py.File(os.path.join(payload_dir, name), "r", locking=False) as h5:
+                if len(h5) <= known[name]:
+                    continue
+                for key in h5:
+                    index = int(key[5:])
+                    if index not in where and "result_0" in h5[key]:
+                        where[index] = name
+        except (OSError, ValueError) as exc:
+            log.warning(f"Result segment {name} cannot be read; it is skipped: {exc}")
 
 
 def _new_shard(payload_dir: str, func_name: str, process: str) -> str:
@@ -121,14 +160,22 @@ def _new_shard(payload_dir: str, func_name: str, process: str) -> str:
     return path
 
 
-def _copy_calls(target: str, sources: dict[str, list[int]]) -> None:
+def _merge(target: str, payload_dir: str, sources: dict[str, list[int]]) -> None:
+    """``target`` := the largest source segment, minus its invalid calls, plus the valid
+    calls of the other sources."""
     import h5py
 
-    with h5py.File(target, "w") as out:
-        for path, indices in sources.items():
-            with h5py.File(path, "r", locking=False) as src:
-                for key, value in src.attrs.items():
-                    out.attrs[key] = value
+    base = max(sources, key=lambda name: len(sources[name]))
+    shutil.copyfile(os.path.join(payload_dir, base), target)
+    with h5py.File(target, "a") as out:
+        if len(out) != len(sources[base]):
+            keep = {f"comp_{i}" for i in sources[base]}
+            for key in [k for k in out if k not in keep]:
+                del out[key]
+        for name, indices in sources.items():
+            if name == base:
+                continue
+            with h5py.File(os.path.join(payload_dir, name), "r", locking=False) as src:
                 for index in indices:
                     src.copy(src[f"comp_{index}"], out, name=f"comp_{index}")
 
@@ -161,10 +208,22 @@ class HDF5ShardStorage(Storage):
         self.payload_dir = os.path.join(settings.output_dir, f"{name}_payload")
         self.results_container = os.path.join(settings.output_dir, f"{name}.h5")
         self._writer: SegmentWriter | None = None
+        # where each call's valid result is, from the receipts (and, on resume, a scan):
+        # compact for 10^6 calls, so finish never has to open every group again
+        self._files: list[str] = []
+        self._file_ids: dict[str, int] = {}
+        self._where = np.full(settings.n_calls, -1, dtype=np.int32)
+        self._names: dict[int, tuple[str, ...]] = {}     # only calls with extra returns
+        self._shapes: dict[int, tuple[int, ...]] = {}    # only along an unlimited axis
 
     def prepare(self) -> None:
         os.makedirs(self.payload_dir, exist_ok=self.settings.resume)
         remove_temporaries(self.payload_dir, f"{self.settings.func_name}_*.h5")
+        if self.settings.resume:  # calls stored by the earlier run(s)
+            found = scan(result_files(self.payload_dir, self.settings.func_name),
+                         self.settings.n_calls)
+            for index, (_, receipt) in found.items():
+                self._record(index, receipt)
 
     def writer(self) -> SegmentWriter:
         self._writer = SegmentWriter(self.payload_dir, self.settings.func_name, self.stacking,
@@ -172,12 +231,25 @@ class HDF5ShardStorage(Storage):
         return self._writer
 
     def collect(self, outcome: CallOutcome) -> None:
-        """Nothing to do: the worker's segment holds the call (sealed before it reported)."""
+        """Note where the call is (the worker sealed its segment before it reported)."""
+        self._record(outcome.index, outcome.value)
+
+    def _record(self, index: int, receipt: Receipt) -> None:
+        file, names, shape = receipt
+        fid = self._file_ids.get(file)
+        if fid is None:
+            fid = self._file_ids[file] = len(self._files)
+            self._files.append(file)
+        self._where[index] = fid
+        if len(names) > 1:
+            self._names[index] = tuple(names)
+        if self.stacking is not None and self.stacking.unlimited is not None:
+            self._shapes[index] = tuple(shape)
 
     def flush(self) -> None:
-        """Seal what this process wrote itself (threads backend, debug runs)."""
+        """Seal what this process wrote call by call itself (debug runs)."""
         if self._writer is not None:
-            self._writer.close()
+            self._writer.flush()
 
     def damaged(self, indices: Iterable[int]) -> set[int]:
         """Calls of ``indices`` that no readable shard or segment holds.
@@ -198,29 +270,38 @@ class HDF5ShardStorage(Storage):
         return {i for i in indices if i not in found}
 
     def finish(self) -> list[str]:
-        self.flush()
-        name, n = self.settings.func_name, self.settings.n_calls
-        compact(self.payload_dir, name, n)
-        stored = scan(result_files(self.payload_dir, name), n)
+        if self._writer is not None:
+            self._writer.close()
+        done = np.flatnonzero(self._where >= 0).tolist()
+        where = {i: self._files[self._where[i]] for i in done}
+        for index, shard in compact(self.payload_dir, self.settings.func_name, where).items():
+            self._record(index, Receipt(shard, self._names.get(index, ("result_0",)),
+                                        self._shapes.get(index, ())))
         assert self.results_container is not None
-        atomic_write(self.results_container, lambda tmp: self._write_container(tmp, stored))
+        atomic_write(self.results_container, lambda tmp: self._write_container(tmp, done))
         return [self.results_container]
 
-    def _write_container(self, path: str, stored: dict[int, tuple[str, Receipt]]) -> None:
+    def _link(self, index: int) -> str:
+        return f"{self.settings.func_name}_payload/{self._files[self._where[index]]}"
+
+    def _write_container(self, path: str, done: list[int]) -> None:
         import h5py
 
-        prefix = f"{self.settings.func_name}_payload/"
         with h5py.File(path, "w") as h5:
             st = self.stacking
             if st is None:
-                for i, (_, receipt) in sorted(stored.items()):
-                    h5[f"comp_{i}"] = h5py.ExternalLink(prefix + receipt.file, f"/comp_{i}")
+                for i in done:
+                    h5[f"comp_{i}"] = h5py.ExternalLink(self._link(i), f"/comp_{i}")
                 return
-            sources = {i: (prefix + r.file, f"comp_{i}/result_0", r.shape)
-                       for i, (_, r) in stored.items()}
-            padded = ({i: r.shape for i, (_, r) in stored.items()}
-                      if st.unlimited is not None else None)
-            create_stacked(h5, st, layout_of_known(st, self.settings.n_calls, sources), padded)
-            for i, (_, r) in sorted(stored.items()):
-                for key in r.names[1:]:
-                    h5[f"comp_{i}/{key}"] = h5py.ExternalLink(prefix + r.file, f"/comp_{i}/{key}")
+            if st.unlimited is None:
+                shape = tuple(int(v) for v in st.per_call if v is not None)
+                sources = {i: (self._link(i), f"comp_{i}/result_0", shape) for i in done}
+                create_stacked(h5, st, layout_of_known(st, self.settings.n_calls, sources))
+            else:
+                sources = {i: (self._link(i), f"comp_{i}/result_0", self._shapes[i])
+                           for i in done}
+                create_stacked(h5, st, layout_of_known(st, self.settings.n_calls, sources),
+                               {i: self._shapes[i] for i in done})
+            for i in done:
+                for key in self._names.get(i, ())[1:]:
+                    h5[f"comp_{i}/{key}"] = h5py.ExternalLink(self._link(i), f"/comp_{i}/{key}")

@@ -150,9 +150,9 @@ class HDF5SingleStorage(Storage):
         """Nothing to do: the worker's segment holds the call (sealed before it reported)."""
 
     def flush(self) -> None:
-        """Seal what this process wrote itself (threads backend, debug runs)."""
+        """Seal what this process wrote call by call itself (debug runs)."""
         if self._writer is not None:
-            self._writer.close()
+            self._writer.flush()
 
     def damaged(self, indices: Iterable[int]) -> set[int]:
         """Calls of ``indices`` that neither the results file nor a segment holds.
@@ -193,7 +193,8 @@ class HDF5SingleStorage(Storage):
 
     # ---------------------------------------------------------------- the end
     def finish(self) -> list[str]:
-        self.flush()
+        if self._writer is not None:
+            self._writer.close()
         assert self.results_container is not None
         segments = segment_files(self.payload_dir, self.settings.func_name)
         if segments or not os.path.isfile(self.results_container):

@@ -166,6 +166,7 @@ class SegmentWriter:
     _pid: int = field(default=0, repr=False)
     _token: str = field(default="", repr=False)
     _seq: int = field(default=0, repr=False)
+    _batched: bool = field(default=False, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         return {"payload_dir": self.payload_dir, "func_name": self.func_name,
@@ -199,12 +200,25 @@ class SegmentWriter:
         """Seal the current segment; return the calls of ``indices`` whose results did not
         reach the disk (sealing failed), with the exception, so they fail as ``storage``."""
         with self._lock:
+            self._batched = True
             self._seal()
             return {i: self._lost.pop(i) for i in indices if i in self._lost}
 
+    def flush(self) -> None:
+        """Seal the current segment when this writer is used call by call (a debug run, or
+        direct use): batches (``run_batch``) seal their own segments, this does nothing
+        then (it would seal a batch still running in another thread).
+
+        Raises
+        ------
+        OSError
+            When the segment could not be written (its calls are lost).
+        """
+        if not self._batched:
+            self.close()
+
     def close(self) -> None:
-        """Seal the current segment (idempotent); what a process that wrote calls itself
-        (a threads backend, a debug run) calls before the parent reads them.
+        """Seal the current segment (idempotent); the end of a run in this process.
 
         Raises
         ------
@@ -212,10 +226,14 @@ class SegmentWriter:
             When the segment could not be written (its calls are lost).
         """
         with self._lock:
+            self._batched = False
+            if self._h5 is None or self._pid != os.getpid():
+                return
+            lost = set(self._indices)
             self._seal()
-            if self._lost:
-                lost, self._lost = self._lost, {}
-                raise next(iter(lost.values()))
+            failed = [self._lost.pop(i) for i in lost if i in self._lost]
+        if failed:
+            raise failed[0]
 
     # ------------------------------------------------------------------ internals
     def _final(self) -> str:
@@ -225,7 +243,7 @@ class SegmentWriter:
         import h5py
 
         if self._pid != os.getpid():  # new process (or fork): its own segments
-            self._h5, self._indices, self._lost = None, set(), {}
+            self._h5, self._indices, self._lost, self._batched = None, set(), {}, False
             self._pid, self._token, self._seq = os.getpid(), uuid.uuid4().hex[:8], 0
         if self._h5 is None:
             self._name = (f"{self.func_name}_segment_{host_name()}_{self._pid}_"

@@ -151,10 +151,12 @@ class BackendConformance:
             self.compute(pmap)
         assert info.value.failures.indices == [5]
         assert info.value.failures[0].exc_type == "ValueError"
-        from ..load import load
+        from ..load import MissingResultsWarning, load
 
-        results = load(str(tmp_path / "run"))
+        with pytest.warns(MissingResultsWarning, match="call 5"):
+            results, missing = load(str(tmp_path / "run"), return_missing=True)
         assert [int(np.ravel(results[i])[0]) for i in (0, 1, 7)] == [0, 10, 70]
+        assert missing == [5] and results[5] is None
 
     def test_retries_rerun_a_raising_call(self, acme_backend_spec: Any, tmp_path: Any) -> None:
         pmap = self.pmap(funcs.fail_until_marker, [0, 1, 2], str(tmp_path), 1, retries=2,

@@ -139,6 +139,7 @@ class DaskExecutor(FuturesExecutor):
         self._labels: dict[str, str] = {}                 # worker address -> description
         self._early = False   # True: client() started the cluster the next start() uses
         self._cancelled = False
+        self._empty_checks = 0         # health checks in a row that found no worker
         self._validate(settings.options)
 
     def _validate(self, options: dict[str, Any]) -> None:
@@ -295,22 +296,50 @@ class DaskExecutor(FuturesExecutor):
         self._last_health = now
         self._report_lost_workers()
         online = self._online()
-        if online:
+        if online or self._nannies_alive():
             self._no_workers_since = None
-        elif self._no_workers_since is None:
-            self._no_workers_since = now
+            self._empty_checks = 0
+        else:
+            self._empty_checks += 1
+            if self._no_workers_since is None:
+                self._no_workers_since = now
         if self._owned:
             self._replace_lost_workers(online)
         waited = now - self._no_workers_since if self._no_workers_since is not None else 0.0
         # a lost SLURM job is replaced only once dask-jobqueue has forgotten it
         # (distributed's lost-worker-timeout), and the replacement then has to start
         limit = max(float(self.settings.setup_timeout), 2 * HEALTH_INTERVAL) + _lost_worker_timeout()
-        if waited > limit:
+        # and as many checks in a row found no worker (a clock that jumps is no stall)
+        if waited > limit and self._empty_checks * HEALTH_INTERVAL > limit:
             raise RuntimeError(f"Parallel computation stalled: no active workers found for "
-                               f"{waited:.0f} s (client {self._client}).")
+                               f"{waited:.0f} s (client {self._client}{self._nanny_note()}).")
 
     def _replace_lost_workers(self, online: int) -> None:
-        """Local clusters restart dead workers themselves (nannies)."""
+        """Local clusters restart dead workers themselves (nannies), but the cluster closes a
+        nanny whose worker has not come back within distributed's lost-worker-timeout (a
+        busy machine, a call that kills every new worker): start such nannies again."""
+        cluster = getattr(self._client, "cluster", None)
+        spec, nannies = getattr(cluster, "worker_spec", None), getattr(cluster, "workers", None)
+        if spec is None or nannies is None or len(nannies) >= len(spec):
+            return
+        log.info(f"{len(spec) - len(nannies)} local worker(s) gone for good; starting them "
+                 f"again.")
+        cluster.scale(len(spec))   # starts the nannies the cluster's spec lacks
+
+    def _nanny_note(self) -> str:
+        cluster = getattr(self._client, "cluster", None) if self._owned else None
+        nannies = dict(getattr(cluster, "workers", None) or {})
+        states = [getattr(getattr(n, "status", None), "name", "?") for n in nannies.values()]
+        return f", nannies {', '.join(states)}" if nannies else ""
+
+    def _nannies_alive(self) -> bool:
+        """True while the run's own local cluster has nannies, which restart every worker
+        that dies (one killed by its call again and again is never a stalled run)."""
+        cluster = getattr(self._client, "cluster", None) if self._owned else None
+        nannies = dict(getattr(cluster, "workers", None) or {})
+        gone = ("closing", "closed", "failed", "closing_gracefully")
+        return any(getattr(getattr(n, "status", None), "name", "closed") not in gone
+                   for n in nannies.values())
 
     def _report_lost_workers(self) -> None:
         """Log each worker the scheduler removed while it ran calls of this run.
@@ -363,9 +392,10 @@ class DaskExecutor(FuturesExecutor):
             return
         self._batch_of_key.clear()
         if force or self._stop_wanted():
+            interrupted = force or self._cancelled
             self.cancel()
             self._client = None
-            setup.cluster_cleanup(client)
+            setup.stop_cluster(client, interrupted=interrupted)
             return
         if plugin is not None:   # the workers stay: they drop this run's program
             with contextlib.suppress(Exception):  # the client may be gone already

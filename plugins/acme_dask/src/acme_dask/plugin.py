@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from acme_core import AutoClaim, ExecutorSpec, hookimpl
+from acme_core.executor import ExecutorSettings
 
 
 @hookimpl
@@ -20,7 +21,8 @@ def acme_core_executors() -> list[ExecutorSpec]:
             needs_pickle=True,
             parameters=("n_workers", "mem_per_worker", "setup_timeout", "stop_client"),
             options=DASK_OPTIONS,
-            capabilities=frozenset({"processes", "kill-worker", "cancel"}),
+            # a local cluster's nannies spawn workers that import the __main__ script again
+            capabilities=frozenset({"processes", "kill-worker", "cancel", "imports-main"}),
         ),
         ExecutorSpec(
             name="slurm",
@@ -31,6 +33,7 @@ def acme_core_executors() -> list[ExecutorSpec]:
                         "setup_interactive", "stop_client"),
             options=SLURM_OPTIONS,
             capabilities=frozenset({"processes", "kill-worker", "cancel", "slurm"}),
+            check=check_partition,
         ),
     ]
 
@@ -55,3 +58,35 @@ def acme_core_claim_auto() -> AutoClaim | None:
     if client is None:
         return None
     return AutoClaim(backend="dask", priority=200, reason=f"a dask client is running: {client}")
+
+
+def check_partition(settings: ExecutorSettings) -> None:
+    """Backend ``"slurm"``: ``partition=`` is one of the cluster's (one cached ``sinfo``),
+    checked when the ParallelMap is made.
+
+    Nothing is checked for ``partition="auto"``, while a dask client is running (its
+    workers are used, the partition is ignored), or when ``sinfo`` cannot answer (the run
+    then reports that when it starts).
+
+    Examples
+    --------
+    >>> from acme_core.executor import ExecutorSettings
+    >>> from acme_dask.plugin import check_partition
+    >>> check_partition(ExecutorSettings(partition="NOPE"))      # doctest: +SKIP
+    Traceback (most recent call last):
+    ValueError: Invalid partition selection NOPE, available SLURM partitions are '8GBXS', ...
+    """
+    from .setup import running_client
+    from .slurm import known_partitions
+
+    partition = settings.partition
+    if partition == "auto" or running_client() is not None:
+        return
+    try:
+        partitions, _ = known_partitions()
+    except OSError:
+        return
+    if partition not in partitions:
+        shown = ", ".join(f"'{p}'" for p in partitions)
+        raise ValueError(f"Invalid partition selection {partition}, available SLURM partitions "
+                         f"are {shown}")

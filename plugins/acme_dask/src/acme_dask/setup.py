@@ -185,9 +185,10 @@ def cluster_config(dashboard: bool, *, local: bool = False) -> Any:
     the scheduler and on every worker, and without this its JSON and info pages (workers,
     logs, the call names) answer anyone who reaches the port, e.g. every user of a login
     node on loopback. ``local=True`` (workers on this host, started by nannies): workers
-    ignore SIGINT (:func:`acme_dask.worker.dask_setup`), and a task is given up on at the
+    ignore SIGINT (:func:`acme_dask.worker.dask_setup`), a task is given up on at the
     first worker that dies under it (``allowed-failures=0``), so acme-core counts the
-    call's attempts itself and a call that kills its worker every time fails alone.
+    call's attempts itself and a call that kills its worker every time fails alone, and a
+    worker holds one task per thread (no queued neighbour dies with it).
 
     Examples
     --------
@@ -199,15 +200,52 @@ def cluster_config(dashboard: bool, *, local: bool = False) -> Any:
     """
     import dask
 
+    # Ctrl-C inside a client call makes distributed cancel that call's future from its event
+    # loop, which can fail and log a traceback on the terminal although nothing is wrong
+    logging.getLogger("tornado.application").addFilter(_not_interrupted_sync)
     settings: dict[str, Any] = {}
     if not dashboard:
         settings.update({"distributed.scheduler.http.routes": [],
                          "distributed.worker.http.routes": []})
     if local:
         preload = list(dask.config.get("distributed.worker.preload", []))
+        # worker-saturation 1.0: a one-thread worker holds one task, so a worker killed by
+        # its call takes no queued neighbour with it
         settings.update({"distributed.worker.preload": [*preload, "acme_dask.worker"],
-                         "distributed.scheduler.allowed-failures": 0})
+                         "distributed.scheduler.allowed-failures": 0,
+                         "distributed.scheduler.worker-saturation": 1.0})
     return dask.config.set(settings)
+
+
+def check_main_guard(what: str) -> None:
+    """Raise :class:`acme_core.mainguard.MainGuardError` before any local worker starts
+    when the running script starts them from top-level code outside ``if __name__ ==
+    "__main__":``: each spawned worker imports the script again and would start workers too
+    (distributed's "Nanny failed to start", hundreds of lines). ``ParallelMap`` checks this
+    in its constructor already (backend capability ``imports-main``); this covers
+    :func:`local_cluster_setup` called directly.
+
+    Examples
+    --------
+    >>> from acme_dask.setup import check_main_guard
+    >>> check_main_guard("local_cluster_setup")      # under pytest: guarded, nothing raised
+    """
+    from acme_core.mainguard import MainGuardError, unguarded_call
+
+    found = unguarded_call(sys._getframe(1))
+    if found is None:
+        return
+    path, line = found
+    raise MainGuardError(
+        f"{what} starts worker processes that import your script {path} again, and its "
+        f"line {line} runs outside `if __name__ == \"__main__\":`, so every worker would "
+        f"start workers too. Put the code that starts them under "
+        f"`if __name__ == \"__main__\":` (functions stay defined above it). Nothing was "
+        f"started.")
+
+
+def _not_interrupted_sync(record: logging.LogRecord) -> bool:
+    return "sync.<locals>.cancel" not in record.getMessage()
 
 
 def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None = None,
@@ -265,6 +303,7 @@ def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None
         if answer != "y":
             log.info("Local cluster setup aborted: nothing was started.")
             return None
+    check_main_guard("local_cluster_setup")
     from distributed import Client, LocalCluster
     from distributed.security import Security
 
@@ -311,6 +350,19 @@ def cluster_cleanup(client: Any = None) -> None:
     >>> from acme_dask import cluster_cleanup
     >>> cluster_cleanup()      # nothing running: a warning, no error
     """
+    stop_cluster(client, interrupted=False)
+
+
+def stop_cluster(client: Any, interrupted: bool) -> None:
+    """:func:`cluster_cleanup`; ``interrupted=True`` (calls may still be running, e.g. after
+    Ctrl-C): local workers are stopped by their nannies at once instead of being asked to
+    close, which would wait for their running calls.
+
+    Examples
+    --------
+    >>> from acme_dask.setup import local_cluster_setup, stop_cluster
+    >>> stop_cluster(local_cluster_setup(n_workers=1, interactive=False), interrupted=True)
+    """
     from distributed import Client, LocalCluster
 
     if client is None:
@@ -331,8 +383,11 @@ def cluster_cleanup(client: Any = None) -> None:
     else:
         what = f"cluster {getattr(cluster, 'job_name', None) or address}"
     _kept.pop(id(client), None)
-    if cluster is not None and not isinstance(cluster, LocalCluster):
+    if cluster is not None and not (interrupted and isinstance(cluster, LocalCluster)):
         _close_workers_first(client)
+    nanny_log = logging.getLogger("distributed.nanny")
+    if interrupted:   # killing workers that still run calls is the point here, not news
+        nanny_log.addFilter(_not_still_alive)
     try:
         client.shutdown()
     except Exception as exc:  # noqa: BLE001 - the scheduler may be gone already
@@ -340,11 +395,22 @@ def cluster_cleanup(client: Any = None) -> None:
         client.close()
         if cluster is not None:
             cluster.close()
+    finally:
+        nanny_log.removeFilter(_not_still_alive)
     log.info(f"Successfully shut down {what} containing {n} workers")
+
+
+def _not_still_alive(record: logging.LogRecord) -> bool:
+    return "still alive after" not in record.getMessage()
 
 
 def _close_workers_first(client: Any, timeout: float = 10.0) -> None:
     """Ask every worker (and its nanny) to exit, and wait until they have left.
+
+    A local worker asked to close by its nanny at shutdown gets 4 s before the nanny kills
+    it with a warning ("Worker process still alive after 4.0 seconds, killing"), which a
+    busy machine can exceed at the normal end of a run; a worker that closes itself is
+    waited for.
 
     Cancelling a SLURM job sends SIGTERM to its processes in no particular order: when the
     worker gets it before its nanny, the nanny starts a new worker, the job's shell dies and
@@ -705,6 +771,7 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int = 1, n_workers: in
                 protocol=protocol, shared_temp_directory=shared_temp_directory,
                 log_directory=None if output_folder else log_directory, name=job_name,
                 job_name=job_name, local_directory=output_folder, silence_logs="error",
+                death_timeout=WORKER_DEATH_TIMEOUT,
                 job_script_prologue=[] if dashboard else [_NO_WORKER_HTTP])
             if own_tmp is not None:
                 remove_credentials_with(cluster, own_tmp)
@@ -728,6 +795,10 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int = 1, n_workers: in
     log.info(f"Parallel computing client ready, {_dashboard(client)}")
     return client
 
+
+#: Seconds a SLURM worker (and its nanny) keeps trying to reach a scheduler that is gone
+#: (the parent was SIGKILLed) before its job ends (dask-jobqueue's default: 60).
+WORKER_DEATH_TIMEOUT = 10
 
 #: Job script line: the workers of a SLURM job serve nothing over HTTP (see cluster_config).
 _NO_WORKER_HTTP = "export DASK_DISTRIBUTED__WORKER__HTTP__ROUTES='[]'"
@@ -783,25 +854,18 @@ def wait_for_workers(cluster: Any, n_workers: int, n_workers_startup: int, timeo
     interactive = interactive and sys.stdin is not None and sys.stdin.isatty()
     start = time.monotonic()
     deadline = start + timeout
-    bar = None
-    if sys.stderr is not None and sys.stderr.isatty():
-        from tqdm.auto import tqdm
-
-        stop = dt.datetime.now() + dt.timedelta(seconds=timeout)
-        bar = tqdm(total=n_workers, file=sys.stderr,
-                   desc="<slurm_cluster_setup> SLURM workers ready",
-                   bar_format="{desc}: {n}/{total} [elapsed time {elapsed} | timeout at "
-                              + stop.strftime("%M:%S") + "]")
+    bar = _SetupBar(n_workers)
     try:
         while True:
             online = count_online_workers(cluster)
-            if bar is not None and online != bar.n:
-                bar.update(online - bar.n)
+            bar.show(online, deadline - time.monotonic())
             if online >= n_workers:
+                bar.close()      # before the log line: one line per event
                 log.info(f"SLURM workers ready: {online}/{n_workers} after "
                          f"{time.monotonic() - start:.1f} s")
                 return online
             if time.monotonic() >= deadline:
+                bar.close()      # the question or warning gets its own line
                 if interactive:
                     if online > 0:
                         answer = user_input(
@@ -828,5 +892,30 @@ def wait_for_workers(cluster: Any, n_workers: int, n_workers_startup: int, timeo
                                    f"interval of {timeout:g} seconds")
             time.sleep(0.2)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
+
+
+class _SetupBar:
+    """The start-up bar on a terminal: workers online and the seconds left until the
+    time-out (a countdown, not a clock time that reads like a past moment)."""
+
+    def __init__(self, total: int) -> None:
+        self._bar = None
+        if sys.stderr is not None and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=total, file=sys.stderr,
+                             desc="<slurm_cluster_setup> SLURM workers ready",
+                             bar_format="{desc}: {n}/{total} [elapsed {elapsed}, {postfix}]")
+
+    def show(self, online: int, left: float) -> None:
+        if self._bar is None:
+            return
+        if online != self._bar.n:
+            self._bar.update(online - self._bar.n)
+        self._bar.set_postfix_str(f"time-out in {max(0.0, left):.0f} s", refresh=True)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

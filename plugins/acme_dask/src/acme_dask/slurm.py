@@ -65,6 +65,30 @@ def get_slurm_partitions() -> tuple[list[str], str | None]:
     return partitions, default
 
 
+#: Seconds a ``sinfo`` answer is reused by :func:`known_partitions`.
+PARTITIONS_TTL = 60.0
+_partitions_seen: dict[str, tuple[float, tuple[list[str], str | None]]] = {}
+
+
+def known_partitions() -> tuple[list[str], str | None]:
+    """:func:`get_slurm_partitions`, asked at most once a minute (what the ParallelMap
+    constructor checks ``partition=`` against: many ParallelMaps, one ``sinfo``).
+
+    Examples
+    --------
+    >>> from acme_dask.slurm import known_partitions
+    >>> known_partitions()[1]                    # doctest: +SKIP
+    '8GBS'
+    """
+    import time
+
+    now = time.monotonic()
+    seen = _partitions_seen.get("sinfo")
+    if seen is None or now - seen[0] > PARTITIONS_TTL:
+        seen = _partitions_seen["sinfo"] = (now, get_slurm_partitions())
+    return seen[1]
+
+
 def parse_memory(value: str) -> int:
     """ACME's memory specifier (``"8GB"``, ``"12000MB"``) in MB (GB counts 1000 MB, as in ACME).
 

@@ -14,12 +14,14 @@ and answered, so this is never reported as a lost worker nor retried as one.
 
 Local workers started by acme-dask also import this module as a preload
 (:func:`dask_setup`): they ignore SIGINT, which a terminal's Ctrl-C sends to the whole
-process group, so only the parent handles it and the workers are stopped by the parent.
+process group, so only the parent handles it and the workers are stopped by the parent;
+and the warnings distributed logs for tasks the parent cancelled are dropped.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import signal
 import threading
 import traceback
@@ -160,3 +162,11 @@ def dask_setup(worker: Any) -> None:
     """
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tasks the parent cancels (Ctrl-C, a run stopped early) are not news on the terminal,
+    # nor are the connections a worker closes when the parent asks it to leave
+    logging.getLogger("distributed.worker.state_machine").addFilter(_not_cancelled)
+    logging.getLogger("distributed.core").setLevel(logging.WARNING)
+
+
+def _not_cancelled(record: logging.LogRecord) -> bool:
+    return "ended with CancelledError" not in record.getMessage()

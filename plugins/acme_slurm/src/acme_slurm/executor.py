@@ -67,6 +67,8 @@ LINGER, LINGER_MAX = 0.5, 10.0
 #: Tasks of the pilot array and calls in each: they measure call time (a task's second
 #: call tells the time of a call without the first one's imports).
 PILOT_TASKS, PILOT_CALLS = 4, 2
+#: Seconds between listings of the run's outcome files (one listing per group).
+SCAN_SECONDS = 0.5
 #: A group's task count is kept under this share of ``MaxJobCount`` (other users' jobs).
 JOB_SHARE = 0.5
 
@@ -155,7 +157,7 @@ class ArrayExecutor(Executor):
         self._first_seconds, self._first_count = 0.0, 0     # a task's first calls
         self._pilot_at: float | None = None
         self._first_added = self._last_added = 0.0
-        self._last_poll = time.monotonic()
+        self._last_poll = self._last_scan = time.monotonic()
         self._groups = 0
         self._interrupted = False
         self._started = True
@@ -183,8 +185,8 @@ class ArrayExecutor(Executor):
             return
         states = slurmctl.squeue_states(sorted({c.job.split("_")[0] for c in chunks}))
         live = 0
+        self._scan_all(chunks)
         for chunk in chunks:
-            self._scan(chunk)
             chunk.state = states.get(chunk.job, "")
             if chunk.state in slurmctl.LIVE_STATES and not chunk.settled:
                 live += 1
@@ -216,8 +218,9 @@ class ArrayExecutor(Executor):
         self._hand_over_available()
         while True:
             self._send()
-            for chunk in list(self._chunks):
-                self._scan(chunk)
+            if time.monotonic() - self._last_scan >= SCAN_SECONDS:
+                self._last_scan = time.monotonic()
+                self._scan_all(self._chunks)
             if time.monotonic() - self._last_poll >= self.opts.poll_interval:
                 self._poll()
             self._chunks = [c for c in self._chunks if not c.settled]
@@ -345,10 +348,27 @@ class ArrayExecutor(Executor):
         return job
 
     # ------------------------------------------------------------------ outcomes in
+    def _scan_all(self, chunks: list[Chunk]) -> None:
+        """Read the new part files of ``chunks``: one directory listing per group."""
+        by_group: dict[str, dict[int, Chunk]] = {}
+        for chunk in chunks:
+            by_group.setdefault(chunk.group, {})[chunk.number] = chunk
+        for group, members in by_group.items():
+            folder = layout.group_dir(self.state, group)
+            for number, names in layout.group_parts(folder).items():
+                if number in members:
+                    self._read_parts(members[number], folder, names)
+            for chunk in members.values():
+                if chunk.covered.issuperset(chunk.indices):
+                    self._settle(chunk)
+
     def _scan(self, chunk: Chunk) -> None:
-        """Read the chunk's new part files; hand over what the run loop waits for."""
-        folder = layout.task_dir(self.state, chunk.group, chunk.number)
-        for name in layout.part_files(folder):
+        """:meth:`_scan_all` of one chunk."""
+        self._scan_all([chunk])
+
+    def _read_parts(self, chunk: Chunk, folder: str, names: list[str]) -> None:
+        """Hand over what the run loop waits for from the chunk's parts not read yet."""
+        for name in names:
             if name in chunk.parts_read:
                 continue
             try:
@@ -360,8 +380,6 @@ class ArrayExecutor(Executor):
             chunk.parts_read.add(name)
             chunk.covered.update(part.indices)
             self._take(chunk, part)
-        if chunk.covered.issuperset(chunk.indices):
-            self._settle(chunk)
 
     def _take(self, chunk: Chunk, part: BatchOutcome) -> None:
         """Outcomes of this run's chunks go to the run loop; an earlier run's successful

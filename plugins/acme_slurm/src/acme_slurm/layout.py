@@ -9,13 +9,15 @@
       g<k>/meta.pickle               a group of chunks submitted together: program, request,
                                      the arrays (job id, index offset, tasks) it went out as
       g<k>/c<n>.pickle               chunk n: the CallBatch one array task runs
+      g<k>/p<n>-<seq>.pickle         outcomes (BatchOutcome) of the calls chunk n's task ran,
+                                     in order (in the group's folder: the parent lists one
+                                     folder per group, not one per task)
       g<k>/t<n>/start.json           written by the task: job id, node, pid, time, restarts
       g<k>/t<n>/heartbeat.json       every second: time, RSS, peak RSS (MB), calls done
-      g<k>/t<n>/part-<seq>.pickle    outcomes (BatchOutcome) of the calls it ran, in order
       g<k>/t<n>/end.json             why it stopped: "done", "walltime" or "sigterm"
 
 Every file is written under a temporary name and renamed, so a reader sees a whole file or
-none; a task is the only writer of its own ``t<n>`` folder.
+none; a task is the only writer of its ``p<n>-*`` files and of its ``t<n>`` folder.
 """
 
 from __future__ import annotations
@@ -85,10 +87,28 @@ def task_dir(state: str, group: str, chunk: int) -> str:
     return os.path.join(state, group, f"t{chunk}")
 
 
-def part_files(folder: str) -> list[str]:
-    """The outcome parts in a task folder, in the order they were written."""
+def part_name(chunk: int, seq: int) -> str:
+    """File name of part ``seq`` of chunk ``chunk``'s outcomes."""
+    return f"p{chunk}-{seq:06d}.pickle"
+
+
+def group_parts(folder: str) -> dict[int, list[str]]:
+    """Chunk -> its outcome parts in a group's folder, in the order they were written.
+
+    Examples
+    --------
+    >>> from acme_slurm.layout import atomic_write, group_parts, part_name
+    >>> for chunk, seq in ((0, 1), (0, 0), (3, 0)):
+    ...     atomic_write(str(tmp_path / part_name(chunk, seq)), b"")
+    >>> group_parts(str(tmp_path))
+    {0: ['p0-000000.pickle', 'p0-000001.pickle'], 3: ['p3-000000.pickle']}
+    """
     try:
         names = os.listdir(folder)
     except FileNotFoundError:
-        return []
-    return sorted(n for n in names if n.startswith("part-") and n.endswith(".pickle"))
+        return {}
+    parts: dict[int, list[str]] = {}
+    for name in sorted(names):
+        if name.startswith("p") and name.endswith(".pickle") and "-" in name:
+            parts.setdefault(int(name[1:name.index("-")]), []).append(name)
+    return parts

@@ -78,12 +78,12 @@ def merge(outcomes: list[BatchOutcome]) -> BatchOutcome:
     return merged
 
 
-def already_done(folder: str) -> set[int]:
+def already_done(group_dir: str, chunk: int) -> set[int]:
     """Calls whose outcomes an earlier run of this task (before a requeue) wrote."""
     done: set[int] = set()
-    for name in layout.part_files(folder):
+    for name in layout.group_parts(group_dir).get(chunk, []):
         try:
-            done.update(layout.read_pickle(os.path.join(folder, name)).indices)
+            done.update(layout.read_pickle(os.path.join(group_dir, name)).indices)
         except Exception:  # noqa: BLE001 - a torn part: its calls simply run again
             continue
     return done
@@ -104,11 +104,12 @@ class Task:
         self.batch: CallBatch = layout.read_pickle(layout.chunk_file(state, group, chunk))
         self.folder = layout.task_dir(state, group, chunk)
         os.makedirs(self.folder, exist_ok=True)
+        self.group_dir, self.chunk = layout.group_dir(state, group), chunk
         self.ref = ProgramFile(self.meta["program"], self.meta["run_id"], self.meta["sys_path"])
         self.deadline = time.time() + 60 * self.meta["minutes"] - MARGIN_SECONDS
         self.expected = float(self.meta.get("call_seconds") or 0.0)
         self.sigterm = False
-        self.seq = len(layout.part_files(self.folder))
+        self.seq = len(layout.group_parts(self.group_dir).get(chunk, []))
         self.counter = [0]
 
     def on_sigterm(self, signum: int, frame: Any) -> None:
@@ -123,7 +124,7 @@ class Task:
             "restarts": int(env.get("SLURM_RESTART_COUNT", 0) or 0)})
 
     def write_part(self, outcomes: list[BatchOutcome]) -> None:
-        path = os.path.join(self.folder, f"part-{self.seq:06d}.pickle")
+        path = os.path.join(self.group_dir, layout.part_name(self.chunk, self.seq))
         layout.write_pickle(path, merge(outcomes))   # pickling flushes hdf5 shards first
         self.seq += 1
 
@@ -135,7 +136,7 @@ class Task:
         return None
 
     def run(self) -> str:
-        skip = already_done(self.folder)
+        skip = already_done(self.group_dir, self.chunk)
         todo = [p for p, i in enumerate(self.batch.indices) if i not in skip]
         self.write_start()
         beat = Heartbeat(os.path.join(self.folder, "heartbeat.json"), self.counter)

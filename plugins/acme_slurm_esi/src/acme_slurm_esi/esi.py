@@ -114,7 +114,7 @@ def acme_core_executors() -> list[ExecutorSpec]:
     >>> [spec.name for spec in acme_core_executors()]
     ['slurm-esi']
     """
-    from .executor import SITE_OPTIONS, site_executor
+    from .executor import SITE_OPTIONS, check_site_partition, site_executor
 
     return [ExecutorSpec(
         name=ESI.backend,
@@ -126,6 +126,7 @@ def acme_core_executors() -> list[ExecutorSpec]:
                     "setup_interactive", "stop_client"),
         options=SITE_OPTIONS,
         capabilities=frozenset({"processes", "kill-worker", "cancel", "slurm"}),
+        check=functools.partial(check_site_partition, site=ESI),
     )]
 
 

@@ -195,3 +195,30 @@ class SiteSlurmExecutor(SlurmExecutor):
                  f"{estimate / 1024:.2f} GB (the largest peak; mean "
                  f"{sum(peaks) / len(peaks) / 1024:.2f} GB)")
         return estimate
+
+
+def check_site_partition(settings: ExecutorSettings, site: Site) -> None:
+    """A site backend's constructor check: ``partition=`` is one of the cluster's (one
+    cached ``sinfo``, ACME's message hiding the site's invalid partitions) and its nodes
+    have this host's architecture.
+
+    Nothing is checked for ``partition="auto"``, while a dask client is running (its
+    workers are used), or when ``sinfo`` cannot answer (the run reports that at start).
+
+    Examples
+    --------
+    >>> from acme_core.executor import ExecutorSettings
+    >>> from acme_slurm_esi.esi import ESI
+    >>> from acme_slurm_esi.executor import check_site_partition
+    >>> check_site_partition(ExecutorSettings(partition="auto"), ESI)   # nothing to check
+    """
+    from acme_dask.slurm import known_partitions
+
+    if settings.partition == "auto" or dask_setup.running_client() is not None:
+        return
+    try:
+        partitions, _ = known_partitions()
+    except OSError:
+        return
+    site.check_partition(settings.partition, partitions)
+    site.check_arch(settings.partition)

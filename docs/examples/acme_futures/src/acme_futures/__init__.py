@@ -85,4 +85,4 @@ def acme_core_executors() -> list[ExecutorSpec]:
         name="futures", factory=FuturesProcessExecutor,
         description="concurrent.futures process pool (example outside plugin)",
         needs_pickle=True, parameters=("n_workers",),
-        capabilities=frozenset({"processes", "kill-worker", "cancel"}))]
+        capabilities=frozenset({"processes", "kill-worker", "cancel", "imports-main"}))]

@@ -1,0 +1,233 @@
+"""Replaying one call of a run in this process, with its arguments and its random stream.
+
+A run with an output directory keeps what replaying any of its calls needs in
+``<output_dir>/acme_replay/``:
+
+- ``run.json``: the run's entropy (or that it ran with ``seed=False``), its number of
+  calls and the ``sys.path`` entries its workers were given;
+- ``program.pkl``: the pickled call program (function, broadcast arguments, and the split
+  arguments when they are small enough to travel inside it). Backends that pickle the
+  program anyway write the very bytes they send, so this costs one write;
+- ``calls.bin`` and ``calls.idx.npy``: only when split arguments are large
+  (``INLINE_SPLIT_BYTES``), each call's pickled split values once, back to back, and their
+  offsets, so a replay reads only its own call's bytes.
+
+What this costs on disk is bounded by one pickled copy of the run's arguments, written once
+per ``compute()`` (replaced, never accumulated). A program that cannot be pickled (an
+in-process backend given, say, a lock) is not kept; ``pmap.replay(i)`` still works in the
+process that made the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .calls import CallProgram
+from .seeding import new_entropy, replaying
+
+DIRNAME = "acme_replay"
+RUN, PROGRAM, CALLS, OFFSETS = "run.json", "program.pkl", "calls.bin", "calls.idx.npy"
+
+
+def _path(output_dir: str, name: str) -> str:
+    return os.path.join(output_dir, DIRNAME, name)
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------------------- entropy
+def recorded_entropy(output_dir: str | None) -> int | bool | None:
+    """The entropy the run in ``output_dir`` recorded: an int, False (``seed=False``), or
+    None when no run (or a run without a record) is there."""
+    if output_dir is None or not os.path.isfile(_path(output_dir, RUN)):
+        return None
+    with open(_path(output_dir, RUN), encoding="utf-8") as fh:
+        record = json.load(fh)
+    return False if record.get("entropy") is None else int(record["entropy"])
+
+
+def run_entropy(seed: int | bool | None, output_dir: str | None) -> int | bool:
+    """The entropy of a run given ``seed=``, continuing an earlier run in ``output_dir``.
+
+    ``seed=None`` takes a resumed run's recorded entropy (so resumed calls draw what they
+    would have drawn) or a fresh one; an explicit seed that contradicts the record is an
+    error, raised before anything starts.
+
+    Examples
+    --------
+    >>> from acme_core.replays import run_entropy
+    >>> run_entropy(42, None), run_entropy(False, None)
+    (42, False)
+    """
+    recorded = recorded_entropy(output_dir)
+    if seed is None:
+        return new_entropy() if recorded is None else recorded
+    if recorded is not None and recorded != seed:
+        was = "seed=False" if recorded is False else f"seed={recorded}"
+        raise ValueError(
+            f"`seed={seed!r}`, but the run in output_dir={output_dir!r} ran with {was}; a "
+            f"resumed run keeps its random streams. Pass seed=None (the recorded one) or "
+            f"{was}, or a new output_dir.")
+    return seed
+
+
+# ---------------------------------------------------------------------------- saving
+def save(output_dir: str, program: CallProgram, program_bytes: bytes | None,
+         call_blobs: Sequence[bytes] | None, entropy: int | bool, n_inputs: int,
+         sys_path: Sequence[str]) -> None:
+    """Keep what replaying any call of this run needs in ``output_dir`` (see above)."""
+    os.makedirs(os.path.join(output_dir, DIRNAME), exist_ok=True)
+    record: dict[str, Any] = {"entropy": None if entropy is False else str(entropy),
+                              "n_inputs": n_inputs, "sys_path": list(sys_path),
+                              "program": True}
+    if program_bytes is None:
+        from .pickling import cloud_dumps
+
+        try:
+            program_bytes = cloud_dumps(program)
+        except Exception as exc:
+            record["program"] = f"{type(exc).__name__}: {exc}"
+    if program_bytes is not None:
+        _write_atomic(_path(output_dir, PROGRAM), program_bytes)
+    if call_blobs is not None and program.split is None:
+        offsets = np.cumsum([0, *map(len, call_blobs)], dtype=np.int64)
+        _write_atomic(_path(output_dir, CALLS), b"".join(call_blobs))
+        with open(_path(output_dir, OFFSETS), "wb") as fh:
+            np.save(fh, offsets)
+    _write_atomic(_path(output_dir, RUN), json.dumps(record).encode())
+
+
+# ---------------------------------------------------------------------------- replaying
+def replay_call(program: CallProgram, split: tuple[Any, ...], index: int) -> Any:
+    """Run call ``index`` of ``program`` here, on its random streams; returns its value
+    and lets its exception through unchanged (``pdb``, ``%debug``)."""
+    args, kwargs = program.arguments(index, split)
+    streams = getattr(program.around, "streams", None)
+    with replaying(streams, index):
+        return program.func(*args, **kwargs)
+
+
+def _load(output_dir: str) -> tuple[CallProgram, dict[str, Any]]:
+    if not os.path.isfile(_path(output_dir, RUN)):
+        raise FileNotFoundError(
+            f"{output_dir!r} holds no replayable acme-core run (no {DIRNAME}/{RUN}); runs "
+            f"with results in memory are replayed with pmap.replay(i).")
+    with open(_path(output_dir, RUN), encoding="utf-8") as fh:
+        record = json.load(fh)
+    if record["program"] is not True:
+        raise RuntimeError(
+            f"The run in {output_dir!r} could not keep its program for replay "
+            f"({record['program']}); use pmap.replay(i) in the process that made the run.")
+    for entry in record["sys_path"]:
+        if entry not in sys.path:
+            sys.path.append(entry)
+    with open(_path(output_dir, PROGRAM), "rb") as fh:
+        return pickle.load(fh), record
+
+
+def _split_of(output_dir: str, program: CallProgram, index: int) -> tuple[Any, ...]:
+    if program.split is not None:
+        return program.split_values(index)
+    offsets = np.load(_path(output_dir, OFFSETS))
+    start, end = int(offsets[index]), int(offsets[index + 1])
+    with open(_path(output_dir, CALLS), "rb") as fh:
+        fh.seek(start)
+        return pickle.loads(fh.read(end - start))
+
+
+def check_index(index: Any, n_inputs: int) -> int:
+    """``index`` must name one of the run's calls."""
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise TypeError(f"The call index has to be an integer, not {index!r} "
+                        f"({type(index).__name__}).")
+    if not 0 <= index < n_inputs:
+        raise IndexError(f"The run has calls 0 to {n_inputs - 1}; there is no call {index}.")
+    return int(index)
+
+
+def replay(output_dir: str | os.PathLike[str], index: int) -> Any:
+    """Run call ``index`` of the run in ``output_dir`` in this process, with the same
+    arguments, keyword arguments and random streams as in the run.
+
+    Nothing is stored and the run is not changed; the call's exception, if any, propagates
+    unchanged, so ``pdb``, ``%debug`` and breakpoints work. The states of :mod:`random` and
+    ``numpy.random`` are restored afterwards.
+
+    Parameters
+    ----------
+    output_dir : str
+        The run's output directory.
+    index : int
+        The call to run.
+
+    Returns
+    -------
+    Any
+        What the function returns for that call.
+
+    Examples
+    --------
+    >>> import acme_core
+    >>> from acme_core import ParallelMap
+    >>> pmap = ParallelMap(pow, [1, 2, 3], 2, output_dir=str(tmp_path / "run"),
+    ...                    verbose=False)
+    >>> _ = pmap.compute()
+    >>> acme_core.replay(tmp_path / "run", 2)
+    9
+    """
+    output_dir = os.fspath(output_dir)
+    program, record = _load(output_dir)
+    index = check_index(index, int(record["n_inputs"]))
+    return replay_call(program, _split_of(output_dir, program, index), index)
+
+
+def replay_hint(output_dir: str | None, index: int) -> str:
+    """The one line that replays call ``index`` in the user's interpreter.
+
+    Examples
+    --------
+    >>> from acme_core.replays import replay_hint
+    >>> replay_hint("/data/ACME_run", 5)
+    "acme_core.replay('/data/ACME_run', 5)"
+    >>> replay_hint(None, 5)
+    'pmap.replay(5)'
+    """
+    if output_dir is None:
+        return f"pmap.replay({index})"
+    return f"acme_core.replay({os.fspath(output_dir)!r}, {index})"
+
+
+#: Failed calls whose replay line a failures table prints, at most.
+HINTS_SHOWN = 10
+
+
+def replay_lines(output_dir: str | None | bool, indices: Sequence[int]) -> str:
+    """The lines a failures table ends with: how to replay each failed call here (none
+    when ``output_dir`` is False: the table does not know its run).
+
+    Examples
+    --------
+    >>> from acme_core.replays import replay_lines
+    >>> print(replay_lines("/data/run", [3, 7]))
+    <BLANKLINE>
+    replay a failed call here (pdb works):
+      acme_core.replay('/data/run', 3)
+      acme_core.replay('/data/run', 7)
+    """
+    if output_dir is False or not indices:
+        return ""
+    shown = [f"  {replay_hint(output_dir or None, i)}" for i in indices[:HINTS_SHOWN]]
+    more = [f"  ... and {len(indices) - HINTS_SHOWN} more"] if len(indices) > HINTS_SHOWN else []
+    return "\n".join(["", "replay a failed call here (pdb works):", *shown, *more])

@@ -1,0 +1,195 @@
+"""How a run on disk stands: what ``python -m acme_core status`` shows.
+
+Read from the run's folder only: the manifest (``acme_manifest.jsonl``: the calls' states
+and the sessions that ran them, each ``compute()`` a start line with its host and pid and an
+end line) and the run marker ``acme_run.json``. Manifests written before sessions were
+recorded still read: their state then follows from the counts alone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import manifest
+from .calls import Failure
+from .failures import FailureTable
+
+RUNNING, INTERRUPTED, FAILED, COMPLETE = "running", "interrupted", "failed", "complete"
+
+
+@dataclass
+class RunStatus:
+    """The story of one run folder.
+
+    Examples
+    --------
+    >>> from acme_core.runstatus import RunStatus
+    >>> s = RunStatus("ACME_x", "f", 4, "joblib", "hdf5", "complete", done=4)
+    >>> s.one_line()  # doctest: +NORMALIZE_WHITESPACE
+    'ACME_x  complete    f  4/4 done, 0 failed, 0 missing  joblib/hdf5'
+    """
+
+    output_dir: str
+    func: str
+    n_calls: int
+    backend: str
+    storage: str
+    state: str
+    done: int = 0
+    failed: int = 0
+    missing: int = 0
+    started: str | None = None
+    elapsed: float | None = None
+    pid: int | None = None
+    host: str | None = None
+    older_code: int = 0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def failure_table(self) -> FailureTable:
+        """The failed calls as a :class:`~acme_core.failures.FailureTable` (ending with the
+        line that replays each one)."""
+        table = FailureTable([
+            (Failure(int(e["i"]), e.get("kind", "?"), e.get("type", "?"), e.get("msg", ""),
+                     e.get("tb", ""), e.get("worker", ""), e.get("attempts", 1)),
+             e.get("args", "")) for e in self.failures])
+        table.replay_dir = self.output_dir
+        return table
+
+    def one_line(self) -> str:
+        """One line of a folder listing."""
+        when = f"  started {self.started}" if self.started else ""
+        return (f"{os.path.basename(os.path.normpath(self.output_dir))}  {self.state:<11} "
+                f"{self.func}  {self.done}/{self.n_calls} done, {self.failed} failed, "
+                f"{self.missing} missing  {self.backend}/{self.storage}{when}")
+
+    def describe(self) -> str:
+        """The full text: header, counts, failures and what to do next."""
+        state = self.state
+        if state == RUNNING:
+            state += f" (pid {self.pid} on {self.host})"
+        lines = [f"run of {self.func!r} in {self.output_dir}: {self.n_calls} calls",
+                 f"  state     {state}",
+                 f"  backend   {self.backend}",
+                 f"  storage   {self.storage}",
+                 f"  started   {self.started or 'unknown'}",
+                 f"  elapsed   {_duration(self.elapsed)}",
+                 f"  calls     done {self.done}, failed {self.failed}, missing {self.missing}"]
+        if self.older_code:
+            lines.append(f"  note      {self.older_code} of the {self.done} results come from an "
+                         f"earlier version of the function's code than the latest run's "
+                         f"(rerun=\"changed\" re-runs them)")
+        if self.failures:
+            lines += ["", str(self.failure_table())]
+        if self.state in (INTERRUPTED, FAILED):
+            lines += ["", "To run the failed and missing calls: create the same ParallelMap "
+                          f"with output_dir={self.output_dir!r} and call compute()."]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, for ``status --json``."""
+        return asdict(self)
+
+
+def read_status(output_dir: str, now: dt.datetime | None = None) -> RunStatus | None:
+    """The status of the run in ``output_dir``, or None when it holds no run.
+
+    Examples
+    --------
+    >>> from acme_core.runstatus import read_status
+    >>> read_status(str(tmp_path)) is None
+    True
+    """
+    if not manifest.exists(output_dir):
+        return None
+    state = manifest.read(output_dir)
+    header, marker = state.header, _marker(output_dir)
+    first = state.runs[min(state.runs)] if state.runs else {}
+    latest = state.latest_run or {}
+    status = RunStatus(
+        output_dir=output_dir, func=str(header.get("func")), n_calls=state.n_inputs,
+        backend=str(latest.get("backend") or marker.get("backend") or "?"),
+        storage=str(header.get("storage") or marker.get("storage") or "?"),
+        state=COMPLETE, done=len(state.done), failed=len(state.failed),
+        missing=len(state.missing), started=first.get("t") or header.get("created"),
+        older_code=len(state.older_code),
+        failures=[{"i": i, **e} for i, e in sorted(state.failures.items())])
+    _session_state(status, state, now or dt.datetime.now())
+    return status
+
+
+def find_runs(folder: str) -> list[RunStatus]:
+    """The runs in the sub-folders of ``folder`` (one level), by name."""
+    if not os.path.isdir(folder):
+        return []
+    found = []
+    for name in sorted(os.listdir(folder)):
+        status = read_status(os.path.join(folder, name))
+        if status is not None:
+            found.append(status)
+    return found
+
+
+def _marker(output_dir: str) -> dict[str, Any]:
+    try:
+        with open(os.path.join(output_dir, "acme_run.json"), encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
+def _session_state(status: RunStatus, state: manifest.RunState, now: dt.datetime) -> None:
+    """State and elapsed time from the sessions (or, without any, from the counts)."""
+    ended = [state.ends[n] for n in state.runs if n in state.ends]
+    elapsed = sum(float(e.get("elapsed", 0.0)) for e in ended)
+    latest = max(state.runs, default=None)
+    if latest is not None and latest not in state.ends:
+        start = state.runs[latest]
+        status.pid, status.host = start.get("pid"), start.get("host")
+        if _alive(status.pid, status.host):
+            status.state = RUNNING
+            status.elapsed = elapsed + _seconds(start.get("t"),
+                                                now.isoformat(timespec="seconds"))
+            return
+        status.state = INTERRUPTED  # its process died without ending the session
+    elif latest is not None and state.ends[latest].get("interrupted"):
+        status.state = INTERRUPTED
+    elif status.failed:
+        status.state = FAILED
+    elif status.missing:
+        status.state = INTERRUPTED
+    status.elapsed = elapsed if state.runs else None
+
+
+def _seconds(start: str | None, end: str | None) -> float:
+    if not start or not end:
+        return 0.0
+    return max(0.0, (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start))
+               .total_seconds())
+
+
+def _alive(pid: int | None, host: str | None) -> bool:
+    """Whether the process that runs the session still lives (another host: assumed)."""
+    if pid is None:
+        return False
+    if host not in (None, socket.gethostname()):
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    minutes, sec = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m {sec:02d}s" if hours else f"{minutes}m {sec:02d}s"

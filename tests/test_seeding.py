@@ -1,0 +1,170 @@
+"""Per-call random streams: the same draws whatever the backend, batch size or resume."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import acme_core
+from acme_core import ParallelMap, run
+from acme_core.replays import recorded_entropy
+from acme_core.seeding import CallStreams, call_seed_sequence, replaying
+from tests.repro_funcs import draws, draws_slowly
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+N = 200
+ENTROPY = 2026_12_01_123456789
+
+
+def expected(entropy: int, n: int = N) -> np.ndarray:
+    """Each call's draws made here, one call at a time, from the documented contract."""
+    rows = []
+    streams = CallStreams(entropy)
+    for i in range(n):
+        with replaying(streams, i):
+            row = draws(i)
+        own = np.random.default_rng(call_seed_sequence(entropy, i))
+        assert np.array_equal(row[6:8], own.random(2))   # rng() is SeedSequence(E, (i,))
+        rows.append(row)
+    return np.array(rows)
+
+
+@pytest.fixture
+def batches_of(monkeypatch):
+    """Force every batch to hold ``size`` calls (the run loop's sizer otherwise adapts)."""
+    def force(size: int) -> None:
+        monkeypatch.setattr(run.BatchSizer, "size", lambda self, remaining: min(size, remaining))
+    return force
+
+
+@pytest.mark.parametrize(("n_workers", "batch"), [(1, 1), (1, 100), (4, 1), (4, 100)])
+def test_joblib_draws_depend_on_entropy_and_index_only(n_workers, batch, batches_of):
+    batches_of(batch)
+    got = ParallelMap(draws, list(range(N)), seed=ENTROPY, n_workers=n_workers,
+                      backend="joblib", write_worker_results=False, verbose=False).compute()
+    assert np.array_equal(np.array(got), expected(ENTROPY))
+
+
+def test_every_call_has_its_own_stream():
+    got = np.array(ParallelMap(draws, list(range(N)), seed=ENTROPY, backend="joblib",
+                               write_worker_results=False, verbose=False).compute())
+    for column in range(1, got.shape[1]):
+        assert len(set(got[:, column])) == N, column  # no two calls share a stream
+
+
+def test_dask_draws_the_same(batches_of, no_dask_client_left):
+    pytest.importorskip("acme_dask")
+    batches_of(100)
+    got = ParallelMap(draws, list(range(N)), seed=ENTROPY, n_workers=2, backend="dask",
+                      write_worker_results=False, verbose=False).compute()
+    assert np.array_equal(np.array(got), expected(ENTROPY))
+
+
+@pytest.mark.slow
+def test_slurm_draws_the_same(slurm, tmp_path, batches_of, no_dask_client_left):
+    batches_of(10)
+    got = ParallelMap(draws, list(range(40)), seed=ENTROPY, n_workers=2, backend="slurm",
+                      write_worker_results=False, setup_interactive=False, verbose=False,
+                      backend_options={"job_name": f"acmetest_repro_{os.getpid()}",
+                                       "log_directory": str(tmp_path)}).compute()
+    assert np.array_equal(np.array(got), expected(ENTROPY, 40))
+
+
+@pytest.mark.slow
+def test_slurm_array_draws_the_same(slurm, tmp_path, batches_of):
+    pytest.importorskip("acme_slurm")
+    batches_of(10)
+    got = ParallelMap(draws, list(range(40)), seed=ENTROPY, n_workers=2, backend="slurm-array",
+                      write_worker_results=False, verbose=False,
+                      backend_options={"job_name": f"acmetest_repro_arr_{os.getpid()}",
+                                       "poll_interval": 1.0}).compute()
+    assert np.array_equal(np.array(got), expected(ENTROPY, 40))
+
+
+def test_default_entropy_is_fresh_recorded_and_kept_on_resume_after_sigkill(tmp_path):
+    out, marks = tmp_path / "run", tmp_path / "marks"
+    marks.mkdir()
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {REPO!r})
+        from acme_core import ParallelMap
+        from tests.repro_funcs import draws_slowly
+        ParallelMap(draws_slowly, list(range({N})), {str(marks)!r}, output_dir={str(out)!r},
+                    n_workers=2, write_pickle=True, verbose=False).compute()
+    """)
+    parent = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    deadline = time.monotonic() + 300
+    while len(list(marks.iterdir())) < 30:   # well into the run
+        assert parent.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(parent.pid, signal.SIGKILL)    # the parent and its workers, as a crash would
+    parent.wait(timeout=30)
+    entropy = recorded_entropy(str(out))
+    assert isinstance(entropy, int) and entropy > 2**64   # fresh, 128 bits, recorded
+    done_before = len([n for n in os.listdir(out) if n.endswith(".pickle")])
+    assert 0 < done_before < N
+    pmap = ParallelMap(draws_slowly, list(range(N)), str(marks), output_dir=str(out),
+                       n_workers=2, write_pickle=True, verbose=False)
+    pmap.compute()
+    got = acme_core.load(str(out))
+    assert np.array_equal(np.array(got), expected(entropy))
+
+
+def test_a_conflicting_seed_on_resume_is_refused(tmp_path):
+    out = str(tmp_path / "run")
+    ParallelMap(draws, [0, 1], seed=1, output_dir=out, verbose=False).compute()
+    with pytest.raises(ValueError, match=r"`seed=2`, but the run in .* ran with seed=1"):
+        ParallelMap(draws, [0, 1], seed=2, output_dir=out, verbose=False)
+
+
+def test_seed_false_leaves_the_generators_alone():
+    def state_draw(x):
+        import random as r
+        return r.random()
+    random.seed(7)
+    pmap = ParallelMap(state_draw, [0, 1], seed=False, write_worker_results=False,
+                       verbose=False)
+    got = pmap.compute(debug=True)
+    random.seed(7)
+    assert got == [random.random(), random.random()]   # the caller's own stream, unseeded
+    with pytest.raises(RuntimeError, match=r"no ParallelMap call is running here"):
+        ParallelMap(draws, [0], seed=False, write_worker_results=False,
+                    verbose=False).compute(debug=True)
+
+
+def test_debug_run_draws_the_same_and_restores_the_callers_generators():
+    np.random.seed(11)
+    after = np.random.rand()
+    np.random.seed(11)
+    got = ParallelMap(draws, list(range(20)), seed=ENTROPY, write_worker_results=False,
+                      verbose=False).compute(debug=True)
+    assert np.array_equal(np.array(got), expected(ENTROPY, 20))
+    assert np.random.rand() == after
+
+
+def test_rng_outside_a_call_says_what_to_do():
+    with pytest.raises(RuntimeError, match=r"acme_core.rng\(\).*pmap.replay\(i\)"):
+        acme_core.rng()
+
+
+def test_a_function_with_its_own_seed_parameter_still_gets_it():
+    def simulate(x, seed=0):
+        return x + seed
+    assert ParallelMap(simulate, [1, 2], seed=10, write_worker_results=False,
+                       verbose=False).compute() == [11, 12]
+
+
+@pytest.mark.parametrize(("bad", "error"), [(-1, ValueError), ("42", TypeError),
+                                            (True, TypeError), (1.5, TypeError)])
+def test_bad_seeds_are_refused_before_anything_starts(bad, error, tmp_path):
+    with pytest.raises(error, match="`seed` has to be None, False or an integer >= 0"):
+        ParallelMap(draws, [1], seed=bad, output_dir=str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
