@@ -101,6 +101,7 @@ def acme_tests(session: nox.Session) -> None:
     installed) against acme-core through the ``acme`` compat package; prints pass/fail per
     test. Extra arguments go to pytest."""
     session.install(*PACKAGES, *COMPAT, "pytest>=8", "scipy", "psutil>=5.9", "ipython")
+    session.run("pytest", "-q", "-p", "no:cacheprovider", "plugins/acme_compat")  # its doctests
     session.run("python", "tests/compat/run_acme_tests.py", ESI_ACME, *session.posargs)
 
 
