@@ -140,6 +140,7 @@ class DaskExecutor(FuturesExecutor):
         self._early = False   # True: client() started the cluster the next start() uses
         self._cancelled = False
         self._empty_checks = 0         # health checks in a row that found no worker
+        self._rescaled_at = -1e9       # when lost local nannies were last started again
         self._validate(settings.options)
 
     def _validate(self, options: dict[str, Any]) -> None:
@@ -322,6 +323,9 @@ class DaskExecutor(FuturesExecutor):
         spec, nannies = getattr(cluster, "worker_spec", None), getattr(cluster, "workers", None)
         if spec is None or nannies is None or len(nannies) >= len(spec):
             return
+        if time.monotonic() - self._rescaled_at < 3 * HEALTH_INTERVAL:
+            return                 # the ones started last time are still starting
+        self._rescaled_at = time.monotonic()
         log.info(f"{len(spec) - len(nannies)} local worker(s) gone for good; starting them "
                  f"again.")
         cluster.scale(len(spec))   # starts the nannies the cluster's spec lacks

@@ -184,8 +184,8 @@ def cluster_config(dashboard: bool, *, local: bool = False) -> Any:
     ``dashboard=False`` serves nothing over HTTP: distributed always opens an HTTP port on
     the scheduler and on every worker, and without this its JSON and info pages (workers,
     logs, the call names) answer anyone who reaches the port, e.g. every user of a login
-    node on loopback. ``local=True`` (workers on this host, started by nannies): workers
-    ignore SIGINT (:func:`acme_dask.worker.dask_setup`), a task is given up on at the
+    node on loopback. ``local=True`` (workers on this host, started by nannies; see also
+    :func:`local_worker_options`): a task is given up on at the
     first worker that dies under it (``allowed-failures=0``), so acme-core counts the
     call's attempts itself and a call that kills its worker every time fails alone, and a
     worker holds one task per thread (no queued neighbour dies with it).
@@ -208,13 +208,32 @@ def cluster_config(dashboard: bool, *, local: bool = False) -> Any:
         settings.update({"distributed.scheduler.http.routes": [],
                          "distributed.worker.http.routes": []})
     if local:
-        preload = list(dask.config.get("distributed.worker.preload", []))
         # worker-saturation 1.0: a one-thread worker holds one task, so a worker killed by
         # its call takes no queued neighbour with it
-        settings.update({"distributed.worker.preload": [*preload, "acme_dask.worker"],
-                         "distributed.scheduler.allowed-failures": 0,
+        settings.update({"distributed.scheduler.allowed-failures": 0,
                          "distributed.scheduler.worker-saturation": 1.0})
     return dask.config.set(settings)
+
+
+def local_worker_options(dashboard: bool) -> dict[str, Any]:
+    """Keywords of every nanny of a local cluster acme-dask starts: they are kept in the
+    cluster's worker spec, so a nanny the cluster starts again later gets them too (unlike
+    settings read from dask's configuration when the cluster was made).
+
+    Examples
+    --------
+    >>> from acme_dask.setup import local_worker_options
+    >>> local_worker_options(dashboard=False)["preload"]
+    ['acme_dask.worker']
+    """
+    import dask
+
+    options: dict[str, Any] = {
+        "preload": [*dask.config.get("distributed.worker.preload", []), "acme_dask.worker"]}
+    if not dashboard:
+        # dotted: the nanny merges this over its dask configuration one key deep
+        options["config"] = {"distributed.worker.http.routes": []}
+    return options
 
 
 def check_main_guard(what: str) -> None:
@@ -316,7 +335,7 @@ def local_cluster_setup(n_workers: int | None = None, mem_per_worker: str | None
                                processes=True, host="127.0.0.1", dashboard_address="127.0.0.1:0",
                                security=credentials, protocol="tls://" if security else None,
                                memory_limit=mem_per_worker if mem_per_worker is not None
-                               else "auto")
+                               else "auto", **local_worker_options(dashboard))
         client = Client(cluster, security=credentials)
     client.acme_dashboard = dashboard
     log.info(f"Local parallel computing client ready, {_dashboard(client)}")
