@@ -393,3 +393,23 @@ def test_the_dashboard_is_served_only_when_asked(dashboard, caplog):
     assert status == [200 if dashboard else 404]
     assert ("dashboard accessible at http://127.0.0.1:" in caplog.text) is dashboard
     assert not [w for w in seen if "already in use" in str(w.message)]
+
+
+def test_the_slurm_setup_bar_counts_down_seconds(monkeypatch):
+    import io
+
+    from acme_dask.setup import _SetupBar
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)
+    bar = _SetupBar(4)
+    bar.show(1, 42.4)
+    bar.show(3, 17.0)
+    bar.close()
+    text = screen.getvalue()
+    assert "SLURM workers ready: 1/4" in text and "time-out in 42 s" in text, text
+    assert "3/4" in text and "time-out in 17 s" in text and "timeout at" not in text, text

@@ -10,8 +10,6 @@ Examples
 [18, 24, 30, 36]
 """
 
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
@@ -52,20 +50,6 @@ def __getattr__(name: str) -> Any:
             globals()[name] = "0+unknown"
         return globals()[name]
     raise AttributeError(f"module 'acme_core' has no attribute {name!r}")
-
-
-class _Package(types.ModuleType):
-    """``acme_core.load`` stays the function after ``from acme_core.load import ...``: the
-    import system would otherwise bind the submodule of the same name over it (the module
-    stays reachable in ``sys.modules``)."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "load" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 __all__ = [
