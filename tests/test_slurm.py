@@ -248,7 +248,7 @@ class TestOnOneSlurmCluster:
             returned = pmap.compute()
             if not on_disk:
                 return returned
-            from acme_core.load import load
+            from acme_core import load
 
             return load(out)
 

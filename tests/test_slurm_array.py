@@ -69,7 +69,7 @@ def test_every_storage_equals_joblib(slurm, storage, tmp_path):
         returned = pmap.compute()
         if not on_disk:
             return returned
-        from acme_core.load import load
+        from acme_core import load
 
         return load(out)
 
@@ -128,7 +128,7 @@ def test_memory_kill_is_out_of_memory_and_reruns_with_twice_the_memory(slurm, tm
                        backend_options={**FAST, "calls_per_task": 1, "job_name": _name("oom")})
     with caplog.at_level(logging.WARNING, logger="acme_slurm"):
         pmap.compute()
-    from acme_core.load import load
+    from acme_core import load
 
     assert [float(np.ravel(r)[0]) for r in load(out)] == [0.0, 1.0, 2.0, 3.0]
     lines = [r.getMessage() for r in caplog.records if "call 2:" in r.getMessage()]
@@ -178,7 +178,7 @@ def test_scancel_and_requeue_lose_no_call_and_use_no_retries(slurm, tmp_path, ca
         subprocess.run(["scontrol", "requeue", requeued], check=True)
         thread.join(400)
     assert not thread.is_alive(), "compute() did not return"
-    from acme_core.load import load
+    from acme_core import load
 
     assert [int(np.ravel(r)[0]) for r in load(out)] == [2 * x for x in range(16)]
     assert set(runs_of(counts)) == set(range(16))
@@ -196,7 +196,7 @@ def test_a_chunk_over_its_time_limit_is_timeout_and_finishes_with_more_time(slur
                                         "job_name": _name("time")})
     with caplog.at_level(logging.WARNING, logger="acme_slurm"):
         pmap.compute()
-    from acme_core.load import load
+    from acme_core import load
 
     assert [int(np.ravel(r)[0]) for r in load(out)] == [1, 2, 3, 4, 5, 6]
     lines = [r.getMessage() for r in caplog.records if "call 0:" in r.getMessage()]
@@ -240,7 +240,7 @@ def test_slurm_esi_in_array_mode_picks_the_partition_as_the_dask_transport(slurm
     pmap.compute()
     sent = submissions(out)
     assert sent and all(f"--partition={expected}" in line for line in sent), sent
-    from acme_core.load import load
+    from acme_core import load
 
     assert [float(np.ravel(r)[0]) for r in load(out)] == [3.0 * x + 1.0 for x in range(10)]
 

@@ -77,7 +77,7 @@ def _rerun(script, out, counts, name) -> str:
 
 
 def _results(out) -> list[int]:
-    from acme_core.load import load
+    from acme_core import load
 
     return [int(np.ravel(r)[0]) for r in load(out)]
 

@@ -140,7 +140,7 @@ def _hundred_thousand(tmp_path) -> None:
     assert len(lines) <= 10
     assert len(files) <= tasks + 5, files
     assert sockets.samples > 0 and sockets.seen == set()
-    from acme_core.load import load
+    from acme_core import load
 
     on_slurm = [float(np.ravel(r)[0]) for r in load(out)]
     on_joblib = ParallelMap(tiny, list(range(n)), write_worker_results=False, backend="joblib",
@@ -159,6 +159,6 @@ def _offset_arrays(tmp_path) -> None:
     assert [re.search(r"offset=(\d+) tasks=(\d+)", line).groups() for line in lines] == [
         ("0", "101"), ("101", "101"), ("202", "98")]
     assert all("--array=0-" in line for line in lines)
-    from acme_core.load import load
+    from acme_core import load
 
     assert [float(np.ravel(r)[0]) for r in load(out)] == [3.0 * x + 1.0 for x in range(300)]

@@ -84,7 +84,7 @@ def test_a_worker_process_sigkilled_mid_call_costs_no_call(slurm, tmp_path):
     pmap = ParallelMap(started_nap, list(range(12)), str(markers), 0.5, backend="slurm",
                        n_workers=2, output_dir=str(tmp_path / "run"), setup_interactive=False,
                        logfile=str(tmp_path / "run.log"), backend_options={"job_name": name})
-    from acme_core.load import load
+    from acme_core import load
 
     pmap.compute()
     print(f"run with a SIGKILLed worker: {time.monotonic() - start:.1f} s")

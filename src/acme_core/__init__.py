@@ -27,12 +27,12 @@ from .hookspecs import AutoClaim, ExecutorSpec, StorageSpec, hookimpl
 from .mainguard import MainGuardError
 
 if TYPE_CHECKING:  # imported on first use: worker processes only need acme_core.calls
-    from .load import load
     from .parallel_map import ParallelMap
+    from .reading import load
     from .replays import replay
     from .seeding import rng
 
-_LAZY = {"ParallelMap": "parallel_map", "load": "load", "replay": "replays", "rng": "seeding"}
+_LAZY = {"ParallelMap": "parallel_map", "load": "reading", "replay": "replays", "rng": "seeding"}
 
 
 def __getattr__(name: str) -> Any:

@@ -135,7 +135,7 @@ class BackendConformance:
 
     def test_every_storage_holds_the_same_results(self, acme_backend_spec: Any, acme_storage: str,
                                                   tmp_path: Any) -> None:
-        from ..load import load
+        from ..reading import load
 
         on_disk = acme_storage != "memory"
         pmap = self.pmap(funcs.f, [2, 4, 6, 8], 4, storage=acme_storage,
@@ -152,7 +152,7 @@ class BackendConformance:
         assert info.value.failures.indices == [5]
         assert info.value.failures[0].exc_type == "ValueError"
         from ..errors import MissingResultsWarning
-        from ..load import load
+        from ..reading import load
 
         with pytest.warns(MissingResultsWarning, match="call 5"):
             results, missing = load(str(tmp_path / "run"), return_missing=True)

@@ -1,4 +1,4 @@
-"""``acme_core.load``: read a run's results back, in call order, from any on-disk layout.
+"""Read a run's results back (``acme_core.load``), in call order, from any on-disk layout.
 
 A call without a result (failed, not run yet, its file lost) never reads as data: it is
 ``None`` in a list, NaN in a stacked floating-point array, and ``load`` warns with the
