@@ -118,6 +118,7 @@ def test_sigterm_of_a_slurm_run_cancels_its_jobs_within_ten_seconds(slurm, tmp_p
     finally:
         if proc.poll() is None:
             proc.kill()
-    # SIGKILL: at most the death timeout (10 s) plus the job's own exit
-    within = 10 if not phase.startswith("SIGKILL") else 15
+    # SIGKILL: nothing runs in the parent; a worker gives up on the vanished scheduler after
+    # its death timeout (10 s), but one inside a call may first finish it (30 s here)
+    within = 10 if not phase.startswith("SIGKILL") else 45
     print(f"jobs gone {assert_gone(name, within=within):.1f} s after the process ended")
