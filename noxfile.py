@@ -69,7 +69,7 @@ def benchmarks(session: nox.Session) -> None:
     those arguments; any other arguments go to both. ``-- scaling`` runs
     benchmarks/scaling.py (N = 10^3 to 10^6 against the bare pools and mpire), which the
     default leaves out because N = 10^6 takes several minutes."""
-    session.install(*PACKAGES, *TEST_PLUGINS, "-e", ".[test]", "mpire>=2.10")
+    session.install(*PACKAGES, *TEST_PLUGINS, "-e", ".[test]", "mpire>=2.10", "submitit>=1.5")
     args = list(session.posargs)
     scripts = ["run", "speed"]
     if args and args[0] in (*scripts, "scaling"):
