@@ -106,3 +106,15 @@ def sigmod(tmp_path):
     sys.path.remove(str(tmp_path))
     sys.modules.pop("sigmod", None)
 
+
+
+@pytest.fixture
+def user_client():
+    """A dask client the user made beforehand (ACME: ``local_cluster_setup(n_workers=2)``),
+    stopped afterwards unless the test stopped it."""
+    from acme_dask import cluster_cleanup, local_cluster_setup
+
+    client = local_cluster_setup(n_workers=2, interactive=False)
+    yield client
+    if client.status == "running":
+        cluster_cleanup(client)

@@ -29,15 +29,6 @@ def _no_client_left():
         pytest.fail(f"a dask client was left running: {client}")
 
 
-@pytest.fixture
-def user_client():
-    """A client the user made beforehand (ACME: local_cluster_setup(n_workers=2))."""
-    client = local_cluster_setup(n_workers=2, interactive=False)
-    yield client
-    if client.status == "running":
-        cluster_cleanup(client)
-
-
 class TestDask(BackendConformance):
     """The conformance kit on backend "dask" (a local cluster per run)."""
 

@@ -17,7 +17,6 @@ import time
 import uuid
 
 import pytest
-from acme_dask import cluster_cleanup, local_cluster_setup
 
 from acme_core import ParallelComputationError, ParallelMap
 from tests.conftest import import_fresh
@@ -30,14 +29,6 @@ pytestmark = pytest.mark.usefixtures("no_dask_client_left")
 
 
 # ------------------------------------------------------------------ helpers
-@pytest.fixture
-def user_client():
-    client = local_cluster_setup(n_workers=2, interactive=False)
-    yield client
-    if client.status == "running":
-        cluster_cleanup(client)
-
-
 # ------------------------------------------------------------------ programs load in the main thread
 def test_signal_handler_module_on_the_runs_own_cluster(sigmod):
     pmap = ParallelMap(sigmod.double, [1, 2], write_worker_results=False, backend="dask",
