@@ -389,7 +389,7 @@ def test_the_dashboard_is_served_only_when_asked(dashboard, caplog):
 def test_the_slurm_setup_bar_counts_down_seconds(monkeypatch):
     import io
 
-    from acme_dask.setup import _SetupBar
+    from acme_dask.prompts import SetupBar
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -397,7 +397,7 @@ def test_the_slurm_setup_bar_counts_down_seconds(monkeypatch):
 
     screen = Terminal()
     monkeypatch.setattr(sys, "stderr", screen)
-    bar = _SetupBar(4)
+    bar = SetupBar(4)
     bar.show(1, 42.4)
     bar.show(3, 17.0)
     bar.close()
