@@ -30,15 +30,27 @@ import shutil
 import time
 from typing import Any
 
-from acme_core.calls import ERROR, BatchOutcome, CallBatch, CallOutcome, Failure, PickledProgram
+from acme_core.calls import (
+    ERROR,
+    LOST_NEIGHBOUR,
+    TIMEOUT,
+    BatchOutcome,
+    CallBatch,
+    Failure,
+    PickledProgram,
+)
 from acme_core.executor import ExecutorSettings, FuturesExecutor, RunContext
 
 from . import setup
+from .watch import HEARTBEAT_TIMEOUT, WATCH_SECONDS, CallWatch
 
 log = logging.getLogger("acme_dask")
 
+_HEARTBEAT = ("seconds without a heartbeat before a stopped or hung worker is killed and its "
+              "calls run elsewhere (default 120)")
 DASK_OPTIONS = {
     "threads_per_worker": "threads per local worker process (default 1)",
+    "heartbeat_timeout": _HEARTBEAT,
     "dashboard": "True: serve dask's dashboard on a free loopback port and log its link "
                  "(readable by every local user); default False: no dashboard",
 }
@@ -57,6 +69,7 @@ SLURM_OPTIONS = {
     "job_name": "SLURM job name (default acme_<user>_<HHMMSS>)",
     "mem_cushion": "MB kept free below the partition's memory limit (default 100)",
     "max_workers": "upper bound of n_workers='auto' (default 64)",
+    "heartbeat_timeout": _HEARTBEAT,
     "dashboard": "True: serve dask's dashboard on a free loopback port of this host and log "
                  "its link (readable by every user of this host); default False: none",
 }
@@ -97,17 +110,14 @@ def _removed_workers(dask_scheduler: Any = None) -> list[tuple[float, str, list[
 
 
 def _check_dashboard(options: dict[str, Any]) -> None:
+    """The options both backends share: ``dashboard`` and ``heartbeat_timeout``."""
     if not isinstance(options.get("dashboard", False), bool):
         raise TypeError(f"backend_options['dashboard'] has to be True or False, not "
                         f"{options['dashboard']!r}.")
-
-
-def _singles(batch: CallBatch) -> list[CallBatch]:
-    """``batch`` as one batch per call."""
-    return [CallBatch(batch.run_id, (index,),
-                      None if batch.split is None else (batch.split[k],), batch.pickled,
-                      batch.attempt)
-            for k, index in enumerate(batch.indices)]
+    beat = options.get("heartbeat_timeout", HEARTBEAT_TIMEOUT)
+    if isinstance(beat, bool) or not isinstance(beat, (int, float)) or not beat > 0:
+        raise ValueError(f"backend_options['heartbeat_timeout'] has to be a number of seconds "
+                         f"> 0, not {beat!r}.")
 
 
 class DaskExecutor(FuturesExecutor):
@@ -120,8 +130,6 @@ class DaskExecutor(FuturesExecutor):
     ...             n_workers=1, verbose=False).compute()
     [1, 2]
     """
-
-    kind = "dask"
 
     def __init__(self, settings: ExecutorSettings) -> None:
         super().__init__(settings)
@@ -141,6 +149,8 @@ class DaskExecutor(FuturesExecutor):
         self._cancelled = False
         self._empty_checks = 0         # health checks in a row that found no worker
         self._rescaled_at = -1e9       # when lost local nannies were last started again
+        self._watch: CallWatch | None = None
+        self._culprits: dict[Any, dict[int, tuple[str, str]]] = {}   # dask key -> timeouts
         self._validate(settings.options)
 
     def _validate(self, options: dict[str, Any]) -> None:
@@ -178,6 +188,9 @@ class DaskExecutor(FuturesExecutor):
             self._online()
             self._ship_program()
             self._n = max(1, self._threads_online(), self._target)
+            self._watch = CallWatch(self._client, run.info.run_id, self.settings.timeout,
+                                    self.settings.options.get("heartbeat_timeout",
+                                                              HEARTBEAT_TIMEOUT))
         except BaseException:
             self._stop(force=self._owned)
             raise
@@ -252,15 +265,7 @@ class DaskExecutor(FuturesExecutor):
     def _failed_batch(self, batch: CallBatch, exc: BaseException) -> list[BatchOutcome]:
         """A task that raised on a live worker is every call's error (never retried as a
         lost worker); a dead worker or a broken connection is a lost worker."""
-        if self._is_lost_worker(exc):
-            if len(batch.indices) > 1 and not self._cancelled:
-                # a call that kills its worker must not take its batch neighbours with it:
-                # each call runs again alone, at the same attempt (nobody is charged yet)
-                log.debug(f"batch {batch.indices} lost ({type(exc).__name__}); re-running "
-                          f"its calls one by one")
-                for single in _singles(batch):
-                    self.submit(single)
-                return []
+        if self._is_lost_worker(exc):   # the run loop re-runs its calls one by one
             return super()._failed_batch(batch, exc)
         import traceback
 
@@ -271,11 +276,41 @@ class DaskExecutor(FuturesExecutor):
         n = len(batch.indices)
         return [BatchOutcome(batch.indices, [None] * n, [0.0] * n, failures, "", batch.attempt)]
 
-    def collect(self, timeout: float | None) -> list[CallOutcome]:
+    def collect(self, timeout: float | None) -> list[BatchOutcome]:
+        watch = self._watch
+        if watch is not None and timeout is not None:
+            timeout = min(timeout, WATCH_SECONDS)
         outcomes = super().collect(timeout)
         if self._pending:
             self._check_health()
+            if watch is not None and watch.due():
+                self._stop_workers(watch)
         return outcomes
+
+    def _stop_workers(self, watch: CallWatch) -> None:
+        """Stop the workers of calls over ``timeout`` (those calls fail with kind
+        ``timeout``, their batch neighbours run again free) and workers that stopped
+        beating (dask re-runs their calls elsewhere)."""
+        with self._lock:
+            futures = {f.key: f for f in self._pending.values()}
+        running = {i: key for key, f in futures.items() if key in self._batch_of_key
+                   for i in self._batch_of_key[key].indices}
+        for stop in watch.check(lambda index: index in running):
+            log.warning(f"Call {stop.index}: {stop.reason}." if stop.index is not None
+                        else f"A worker: {stop.reason}.")
+            if stop.kind == TIMEOUT and stop.index in running:
+                key = running[stop.index]
+                self._culprits[key] = {stop.index: (TIMEOUT, stop.reason)}
+                with contextlib.suppress(Exception):   # the client may be gone already
+                    self._client.cancel([futures[key]])
+            watch.kill(stop)
+
+    def _outcomes_of(self, batch: CallBatch, future: Any) -> list[BatchOutcome]:
+        culprits = self._culprits.pop(getattr(future, "key", None), None)
+        if culprits:
+            return [batch.lost("another call of its batch ran over its time limit and its "
+                               "worker was killed", kind=LOST_NEIGHBOUR, culprits=culprits)]
+        return super()._outcomes_of(batch, future)
 
     def _online(self) -> int:
         """Workers online now; describes each new one for :meth:`_report_lost_workers`."""
@@ -426,8 +461,6 @@ class SlurmExecutor(DaskExecutor):
     ...             n_workers=2, verbose=False).compute()      # doctest: +SKIP
     [1, 2]
     """
-
-    kind = "slurm"
 
     def __init__(self, settings: ExecutorSettings) -> None:
         self._cluster: Any = None

@@ -22,7 +22,8 @@ def acme_core_executors() -> list[ExecutorSpec]:
             parameters=("n_workers", "mem_per_worker", "setup_timeout", "stop_client"),
             options=DASK_OPTIONS,
             # a local cluster's nannies spawn workers that import the __main__ script again
-            capabilities=frozenset({"processes", "kill-worker", "cancel", "imports-main"}),
+            capabilities=frozenset({"processes", "kill-worker", "cancel", "imports-main",
+                                    "timeout"}),
         ),
         ExecutorSpec(
             name="slurm",
@@ -32,7 +33,7 @@ def acme_core_executors() -> list[ExecutorSpec]:
             parameters=("partition", "n_workers", "mem_per_worker", "setup_timeout",
                         "setup_interactive", "stop_client"),
             options=SLURM_OPTIONS,
-            capabilities=frozenset({"processes", "kill-worker", "cancel", "slurm"}),
+            capabilities=frozenset({"processes", "kill-worker", "cancel", "slurm", "timeout"}),
             check=check_partition,
         ),
     ]

@@ -208,24 +208,16 @@ def slurm_cluster_setup(partition: str = "auto", n_cores: int = 1, n_workers: in
         log_directory = default_log_directory()
     os.makedirs(log_directory, exist_ok=True)
     security, shared_temp_directory, own_tmp = _credentials(security, shared_temp_directory)
-    if job_name is None:
-        job_name = f"acme_{current_user()}_{dt.datetime.now():%H%M%S}"
-    # port 0: a free port, never distributed's "Port 8787 is already in use" warning
-    options = {"dashboard_address": "127.0.0.1:0", **(scheduler_options or {})}
     log.info(f"Starting {n_workers} SLURM worker(s) in partition {partition} with "
              f"{n_cores} core(s) and {mem_mb}MB each; job output goes to {log_directory}")
     jobs = dict(
         cores=n_cores, job_cpu=n_cores, memory=f"{mem_mb}MiB", job_mem=f"{mem_mb}M",
-        processes=processes_per_worker, queue=partition, python=sys.executable,
-        walltime=walltime, job_directives_skip=[] if walltime else ["#SBATCH -t "],
+        processes=processes_per_worker, queue=partition, walltime=walltime,
         job_extra_directives=job_extra, worker_extra_args=list(worker_extra_args or []),
-        scheduler_options=options, interface=interface, security=security,
-        protocol=None if security is None else "tls://",
+        scheduler_options=scheduler_options or {}, interface=interface, security=security,
         shared_temp_directory=shared_temp_directory,
-        log_directory=None if output_folder else log_directory, name=job_name,
-        job_name=job_name, local_directory=output_folder, silence_logs="error",
-        death_timeout=WORKER_DEATH_TIMEOUT,
-        job_script_prologue=[] if dashboard else [_NO_WORKER_HTTP])
+        log_directory=None if output_folder else log_directory, local_directory=output_folder,
+        job_name=job_name or f"acme_{current_user()}_{dt.datetime.now():%H%M%S}")
     wait = (n_workers, n_workers_startup, timeout, interactive, interactive_wait)
     try:
         return _start_jobs(jobs, wait, own_tmp, start_client, dashboard)
@@ -320,6 +312,14 @@ def _start_jobs(jobs: dict[str, Any], wait: tuple[Any, ...], own_tmp: str | None
                 start_client: bool, dashboard: bool) -> Any:
     """Make the SLURMCluster of ``jobs`` (its jobs cancelled should this process die),
     submit the jobs and wait for their workers; the client, the cluster or None."""
+    security = jobs["security"]
+    # port 0: a free port, never distributed's "Port 8787 is already in use" warning
+    jobs.update(
+        scheduler_options={"dashboard_address": "127.0.0.1:0", **jobs["scheduler_options"]},
+        python=sys.executable, protocol=None if security is None else "tls://",
+        job_directives_skip=[] if jobs["walltime"] else ["#SBATCH -t "],
+        name=jobs["job_name"], silence_logs="error", death_timeout=WORKER_DEATH_TIMEOUT,
+        job_script_prologue=[] if dashboard else [_NO_WORKER_HTTP])
     reaper = Reaper()
     SLURMCluster = import_jobqueue().SLURMCluster  # noqa: N806 - a class
     with closing_new_clusters(), cluster_config(dashboard):
@@ -342,7 +342,7 @@ def _start_jobs(jobs: dict[str, Any], wait: tuple[Any, ...], own_tmp: str | None
             return cluster
         from distributed import Client
 
-        client = Client(cluster, security=jobs["security"])
+        client = Client(cluster, security=security)
         client.acme_dashboard = dashboard
     log.info(f"Parallel computing client ready, {dashboard_note(client)}")
     return client
