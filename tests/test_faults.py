@@ -10,6 +10,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import uuid
 from collections import Counter
 
 import psutil
@@ -381,3 +382,25 @@ def test_a_segfaulting_call_reports_one_crash_dump_and_one_line_per_loss(tmp_pat
     lost = [line for line in done.stderr.splitlines() if "killed its worker" in line]
     assert [line.split("attempt ")[1][:6] for line in lost] == [f"{k} of 4" for k in (1, 2, 3, 4)]
     assert "UserWarning" not in done.stderr and "lost with its worker" not in done.stderr
+
+
+def test_program_files_of_the_old_layout_go_at_the_next_start(tmp_path):
+    """Program files that runs of the old layout wrote straight into the temp folder, with
+    no owner pid in their name, are removed at the next start once unchanged for an hour;
+    a fresh one is kept (a run of the old layout could still be loading it)."""
+    folder = tempfile.gettempdir()
+    old, fresh = (os.path.join(folder, f"acme_core_{uuid.uuid4().hex}_{tag}.pickle")
+                  for tag in ("old12345", "new12345"))
+    for path in (old, fresh):
+        with open(path, "wb") as fh:
+            fh.write(b"program")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    try:
+        subprocess.run([sys.executable, "-c", "from acme_core import ParallelMap; ParallelMap("
+                        "abs, [-1, -2], write_worker_results=False, n_workers=1).compute()"],
+                       check=True, capture_output=True, timeout=120, cwd=tmp_path)
+        assert not os.path.exists(old) and os.path.exists(fresh)
+    finally:
+        for path in (old, fresh):
+            if os.path.exists(path):
+                os.remove(path)

@@ -4,20 +4,21 @@ removed with its cluster, and folders of processes that died removed at the next
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
-import socket
-import tempfile
 import weakref
 from typing import Any
 
-log = logging.getLogger("acme_dask")
+from acme_core.stale import OWNER_FILE, owned_directory
+
+__all__ = ["OWNER_FILE", "private_directory", "remove_credentials_with"]
 
 
 
 def private_directory(base: str | None = None) -> str:
-    """A new directory only its owner can enter (0700), for one run's TLS credentials.
+    """A new directory only its owner can enter (0700), for one run's TLS credentials;
+    folders of processes of this host that died without cleaning up are removed first
+    (:func:`acme_core.stale.owned_directory`).
 
     Default ``base``: ``~/.acme_dask`` (shared with the compute nodes on a SLURM cluster).
 
@@ -30,37 +31,8 @@ def private_directory(base: str | None = None) -> str:
     '0o700'
     >>> shutil.rmtree(d)
     """
-    base = os.path.expanduser(base or os.path.join("~", ".acme_dask"))
-    os.makedirs(base, mode=0o700, exist_ok=True)
-    _remove_stale_directories(base)
-    folder = tempfile.mkdtemp(prefix="tls-", dir=base)
-    with open(os.path.join(folder, OWNER_FILE), "w") as fh:
-        fh.write(f"{socket.gethostname()} {os.getpid()}\n")
-    return folder
+    return owned_directory(os.path.expanduser(base or os.path.join("~", ".acme_dask")), "tls-")
 
-#: Written into every credentials folder: the host and process that own it.
-OWNER_FILE = "owner"
-
-def _remove_stale_directories(base: str) -> None:
-    """Delete credentials folders left by processes of this host that died without cleaning
-    up (SIGKILL, a lost session); folders of other hosts and of live processes are kept."""
-    here = socket.gethostname()
-    for name in os.listdir(base):
-        folder = os.path.join(base, name)
-        try:
-            with open(os.path.join(folder, OWNER_FILE)) as fh:
-                host, pid = fh.read().split()
-        except (OSError, ValueError):
-            continue
-        if host != here:
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            shutil.rmtree(folder, ignore_errors=True)
-            log.debug(f"removed stale TLS credentials {folder} of dead process {pid}")
-        except (PermissionError, ValueError):
-            continue
 
 def _drop_credentials(files: list[Any], folder: str) -> None:
     for handle in files:

@@ -151,6 +151,7 @@ class DaskExecutor(FuturesExecutor):
         self._rescaled_at = -1e9       # when lost local nannies were last started again
         self._watch: CallWatch | None = None
         self._culprits: dict[Any, dict[int, tuple[str, str]]] = {}   # dask key -> timeouts
+        self._stopped_keys: set[Any] = set()   # batches given up on: no "runs again" line
         self._validate(settings.options)
 
     def _validate(self, options: dict[str, Any]) -> None:
@@ -301,6 +302,7 @@ class DaskExecutor(FuturesExecutor):
             if stop.kind == TIMEOUT and stop.index in running:
                 key = running[stop.index]
                 self._culprits[key] = {stop.index: (TIMEOUT, stop.reason)}
+                self._stopped_keys.add(key)
                 with contextlib.suppress(Exception):   # the client may be gone already
                     self._client.cancel([futures[key]])
             watch.kill(stop)
@@ -399,7 +401,8 @@ class DaskExecutor(FuturesExecutor):
             if (stamp, address) in self._seen_events:
                 continue
             self._seen_events.add((stamp, address))
-            batches = [self._batch_of_key[k] for k in keys if k in self._batch_of_key]
+            batches = [self._batch_of_key[k] for k in keys
+                       if k in self._batch_of_key and k not in self._stopped_keys]
             if batches:
                 calls = sorted(i for b in batches for i in b.indices)
                 log.warning(f"Worker {self._labels.get(address, address)} was lost while "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from acme_core import AutoClaim, ExecutorSpec, hookimpl
 from acme_core.executor import ExecutorSettings
@@ -25,18 +26,34 @@ def acme_core_executors() -> list[ExecutorSpec]:
             capabilities=frozenset({"processes", "kill-worker", "cancel", "imports-main",
                                     "timeout"}),
         ),
-        ExecutorSpec(
-            name="slurm",
-            factory=SlurmExecutor,
-            description="dask workers as SLURM jobs on any SLURM (dask-jobqueue, TLS)",
-            needs_pickle=True,
-            parameters=("partition", "n_workers", "mem_per_worker", "setup_timeout",
-                        "setup_interactive", "stop_client"),
-            options=SLURM_OPTIONS,
-            capabilities=frozenset({"processes", "kill-worker", "cancel", "slurm", "timeout"}),
-            check=check_partition,
-        ),
+        slurm_executor_spec("slurm", SlurmExecutor,
+                            "dask workers as SLURM jobs on any SLURM (dask-jobqueue, TLS)",
+                            SLURM_OPTIONS, check_partition),
     ]
+
+
+def slurm_executor_spec(name: str, factory: Any, description: str, options: dict[str, str],
+                        check: Any) -> ExecutorSpec:
+    """The :class:`~acme_core.ExecutorSpec` of a backend built on acme-dask's SLURM executor
+    (``"slurm"``, and site backends such as acme-slurm-esi's ``"slurm-esi"``): the backend
+    parameters it takes and what it can do are the executor's, so they are stated once.
+
+    Examples
+    --------
+    >>> from acme_dask.executor import SLURM_OPTIONS, SlurmExecutor
+    >>> from acme_dask.plugin import check_partition, slurm_executor_spec
+    >>> spec = slurm_executor_spec("slurm-x", SlurmExecutor, "SLURM at site X",
+    ...                            SLURM_OPTIONS, check_partition)
+    >>> spec.name, "timeout" in spec.capabilities
+    ('slurm-x', True)
+    """
+    return ExecutorSpec(
+        name=name, factory=factory, description=description, needs_pickle=True,
+        parameters=("partition", "n_workers", "mem_per_worker", "setup_timeout",
+                    "setup_interactive", "stop_client"),
+        options=options,
+        capabilities=frozenset({"processes", "kill-worker", "cancel", "slurm", "timeout"}),
+        check=check)
 
 
 @hookimpl

@@ -47,7 +47,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -56,6 +55,7 @@ from typing import Any
 from acme_core.calls import BatchOutcome, CallBatch, Failure
 from acme_core.executor import Executor, ExecutorSettings, RunContext
 from acme_core.reaper import Reaper
+from acme_core.stale import owned_directory
 
 from . import layout, slurmctl
 from .escalation import LOST, EscalationPolicy, Limits, Request, TaskEnd, classify
@@ -131,9 +131,8 @@ class ArrayExecutor(Executor):
         self._slots = self.opts.slots(self._partition(self._base.partition))
         self._private = run.output_dir is None
         if run.output_dir is None:
-            os.makedirs(self.opts.work_dir, exist_ok=True)
-            self.state = tempfile.mkdtemp(prefix=f"run_{self._run_id[:8]}_",
-                                          dir=self.opts.work_dir)
+            # with its owner's pid: the folder of a killed run goes at the next start
+            self.state = owned_directory(self.opts.work_dir, "run_")
         else:
             self.state = os.path.join(run.output_dir, layout.STATE_DIR_NAME)
         for sub in ("programs", "logs"):
@@ -323,7 +322,8 @@ class ArrayExecutor(Executor):
                                 CallBatch(self._run_id, indices, split, self._pickled, attempt))
         meta = {"program": self._program, "run_id": self._run_id,
                 "sys_path": self._run.sys_path, "minutes": request.minutes,
-                "call_seconds": mean, "request": request, "chunks": pieces, "arrays": []}
+                "call_seconds": mean, "request": request, "chunks": pieces, "arrays": [],
+                "timeout": self.settings.timeout}
         chunks = [Chunk(group, n, idx, request, self._run_id) for n, idx in enumerate(pieces)]
         for chunk in chunks:
             self._held.update((i, chunk) for i in chunk.indices)

@@ -26,5 +26,5 @@ def acme_core_executors() -> list[ExecutorSpec]:
         needs_pickle=True,
         parameters=("partition", "n_workers", "mem_per_worker"),
         options=OPTIONS,
-        capabilities=frozenset({"processes", "kill-worker", "cancel", "slurm"}),
+        capabilities=frozenset({"processes", "kill-worker", "cancel", "slurm", "timeout"}),
     )]
