@@ -266,21 +266,28 @@ def test_interrupt_then_compute_again_in_one_interpreter(tmp_path):
 
 
 # ------------------------------------------------------------------ time limits, stopped workers
-def test_a_call_over_its_time_limit_fails_alone_and_its_worker_is_killed(tmp_path):
-    markers = tmp_path / "m"
-    markers.mkdir()
+def run_with_a_hung_call(markers, within: float = 60, **options) -> list:
+    """12 calls with ``timeout=3``, of which call 3 never returns: only it fails, with kind
+    "timeout", after one attempt, and every other call ran once. Returns the failures."""
     pmap = ParallelMap(hang_on, list(range(12)), str(markers), write_worker_results=False,
-                       n_workers=2, timeout=3, verbose=False)
+                       n_workers=2, timeout=3, verbose=False, **options)
     start = time.monotonic()
     with pytest.raises(ParallelComputationError) as err:
         pmap.compute()
-    assert time.monotonic() - start < 60
+    assert time.monotonic() - start < within
     rows = list(err.value.failures)
     assert [(r.index, r.kind, r.attempts) for r in rows] == [(3, "timeout", 1)]
     assert "timeout=3 s" in rows[0].message
+    assert runs(markers)[3] == 1 and set(runs(markers)) == set(range(12))
+    return rows
+
+
+def test_a_call_over_its_time_limit_fails_alone_and_its_worker_is_killed(tmp_path):
+    markers = tmp_path / "m"
+    markers.mkdir()
+    rows = run_with_a_hung_call(markers)
     hung_pid = int(rows[0].message.split("(pid ")[1].split(")")[0])
     assert _gone(hung_pid)
-    assert runs(markers)[3] == 1 and set(runs(markers)) == set(range(12))
 
 
 def test_timeout_is_checked_before_anything_starts():

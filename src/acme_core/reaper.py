@@ -16,6 +16,7 @@ It holds none of the parent's terminal or output pipes (its stdout and stderr ar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -66,6 +67,8 @@ class Reaper:
                 pipe.close()
             except OSError:
                 pass
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._proc.wait(timeout=5)     # it exits at once; no zombie, no warning
 
     def wait(self, timeout: float | None = None) -> int:
         """The reaper's exit code, once it has exited."""

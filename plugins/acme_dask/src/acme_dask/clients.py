@@ -87,6 +87,7 @@ class closing_new_clusters:
                     cluster.close(timeout=30)
                 except BaseException as err:  # noqa: BLE001 - keep the original error
                     log.debug(f"closing {cluster!r} after {exc!r} failed: {err!r}")
+                release_reaper(cluster)
 
 def keep_client(client: Any) -> None:
     """Hold a strong reference to ``client`` until :func:`cluster_cleanup` (ACME's reuse).
@@ -324,7 +325,22 @@ def stop_cluster(client: Any, interrupted: bool) -> None:
             cluster.close()
     finally:
         nanny_log.removeFilter(_not_still_alive)
+        release_reaper(cluster)
     log.info(f"Successfully shut down {what} containing {n} workers")
+
+
+def release_reaper(cluster: Any) -> None:
+    """``cluster`` is closed: the reaper that would cancel its SLURM jobs should this
+    process die exits (see :func:`acme_dask.slurm_cluster.reaped_job_class`).
+
+    Examples
+    --------
+    >>> from acme_dask.clients import release_reaper
+    >>> release_reaper(None)        # no cluster, or one without a reaper: nothing to do
+    """
+    reaper = getattr(cluster, "acme_reaper", None)
+    if reaper is not None:
+        reaper.close()
 
 def _not_still_alive(record: logging.LogRecord) -> bool:
     return "still alive after" not in record.getMessage()

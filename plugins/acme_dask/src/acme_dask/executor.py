@@ -41,7 +41,7 @@ from acme_core.calls import (
 )
 from acme_core.executor import ExecutorSettings, FuturesExecutor, RunContext
 
-from . import setup
+from . import checks, clients, credentials, slurm_cluster
 from .watch import HEARTBEAT_TIMEOUT, WATCH_SECONDS, CallWatch
 
 log = logging.getLogger("acme_dask")
@@ -170,11 +170,11 @@ class DaskExecutor(FuturesExecutor):
         assert run.program_bytes is not None
         self._lost = _lost_worker_types()
         self._cancelled = False
-        client = setup.running_client()
+        client = clients.running_client()
         try:
             if self._early:   # started by client(): its workers were all online then
                 self._early = False
-                if setup.count_online_workers(self._client) == 0:
+                if clients.count_online_workers(self._client) == 0:
                     raise RuntimeError(f"The cluster started for `daemon.client` "
                                        f"({self._client}) has no workers left; no active "
                                        f"workers found.")
@@ -200,7 +200,7 @@ class DaskExecutor(FuturesExecutor):
         """The running client, or this backend's own cluster started now for ``run``
         (ParallelMap's ``daemon.client``)."""
         if self._client is None:
-            running = setup.running_client()
+            running = clients.running_client()
             if running is not None:
                 return running
             self._client = self._start_cluster(run)
@@ -217,7 +217,7 @@ class DaskExecutor(FuturesExecutor):
         self._client, self._owned = client, False
         setup_timeout = float(self.settings.setup_timeout)
         deadline = time.monotonic() + setup_timeout
-        while setup.count_online_workers(client) == 0:
+        while clients.count_online_workers(client) == 0:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"The running dask client {client} has no workers (waited "
                                    f"{setup_timeout:g} s); no active workers found.")
@@ -228,10 +228,10 @@ class DaskExecutor(FuturesExecutor):
         n = self.settings.n_workers
         n_workers = None if n == "auto" else int(n)
         if n_workers is None:
-            n_workers = max(1, min(setup.usable_cores(), run.n_calls))
+            n_workers = max(1, min(clients.usable_cores(), run.n_calls))
         mem = self.settings.mem_per_worker
         self._target = n_workers * self.settings.options.get("threads_per_worker", 1)
-        return setup.local_cluster_setup(
+        return clients.local_cluster_setup(
             n_workers=n_workers, mem_per_worker=None if mem == "auto" else mem,
             interactive=False, threads_per_worker=self.settings.options.get("threads_per_worker", 1),
             dashboard=self.settings.options.get("dashboard", False))
@@ -437,18 +437,18 @@ class DaskExecutor(FuturesExecutor):
             interrupted = force or self._cancelled
             self.cancel()
             self._client = None
-            setup.stop_cluster(client, interrupted=interrupted)
+            clients.stop_cluster(client, interrupted=interrupted)
             return
         if plugin is not None:   # the workers stay: they drop this run's program
             with contextlib.suppress(Exception):  # the client may be gone already
                 client.unregister_worker_plugin(plugin)
         if self._owned:
-            setup.keep_client(client)   # stop_client=False: the next ParallelMap attaches
+            clients.keep_client(client)   # stop_client=False: the next ParallelMap attaches
 
     def shutdown(self) -> None:
         client, self._client = self._client, None
         if client is not None and client.status == "running":
-            setup.cluster_cleanup(client)
+            clients.cluster_cleanup(client)
 
 
 class SlurmExecutor(DaskExecutor):
@@ -475,7 +475,7 @@ class SlurmExecutor(DaskExecutor):
             value = options.get(key, 1)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "mem_cushion" else 1):
                 raise ValueError(f"backend_options[{key!r}] has to be an integer >= 1, not {value!r}.")
-        setup.check_job_extra(options.get("job_extra", []))
+        checks.check_job_extra(options.get("job_extra", []))
         _check_dashboard(options)
         for key in ("walltime", "interface", "log_directory", "shared_temp_directory", "job_name"):
             value = options.get(key)
@@ -500,16 +500,16 @@ class SlurmExecutor(DaskExecutor):
         log_directory = opts.get("log_directory")
         if log_directory is None:
             log_directory = (os.path.join(run.output_dir, "logs") if run.output_dir
-                             else setup.default_log_directory())
+                             else slurm_cluster.default_log_directory())
         security = opts.get("security", True)
         shared = opts.get("shared_temp_directory")
         tls_dir = None
         if security is True and shared is None:
-            shared = tls_dir = setup.private_directory()
+            shared = tls_dir = credentials.private_directory()
         mem = self.settings.mem_per_worker
         self._scale_n = n_workers
         self._target = n_workers * max(1, cores // processes)
-        client = setup.slurm_cluster_setup(
+        client = slurm_cluster.slurm_cluster_setup(
             partition=partition, n_cores=cores, n_workers=n_workers,
             processes_per_worker=processes, mem_per_worker=None if mem == "auto" else mem,
             n_workers_startup=1, timeout=self.settings.setup_timeout,
@@ -518,12 +518,12 @@ class SlurmExecutor(DaskExecutor):
             mem_cushion=int(opts.get("mem_cushion", 100)), walltime=opts.get("walltime"),
             interface=opts.get("interface"), security=security, log_directory=log_directory,
             shared_temp_directory=shared,
-            job_name=opts.get("job_name") or f"acme_{setup.current_user()}_{run.info.run_id[:6]}",
+            job_name=opts.get("job_name") or f"acme_{slurm_cluster.current_user()}_{run.info.run_id[:6]}",
             reuse=False, dashboard=opts.get("dashboard", False))
         if client is not None:
             self._cluster = client.cluster
             if tls_dir is not None:   # the credentials live as long as the jobs may need them
-                setup.remove_credentials_with(self._cluster, tls_dir)
+                credentials.remove_credentials_with(self._cluster, tls_dir)
         elif tls_dir is not None:
             shutil.rmtree(tls_dir, ignore_errors=True)
         return client
@@ -556,7 +556,7 @@ class SlurmExecutor(DaskExecutor):
         cluster = self._cluster or getattr(self._client, "cluster", None)
         try:
             submitted = len(dict(getattr(cluster, "workers", None) or {}))
-            online = setup.count_online_workers(self._client)
+            online = clients.count_online_workers(self._client)
         except Exception:  # noqa: BLE001 - a display detail must never fail a run
             return {}
         return {"queued": max(0, submitted - online)}

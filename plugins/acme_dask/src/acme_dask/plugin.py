@@ -70,7 +70,7 @@ def acme_core_claim_auto() -> AutoClaim | None:
     """
     if "distributed" not in sys.modules:
         return None
-    from .setup import running_client
+    from .clients import running_client
 
     client = running_client()
     if client is None:
@@ -94,7 +94,7 @@ def check_partition(settings: ExecutorSettings) -> None:
     Traceback (most recent call last):
     ValueError: Invalid partition selection NOPE, available SLURM partitions are '8GBXS', ...
     """
-    from .setup import running_client
+    from .clients import running_client
     from .slurm import known_partitions
 
     partition = settings.partition

@@ -26,6 +26,7 @@ from .clients import (
     cluster_config,
     count_online_workers,
     dashboard_note,
+    release_reaper,
     running_client,
 )
 from .credentials import private_directory, remove_credentials_with
@@ -328,6 +329,7 @@ def _start_jobs(jobs: dict[str, Any], wait: tuple[Any, ...], own_tmp: str | None
         except BaseException:
             reaper.close()
             raise
+        cluster.acme_reaper = reaper     # released when the cluster is stopped
         weakref.finalize(cluster, reaper.close)
         if own_tmp is not None:
             remove_credentials_with(cluster, own_tmp)
@@ -337,6 +339,7 @@ def _start_jobs(jobs: dict[str, Any], wait: tuple[Any, ...], own_tmp: str | None
         if online is None:
             log.info("SLURM cluster setup aborted: every job is cancelled.")
             cluster.close()
+            release_reaper(cluster)
             return None
         if not start_client:
             return cluster
