@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from acme_core import ParallelComputationError, ParallelMap
-from tests.funcs import f, fail_on_3, where
+from tests.helpers.funcs import f, fail_on_3, where
 
 BACKENDS = ["joblib", "threads"]
 
@@ -158,7 +158,7 @@ def test_failed_call_does_not_lose_the_others(tmp_path):
 
 
 def test_killed_worker_loses_no_result(tmp_path):
-    from tests.funcs import kill_once
+    from tests.helpers.funcs import kill_once
 
     pmap = ParallelMap(kill_once, list(range(6)), str(tmp_path), write_worker_results=False,
                        n_workers=2)
