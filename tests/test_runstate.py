@@ -144,7 +144,7 @@ def test_a_changed_split_keyword_reruns_exactly_the_calls_it_touches(tmp_path):
 def test_the_seven_code_edits_are_detected_on_resume(tmp_path):
     """Each edit makes 2*x into 3*x outside the function's own bytecode; a resume after it
     never mixes silently: it warns with the count, and rerun="changed" recomputes."""
-    from tests.test_codeversion import EDITS
+    from tests.helpers.code_edits import EDITS
 
     for edit, (v1, v2) in EDITS.items():
         base = tmp_path / edit
