@@ -1,7 +1,7 @@
-"""Every bad input fails in the constructor, clearly, before anything exists (issue 3).
+"""Every bad input fails in the constructor, clearly, before anything exists.
 
 Each case of the catalogue asserts the exception type, a message fragment that names the
-argument (ACME's fragments from inventory §7.1 where ACME had one), that the message shows
+argument (ACME's own wording where ACME had a message), that the message shows
 what was given, and that no output directory, log file, temporary file, worker process or
 thread was left behind. The constructor is called in a fresh working directory with
 on-disk results (the default), so anything created too early would show there.
@@ -143,7 +143,7 @@ CATALOGUE = [
       lambda t: ((f, [2, 4, 6, 8], [2, 2]), {**THREADS, "n_inputs": 3})),
     c("empty-list", ValueError, E("positional argument 0 ('x') of f has 0 elements"), "0 calls",
       lambda t: ((f, [], 1), THREADS)),
-    # ---- n_inputs (inventory S9)
+    # ---- n_inputs
     c("n-inputs-str", ValueError, E("`n_inputs` has to be 'auto' or an integer"), "'not-auto'",
       lambda t: ((f, 2, 3), {**THREADS, "n_inputs": "not-auto"})),
     c("n-inputs-negative", ValueError, E("`n_inputs` has to be an integer between 1 and inf"),
@@ -162,7 +162,7 @@ CATALOGUE = [
       lambda t: ((f, 2, 3), {**THREADS, "n_inputs": True})),
     c("n-inputs-none", TypeError, E("`n_inputs` has to be a scalar"), "None",
       lambda t: ((f, 2, 3), {**THREADS, "n_inputs": None})),
-    # ---- result_shape (inventory §6.5-6.6, S25)
+    # ---- result_shape
     c("result-shape-int", TypeError, E("`result_shape` has to be either `None` or tuple"), "3",
       lambda t: ((f, [1, 2], 3), {**THREADS, "result_shape": 3})),
     c("result-shape-no-none", ValueError, E("must contain exactly one `None` entry"), "(3, 4)",
@@ -183,7 +183,7 @@ CATALOGUE = [
       E("`np.inf` in `result_shape` is only valid if `write_worker_results` is `True`"), "exact",
       lambda t: ((f, [1, 2], 3), {**THREADS, "result_shape": (None, np.inf),
                                   "write_worker_results": False})),
-    # ---- result_dtype (S24)
+    # ---- result_dtype
     c("result-dtype-invalid", TypeError, E("`result_dtype` has to be a valid NumPy datatype specification"),
       "'invalid'", lambda t: ((f, [1, 2], 3), {**THREADS, "result_dtype": "invalid"})),
     c("result-dtype-malformed", TypeError, E("`result_dtype` has to be a valid NumPy datatype specification"),
