@@ -18,15 +18,8 @@ from acme_core.testing import BackendConformance
 from tests.helpers.dask_funcs import with_broadcast, worker_address
 from tests.helpers.funcs import f, fail_on_3
 
-
-@pytest.fixture(autouse=True)
-def _no_client_left():
-    """Every test starts and ends without a default dask client (backend="auto" elsewhere)."""
-    yield
-    client = running_client()
-    if client is not None:
-        cluster_cleanup(client)
-        pytest.fail(f"a dask client was left running: {client}")
+# every test ends without a default dask client (backend="auto" elsewhere would attach to it)
+pytestmark = pytest.mark.usefixtures("no_dask_client_left")
 
 
 class TestDask(BackendConformance):

@@ -212,6 +212,7 @@ class TestSlurm(BackendConformance):
     shared workers: its run starts its own jobs, and :meth:`live_workers` checks that none
     of them, and no process of them, is left 15 s after ``stop_client=True``."""
 
+    shares_a_dask_client = True
     backend = "slurm"
     own_jobs = _name("kitown")
     backend_options = {"job_name": own_jobs}
