@@ -25,6 +25,7 @@ from .mainguard import IMPORTS_MAIN, check_main_guard
 from .parameters import BACKEND_DEFAULTS, Settings, check_flag, validate
 from .payloads import Payloads, call_runner
 from .reserved import check_reserved
+from .resources import stops_workers
 from .run import RunSummary
 from .run_header import RunHeader
 from .seeding import keywords_for_function
@@ -392,8 +393,8 @@ class ParallelMap(AcmeAttributes):
             self._log_file.close()
         if self._last is not None:
             self._last.close_manifest()
-        if self._settings.stop_client is True:
-            self._executor.shutdown()
+        if stops_workers(self._settings.stop_client, started_by_run=False):
+            self._executor.shutdown()  # kept for reuse by the runs of this object
 
     def __enter__(self) -> ParallelMap:
         return self
