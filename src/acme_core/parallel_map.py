@@ -312,6 +312,8 @@ class ParallelMap(AcmeAttributes):
         run = self._computation(debug)
         try:
             return run.compute()
+        except KeyboardInterrupt as stop:  # the log said what happened: no library frames
+            raise stop.with_traceback(None) from None
         finally:
             self._took(run)
 
