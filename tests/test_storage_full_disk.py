@@ -106,10 +106,10 @@ def test_a_disk_filling_mid_run_ends_the_with_block_with_the_failures_table(
     from acme_core import ParallelComputationError, ParallelMap, load
 
     out = str(small_disk / "run")
-    with pytest.raises(ParallelComputationError) as err:
-        with ParallelMap(np.full, [size] * n_calls, list(range(n_calls)), output_dir=out,
-                         n_workers=2, verbose=False) as pmap:
-            pmap.compute()
+    with pytest.raises(ParallelComputationError) as err, ParallelMap(
+            np.full, [size] * n_calls, list(range(n_calls)), output_dir=out, n_workers=2,
+            verbose=False) as pmap:
+        pmap.compute()  # the error passes through the with block's exit
     rows = list(err.value.failures)
     assert rows and {r.kind for r in rows} == {STORAGE}
     assert "free space" in str(err.value) and "compute() again" in str(err.value)
