@@ -19,6 +19,7 @@ import sys
 import time
 import traceback
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -222,6 +223,24 @@ def load_program(ref: ProgramRef) -> CallProgram:
     return program
 
 
+def split_values_of(program: CallProgram, batch: CallBatch) -> Iterable[tuple[Any, ...]]:
+    """Each call's split values, in batch order: from the program's own copy, or unpickled
+    from (or as carried by) the batch.
+
+    Examples
+    --------
+    >>> from acme_core.calls import CallBatch, CallProgram, split_values_of
+    >>> prog = CallProgram("r1", pow, (("pos", "x", 0),), (), None, split=([5, 6],))
+    >>> list(split_values_of(prog, CallBatch("r1", (1,))))
+    [(6,)]
+    """
+    if batch.split is None:
+        return (program.split_values(i) for i in batch.indices)
+    if batch.pickled:
+        return (pickle.loads(blob) for blob in batch.split)
+    return batch.split
+
+
 def run_batch(ref: ProgramRef, batch: CallBatch) -> BatchOutcome:
     """Run every call of ``batch``; what an executor calls on its worker.
 
@@ -253,12 +272,7 @@ def run_batch(ref: ProgramRef, batch: CallBatch) -> BatchOutcome:
     values: list[Any] = []
     durations: list[float] = []
     failures: dict[int, Failure] = {}
-    if batch.split is None:
-        splits: Any = (program.split_values(i) for i in batch.indices)
-    elif batch.pickled:
-        splits = (pickle.loads(blob) for blob in batch.split)
-    else:
-        splits = batch.split
+    splits = split_values_of(program, batch)
     clock, record = time.perf_counter, _record
     # a re-run (its worker died under it before) prints no second crash dump: the first
     # one said where the call crashed
