@@ -36,7 +36,21 @@ from .records import (  # noqa: F401 - re-exported
 
 
 class Executor(abc.ABC):
-    """Base class of every backend.
+    """Base class of every backend: the executor protocol in one class.
+
+    An executor is what ``backend=`` names. Its life in one ``compute()``::
+
+        executor = spec.factory(settings)   # ExecutorSettings; validates, starts nothing
+        executor.start(run)                 # RunContext; workers up (or attached to)
+        executor.submit(batch)              # CallBatch, many times; never blocks on a call
+        executor.collect(timeout)           # BatchOutcomes of what finished, [] on timeout
+        executor.cancel()                   # only on Ctrl-C / errors: drop what has not run
+        executor.close()                    # end of run; stop what it started (stop_client)
+
+    A batch whose worker died must come back as ``batch.lost(reason)``: one failure of
+    kind ``"lost-worker"`` per call, never silence; the run loop re-submits those calls,
+    and calls a batch's outcome lacks count as lost too. The records named here are in
+    :mod:`acme_core.records`.
 
     Examples
     --------

@@ -142,6 +142,10 @@ class AutoClaim:
 class ExecutorSettings:
     """What a backend is configured with: ACME's backend parameters and its own options.
 
+    The fields before ``options`` are ParallelMap's backend parameters, with their
+    defaults, as ``acme_core.parameters.PARAMETERS`` declares them (a test holds the two
+    together); the core validated every value before the factory gets it.
+
     Examples
     --------
     >>> from acme_core.records import ExecutorSettings
@@ -241,6 +245,7 @@ class RunSummary:
     interrupted: bool = False
     elapsed: float = 0.0
     failures: list[Failure] = field(default_factory=list)
+
     def restore_signals(self) -> None:
         """After an interrupted run: let Ctrl-C and SIGTERM act again (they were held back
         while the run cleaned up). Does nothing otherwise."""
