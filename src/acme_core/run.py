@@ -256,7 +256,8 @@ class RunLoop:
             if outcome.ok:
                 try:
                     self.storage.collect(outcome)
-                    self.session.seen(outcome)
+                    if self.manifest is not None:  # where it ran goes into its manifest line
+                        self.session.seen(outcome)
                 except Exception as exc:
                     outcome.failure = Failure(outcome.index, STORAGE, type(exc).__qualname__,
                                               f"{exc}{disk_hint(exc, ' ')}", "", outcome.worker,
