@@ -36,8 +36,8 @@ from acme_core.parameters import (
 )
 from acme_core.pickling import UnpicklableError
 from acme_core.records import ExecutorSettings
-from tests import funcs
-from tests.funcs import f
+from tests.helpers import funcs
+from tests.helpers.funcs import f
 
 THREADS = {"backend": "threads", "verbose": False}
 JOBLIB = {"backend": "joblib", "verbose": False}
