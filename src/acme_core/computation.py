@@ -99,10 +99,6 @@ class Computation:
                     next(steps)
             except StopIteration as end:
                 return end.value
-            except KeyboardInterrupt as stop:  # the log said what happened: no library frames
-                if self.debug:
-                    raise
-                raise stop.with_traceback(None) from None
 
     def as_completed(self) -> Iterator[tuple[int, Any]]:
         """:meth:`compute` yielding ``(index, result)`` of each call as it finishes."""

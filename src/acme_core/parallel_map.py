@@ -40,6 +40,7 @@ from .records import (
     StorageSpec,
 )
 from .reserved import check_reserved
+from .resources import stops_workers
 from .run_header import RunHeader
 from .seeding import keywords_for_function
 
@@ -319,6 +320,8 @@ class ParallelMap(AcmeAttributes):
         run = self._computation(debug)
         try:
             return run.compute()
+        except KeyboardInterrupt as stop:  # the log said what happened: no library frames
+            raise stop.with_traceback(None) from None
         finally:
             self._took(run)
 
@@ -400,8 +403,8 @@ class ParallelMap(AcmeAttributes):
             self._log_file.close()
         if self._last is not None:
             self._last.close_manifest()
-        if self._settings.stop_client is True:
-            self._executor.shutdown()
+        if stops_workers(self._settings.stop_client, started_by_run=False):
+            self._executor.shutdown()  # kept for reuse by the runs of this object
 
     def __enter__(self) -> ParallelMap:
         return self
