@@ -113,3 +113,12 @@ def test_a_cycle_through_a_type_checking_import_is_found(tmp_path):
     graph = import_graph(str(package), "pkg")
     assert graph["pkg.late"] == set()  # an import inside a function is no edge
     assert find_cycle(graph) == ["pkg.hooks", "pkg.loop", "pkg.registry", "pkg.hooks"]
+
+
+def test_the_plugin_contract_imports_only_its_records():
+    """A plugin author reads hookspecs.py and records.py alone: the hooks import only the
+    records, and the records (which every worker process imports) only the signal helper."""
+    graph = import_graph()
+    package = {"acme_core"}  # ``from . import x`` imports the package first, as any import does
+    assert graph["acme_core.hookspecs"] - package == {"acme_core.records"}
+    assert graph["acme_core.records"] - package <= {"acme_core.interrupts"}
