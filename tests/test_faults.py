@@ -8,39 +8,24 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import uuid
-from collections import Counter
 
 import psutil
 import pytest
 
 from acme_core import ParallelComputationError, ParallelMap
-from tests.fault_funcs import generator_for, hang_on, lock_for, pid_then_sleep, poison, raise_bad
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def runs(marker_dir) -> Counter:
-    """How often each call ran (one marker file per execution)."""
-    return Counter(int(name.split("_")[0]) for name in os.listdir(marker_dir))
-
-
-def _wait_for(predicate, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _gone(pid):
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+from tests.helpers.fault_funcs import (
+    generator_for,
+    lock_for,
+    pid_then_sleep,
+    poison,
+    raise_bad,
+)
+from tests.helpers.fault_runs import process_gone, run_with_a_hung_call, runs
+from tests.helpers.scripts import communicate_or_fail, run_script, start_script
+from tests.helpers.soak import default_and_soak
+from tests.helpers.waiting import wait_for
 
 
 def _poison_run(tmp_path, how):
@@ -83,9 +68,10 @@ def test_sigkill_poison_among_forty_keeps_thirty_nine_results_on_disk(tmp_path):
 
 
 @pytest.mark.slow
+@default_and_soak("runs", 1, 10)
 @pytest.mark.parametrize("how", ["segfault", "exit"])
-def test_poison_ten_runs_of_forty_each_cost_exactly_one_call(tmp_path, how):
-    for attempt in range(10):
+def test_poison_in_every_run_of_forty_costs_exactly_one_call(tmp_path, how, runs):
+    for attempt in range(runs):
         (tmp_path / str(attempt)).mkdir()
         failures, _ = _poison_run(tmp_path / str(attempt), how)
         assert [(r.index, r.kind) for r in failures] == [(7, "killed-worker")], attempt
@@ -129,7 +115,7 @@ import faulthandler, signal, sys
 faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's view into a hang
 sys.path.insert(0, {root!r})
 from acme_core import ParallelMap
-from tests.fault_funcs import generator_for, hang_on, lock_for, pid_then_sleep, poison, raise_bad
+from tests.helpers.fault_funcs import generator_for, hang_on, lock_for, pid_then_sleep, poison, raise_bad
 
 if __name__ == "__main__":
     pmap = ParallelMap(pid_then_sleep, list(range({n})), {markers!r}, {seconds},
@@ -142,28 +128,12 @@ if __name__ == "__main__":
 def _start_script(tmp_path, name="run", n=40, seconds=1.0):
     markers, out = tmp_path / f"markers-{name}", str(tmp_path / name)
     markers.mkdir()
-    script = tmp_path / f"{name}.py"
-    script.write_text(textwrap.dedent(SCRIPT.format(root=ROOT, markers=str(markers), out=out,
-                                                    n=n, seconds=seconds)))
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)  # its own process group, as in a terminal
-    assert _wait_for(lambda: len(os.listdir(markers)) >= 2, 120), proc.communicate()
+    proc = start_script(tmp_path, name, SCRIPT, own_group=True, markers=str(markers), out=out,
+                        n=n, seconds=seconds)
+    assert wait_for(lambda: len(os.listdir(markers)) >= 2, 120), proc.communicate()
     workers = psutil.Process(proc.pid).children(recursive=True)
     assert workers
     return proc, workers
-
-
-def _communicate(proc, timeout=120):
-    """stdout and stderr of ``proc``; when it hangs, fail with the stacks of its threads."""
-    try:
-        return proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGUSR1)
-        time.sleep(2)
-        proc.kill()
-        _, stderr = proc.communicate()
-        pytest.fail(f"the run did not end {timeout} s after the signal:\n{stderr[-8000:]}")
 
 
 def _no_process_left(workers, timeout=10.0):
@@ -183,7 +153,7 @@ def test_terminal_ctrl_c_ends_with_the_resume_message(tmp_path, attempt):
     if twice:
         time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGINT)
-    stdout, stderr = _communicate(proc)
+    stdout, stderr = communicate_or_fail(proc)
     lines = stderr.strip().splitlines()
     assert "ALL DONE" not in stdout
     assert any(line.startswith("acme_core ERROR: Interrupted:") and "compute() again" in line
@@ -196,7 +166,7 @@ def test_terminal_ctrl_c_ends_with_the_resume_message(tmp_path, attempt):
 def test_sigterm_of_the_parent_ends_the_run_as_ctrl_c_does(tmp_path):
     proc, workers = _start_script(tmp_path)
     proc.send_signal(signal.SIGTERM)
-    stdout, stderr = _communicate(proc)
+    stdout, stderr = communicate_or_fail(proc)
     assert "ALL DONE" not in stdout
     assert "Interrupted:" in stderr and "compute() again" in stderr, stderr
     assert len(stderr.strip().splitlines()) < 15, stderr
@@ -229,7 +199,7 @@ AGAIN = """
 import os, signal, sys, threading, time, warnings
 sys.path.insert(0, {root!r})
 from acme_core import ParallelMap
-from tests.fault_funcs import generator_for, hang_on, lock_for, pid_then_sleep, poison, raise_bad
+from tests.helpers.fault_funcs import generator_for, hang_on, lock_for, pid_then_sleep, poison, raise_bad
 
 def interrupt_when_started(folder):
     while len(os.listdir(folder)) < 2:
@@ -255,10 +225,7 @@ if __name__ == "__main__":
 def test_interrupt_then_compute_again_in_one_interpreter(tmp_path):
     markers = tmp_path / "markers"
     markers.mkdir()
-    script = tmp_path / "again.py"
-    script.write_text(textwrap.dedent(AGAIN.format(root=ROOT, markers=str(markers))))
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, start_new_session=True)
+    done = run_script(tmp_path, "again", AGAIN, own_group=True, markers=str(markers))
     assert "INTERRUPTED" in done.stdout and "RESULTS True" in done.stdout, done.stderr
     second = done.stderr.split("Interrupted:", 1)[1].split("\n", 1)[1]
     assert "WARNING" not in second and "ERROR" not in second and "Traceback" not in second, \
@@ -266,28 +233,12 @@ def test_interrupt_then_compute_again_in_one_interpreter(tmp_path):
 
 
 # ------------------------------------------------------------------ time limits, stopped workers
-def run_with_a_hung_call(markers, within: float = 60, **options) -> list:
-    """12 calls with ``timeout=3``, of which call 3 never returns: only it fails, with kind
-    "timeout", after one attempt, and every other call ran once. Returns the failures."""
-    pmap = ParallelMap(hang_on, list(range(12)), str(markers), write_worker_results=False,
-                       n_workers=2, timeout=3, verbose=False, **options)
-    start = time.monotonic()
-    with pytest.raises(ParallelComputationError) as err:
-        pmap.compute()
-    assert time.monotonic() - start < within
-    rows = list(err.value.failures)
-    assert [(r.index, r.kind, r.attempts) for r in rows] == [(3, "timeout", 1)]
-    assert "timeout=3 s" in rows[0].message
-    assert runs(markers)[3] == 1 and set(runs(markers)) == set(range(12))
-    return rows
-
-
 def test_a_call_over_its_time_limit_fails_alone_and_its_worker_is_killed(tmp_path):
     markers = tmp_path / "m"
     markers.mkdir()
     rows = run_with_a_hung_call(markers)
     hung_pid = int(rows[0].message.split("(pid ")[1].split(")")[0])
-    assert _gone(hung_pid)
+    assert process_gone(hung_pid)
 
 
 def test_timeout_is_checked_before_anything_starts():
@@ -307,7 +258,7 @@ def test_a_stopped_worker_is_killed_and_its_calls_run_elsewhere(tmp_path):
     stopped: list[int] = []
 
     def stop_the_worker_of_call_4():
-        assert _wait_for(lambda: any(n.startswith("4_") for n in os.listdir(markers)), 120)
+        assert wait_for(lambda: any(n.startswith("4_") for n in os.listdir(markers)), 120)
         name = next(n for n in os.listdir(markers) if n.startswith("4_"))
         stopped.append(int(name.split("_")[1]))
         os.kill(stopped[0], signal.SIGSTOP)
@@ -319,7 +270,7 @@ def test_a_stopped_worker_is_killed_and_its_calls_run_elsewhere(tmp_path):
                           backend_options={"heartbeat_timeout": 3}, verbose=False).compute()
     thread.join(timeout=10)
     assert results == list(range(10))
-    assert len(stopped) == 1 and _gone(stopped[0])
+    assert len(stopped) == 1 and process_gone(stopped[0])
     assert runs(markers)[4] == 2  # it ran again elsewhere
 
 
@@ -339,7 +290,7 @@ def small_disk(tmp_path):
 @pytest.mark.parametrize("storage", ["hdf5", "hdf5-single", "hdf5-shards"])
 def test_a_full_disk_fails_the_unstored_calls_and_resume_completes(small_disk, storage):
     from acme_core import load
-    from tests.fault_funcs import big_result
+    from tests.helpers.fault_funcs import big_result
 
     out = str(small_disk / "run")
     pmap = ParallelMap(big_result, list(range(40)), output_dir=out, n_workers=2,
@@ -366,7 +317,7 @@ SEGFAULT = """
 import sys
 sys.path.insert(0, {root!r})
 from acme_core import ParallelComputationError, ParallelMap
-from tests.fault_funcs import poison
+from tests.helpers.fault_funcs import poison
 
 if __name__ == "__main__":
     try:
@@ -380,10 +331,7 @@ if __name__ == "__main__":
 def test_a_segfaulting_call_reports_one_crash_dump_and_one_line_per_loss(tmp_path):
     markers = tmp_path / "m"
     markers.mkdir()
-    script = tmp_path / "segv.py"
-    script.write_text(textwrap.dedent(SEGFAULT.format(root=ROOT, markers=str(markers))))
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+    done = run_script(tmp_path, "segv", SEGFAULT, timeout=300, markers=str(markers))
     assert done.stdout.strip() == "[(7, 'killed-worker')]", done.stderr
     assert done.stderr.count("Fatal Python error: Segmentation fault") == 1  # where it crashed
     lost = [line for line in done.stderr.splitlines() if "killed its worker" in line]

@@ -26,9 +26,9 @@ from acme_dask.setup import running_client
 from acme_dask.slurm import get_slurm_partitions, partition_memory
 
 from acme_core import ParallelComputationError, ParallelMap, plugins
-from tests.funcs import fail_on_3
-from tests.slurm_helpers import active_jobs, assert_gone, squeue_jobs
-from tests.test_dask_funcs import node_of, triple_sum
+from tests.helpers.dask_funcs import node_of, triple_sum
+from tests.helpers.funcs import fail_on_3
+from tests.helpers.slurm_helpers import active_jobs, assert_gone, squeue_jobs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -226,6 +226,8 @@ def client(slurm, tmp_path_factory):
 class TestOnOneSlurmCluster:
     """Eight workers (8 one-CPU jobs over n1 and n2), started by backend="slurm" with
     ``stop_client=False`` and reused by every test of this class, as ACME's docs suggest."""
+
+    shares_a_dask_client = True
 
     def test_200_calls_spread_over_both_nodes(self, client):
         start = time.perf_counter()

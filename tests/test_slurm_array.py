@@ -1,12 +1,11 @@
 """Backend "slurm-array" on the real local SLURM: conformance, storages, failure kinds and
-their escalation (tests/slurm_array_funcs.py holds the mapped functions)."""
+their escalation (tests/helpers/slurm_array_funcs.py holds the mapped functions)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import subprocess
-import time
 import uuid
 
 import numpy as np
@@ -15,8 +14,9 @@ from acme_slurm import EscalationPolicy
 
 from acme_core import ParallelComputationError, ParallelMap, plugins
 from acme_core.testing import BackendConformance
-from tests.slurm_array_funcs import counted, grow, raise_on, runs_of, slow_one, tiny
-from tests.slurm_helpers import active_jobs
+from tests.helpers.slurm_array_funcs import counted, grow, raise_on, runs_of, slow_one, tiny
+from tests.helpers.slurm_helpers import active_jobs
+from tests.helpers.waiting import wait_until
 
 FAST = {"poll_interval": 1.0}
 
@@ -30,16 +30,6 @@ def submissions(output_dir: str) -> list[str]:
     path = os.path.join(output_dir, ".acme_slurm", "submissions.log")
     with open(path) as fh:
         return fh.read().splitlines()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    pytest.fail(f"not within {timeout} s: {what}")
 
 
 # ------------------------------------------------------------------ conformance
@@ -154,7 +144,12 @@ def test_an_unrecoverable_memory_kill_fails_with_kind_out_of_memory(slurm, tmp_p
     assert manifest.read(out).done == {0, 2}
 
 
-def test_scancel_and_requeue_lose_no_call_and_use_no_retries(slurm, tmp_path, caplog):
+@pytest.mark.parametrize("requeue", [
+    pytest.param(False, id="scancel"),
+    # SLURM holds a requeued task about two minutes before it runs again
+    pytest.param(True, id="scancel-and-requeue", marks=[pytest.mark.soak, pytest.mark.slow]),
+])
+def test_scancel_and_requeue_lose_no_call_and_use_no_retries(slurm, tmp_path, caplog, requeue):
     counts = tmp_path / "counts"
     counts.mkdir()
     out = str(tmp_path / "run")
@@ -173,9 +168,10 @@ def test_scancel_and_requeue_lose_no_call_and_use_no_retries(slurm, tmp_path, ca
             tasks = {n.split("_", 2)[2].rsplit("_", 1)[0] for n in os.listdir(counts)}
             return sorted(tasks)[:2] if len(tasks) >= 2 else None
 
-        victim, requeued = wait_for(two_running, 240, "two array tasks running")
+        victim, requeued = wait_until(two_running, "two array tasks running", 240, interval=0.3)
         subprocess.run(["scancel", victim], check=True)
-        subprocess.run(["scontrol", "requeue", requeued], check=True)
+        if requeue:
+            subprocess.run(["scontrol", "requeue", requeued], check=True)
         thread.join(400)
     assert not thread.is_alive(), "compute() did not return"
     from acme_core import load
@@ -255,7 +251,7 @@ def test_a_call_over_its_time_limit_fails_alone_with_kind_timeout(slurm, tmp_pat
     """timeout= on backend "slurm-array": the task running call 3 (which never returns)
     ends itself after writing the outcomes it has and the call's "timeout" failure; the
     calls it had not started run in another task, and no task is left."""
-    from tests.fault_funcs import hang_on
+    from tests.helpers.fault_funcs import hang_on
 
     name, markers = _name("limit"), tmp_path / "markers"
     markers.mkdir()
@@ -269,7 +265,7 @@ def test_a_call_over_its_time_limit_fails_alone_with_kind_timeout(slurm, tmp_pat
     assert "timeout=5 s" in rows[0].message
     ran = [int(n.split("_")[0]) for n in os.listdir(markers)]
     assert sorted(set(ran)) == list(range(8)) and ran.count(3) == 1
-    wait_for(lambda: not active_jobs(name), 30, "the run's tasks to leave squeue")
+    wait_until(lambda: not active_jobs(name), "the run's tasks leave squeue", timeout=30)
 
 
 def test_the_state_folder_of_a_killed_in_memory_run_goes_at_the_next_start(slurm, tmp_path):

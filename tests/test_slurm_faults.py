@@ -1,5 +1,5 @@
-"""Faults on backend "slurm" with real SLURM jobs and real processes, and the conformance
-kit on backend "slurm".
+"""Faults on backend "slurm" with real SLURM jobs and real processes, and the
+conformance kit on backend "slurm".
 
 * a worker process SIGKILLed mid-call: every result, and the run's log names the lost worker;
 * a job over its ``--mem``: SLURM kills it (``FAILED``, ``ExitCode=0:9``), its calls run again;
@@ -27,9 +27,15 @@ from acme_dask.setup import running_client
 
 from acme_core import ParallelMap
 from acme_core.testing import BackendConformance
-from tests.funcs import slurm_job_of
-from tests.slurm_fault_funcs import hog_once, started_nap
-from tests.slurm_helpers import active_jobs, assert_gone, final_state, squeue_jobs, worker_processes
+from tests.helpers.funcs import slurm_job_of
+from tests.helpers.slurm_fault_funcs import hog_once, started_nap
+from tests.helpers.slurm_helpers import (
+    active_jobs,
+    assert_gone,
+    final_state,
+    squeue_jobs,
+    worker_processes,
+)
 
 pytestmark = pytest.mark.usefixtures("no_dask_client_left")
 
@@ -206,6 +212,7 @@ class TestSlurm(BackendConformance):
     shared workers: its run starts its own jobs, and :meth:`live_workers` checks that none
     of them, and no process of them, is left 15 s after ``stop_client=True``."""
 
+    shares_a_dask_client = True
     backend = "slurm"
     own_jobs = _name("kitown")
     backend_options = {"job_name": own_jobs}
@@ -238,7 +245,7 @@ def test_a_call_over_its_time_limit_fails_alone_on_slurm(slurm, tmp_path):
     """timeout= on backend "slurm": the worker running call 3 (which never returns) is
     killed by its nanny inside its SLURM job, the call fails with kind "timeout", every
     other call finishes, and no job is left."""
-    from tests.fault_funcs import hang_on
+    from tests.helpers.fault_funcs import hang_on
 
     name, markers = _name("timeout"), tmp_path / "markers"
     markers.mkdir()
