@@ -291,10 +291,10 @@ def test_the_slurm_setup_bar_counts_down_seconds(monkeypatch):
 def test_a_call_over_its_time_limit_fails_alone_on_dask(tmp_path):
     """timeout=: the worker running call 3 (which never returns) is killed by its nanny and
     the call fails with kind "timeout"; its neighbours, in its batch too, finish."""
+    from acme_dask import cluster_cleanup
+
     from tests.helpers.fault_runs import process_gone, run_with_a_hung_call
     from tests.helpers.waiting import wait_for
-
-    from acme_dask import cluster_cleanup
 
     markers = tmp_path / "m"
     markers.mkdir()
