@@ -9,6 +9,7 @@ on-disk results (the default), so anything created too early would show there.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import logging
 import os
@@ -24,8 +25,17 @@ import pytest
 
 from acme_core import ParallelMap, UnknownKeywordError
 from acme_core.arguments import ArgumentMismatchError
-from acme_core.parameters import check_n_inputs
+from acme_core.parameters import (
+    BACKEND_PARAMETERS,
+    BY_NAME,
+    DEFAULTS,
+    RESERVED,
+    check_n_inputs,
+    executor_settings,
+    validate,
+)
 from acme_core.pickling import UnpicklableError
+from acme_core.records import ExecutorSettings
 from tests.helpers import funcs
 from tests.helpers.funcs import f
 
@@ -420,3 +430,28 @@ def test_the_snapshot_sees_what_a_valid_run_creates(workdir):
         pmap.compute()
     with pytest.raises(AssertionError, match="files were created"):
         before.assert_nothing_new(workdir)
+
+
+def test_executors_get_every_backend_parameter_of_the_table_with_its_default():
+    fields = {f.name: f.default for f in dataclasses.fields(ExecutorSettings)
+              if f.name not in ("options", "timeout")}
+    assert fields == {name: DEFAULTS[name] for name in BACKEND_PARAMETERS}
+    given = executor_settings(validate(partition="8GBXS", n_workers=3, setup_timeout=5,
+                                       backend_options={"queue": "a"}, timeout=2))
+    assert (given.partition, given.n_workers, given.setup_timeout) == ("8GBXS", 3, 5.0)
+    assert (given.options, given.timeout) == ({"queue": "a"}, 2.0)
+
+
+def test_a_keyword_parallel_map_lacks_is_no_parameter():
+    with pytest.raises(TypeError, match="not a parameter of ParallelMap: n_worker"):
+        validate(n_worker=3)
+
+
+@pytest.mark.parametrize("name", ["progress", "timeout", "rerun"])
+def test_reserved_names_are_parallel_maps_newer_keywords_that_never_reach_the_function(name):
+    def g(x, **kwargs):
+        return sorted(kwargs)
+    assert name in RESERVED and BY_NAME[name].kind == "reserved"
+    default = DEFAULTS[name]
+    assert ParallelMap(g, [1], write_worker_results=False, verbose=False,
+                       **{name: default}).compute() == [[]]
