@@ -32,10 +32,14 @@ def test_ten_thousand_calls_make_o_workers_files_and_load_back_in_order(tmp_path
     files = [p for p in _files(out) if os.sep + "acme_replay" + os.sep not in p]  # not results
     assert len(shard_files(str(out / "index_and_pid_payload"), "index_and_pid")) == len(workers)
     assert len(files) <= len(workers) + 5, sorted(files)
-    with h5py.File(pmap.results_container, "r") as h5:  # the ACME view, through links
-        assert len(h5) == n
-        assert h5["comp_9999/result_0"][0] == 9999
-        assert h5["comp_0/result_0"][1] in workers
+    # small uniform results are rows: the container stacks them in call order (virtual
+    # datasets over the shards' tables), not one link per call
+    with h5py.File(pmap.results_container, "r") as h5:
+        assert sorted(h5) == ["done", "result_0"]
+        assert h5["result_0"].shape == (n, 2) and h5["done"][()].all()
+        assert h5["result_0"][:, 0].tolist() == list(range(n))
+        assert h5["result_0"][9999][0] == 9999
+        assert h5["result_0"][0][1] in workers
 
 
 def test_threads_backend_writes_one_shard_and_closes_it(tmp_path):
@@ -45,7 +49,8 @@ def test_threads_backend_writes_one_shard_and_closes_it(tmp_path):
     shards = shard_files(str(tmp_path / "o" / "f_payload"), "f")
     assert [os.path.basename(s) for s in shards][0].endswith(f"_{os.getpid()}.h5")
     with h5py.File(shards[0], "r") as h5:  # closed by finish: plain h5py (with locking) opens it
-        assert sorted(h5) == [f"comp_{i}" for i in range(4)]
+        assert sorted(h5) == ["rows"]  # small results: rows of one table
+        assert sorted(h5["rows/call_index"][()].tolist()) == list(range(4))
     assert [int(v[0]) for v in load(pmap.results_container)] == [18, 24, 30, 36]
 
 
@@ -68,7 +73,7 @@ def test_container_is_rebuilt_from_the_shards_on_resume(tmp_path):
     again.collect(CallOutcome(3, again.writer().write(3, 30)))
     assert again.finish() == [os.path.join(out, "f.h5")]
     with h5py.File(os.path.join(out, "f.h5"), "r") as h5:
-        assert [int(h5[f"comp_{i}/result_0"][0]) for i in range(4)] == [0, 10, 20, 30]
+        assert h5["result_0"][:, 0].tolist() == [0, 10, 20, 30] and h5["done"][()].all()
 
 
 def test_a_call_that_ran_twice_is_stored_once(tmp_path):
@@ -78,7 +83,16 @@ def test_a_call_that_ran_twice_is_stored_once(tmp_path):
     writer.close()
     (shard,) = shard_files(str(tmp_path), "f")
     with h5py.File(shard, "r") as h5:
-        assert list(h5) == ["comp_0"] and h5["comp_0/result_0"][()].tolist() == [2]
+        assert list(h5) == ["rows"] and h5["rows/call_index"][()].tolist() == [0]
+        assert h5["rows/result_0"][()].tolist() == [[2]]
+    big = ShardWriter(str(tmp_path / "big"), "f")  # results above the row size: groups
+    os.mkdir(tmp_path / "big")
+    big.write(0, np.ones(1000))
+    big.write(0, np.zeros(1000))
+    big.close()
+    (shard,) = shard_files(str(tmp_path / "big"), "f")
+    with h5py.File(shard, "r") as h5:
+        assert list(h5) == ["comp_0"] and h5["comp_0/result_0"][()].tolist() == [0.0] * 1000
 
 
 def test_writers_and_collectors_keep_no_result_alive(tmp_path):

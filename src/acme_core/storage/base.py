@@ -10,6 +10,11 @@ A storage's life in one run::
     storage.flush()                    # parent, optional: make what was collected durable
     storage.finish()                   # parent: compute()'s return value
     storage.damaged(done)              # parent, on resume: which recorded results are gone
+    type(storage).load(settings)       # any process, any time later: read every result back
+
+``acme_core.load(output_dir)`` finds the storage a run used by the name in the run's
+marker, through the plugin registry, and calls its class's :meth:`Storage.load`: a
+storage plugin owns both its write and its read half.
 
 A result travels once: a storage that writes where the call ran returns a small receipt
 (a path); one that needs the value in the parent returns the value itself.
@@ -20,7 +25,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..calls import CallOutcome, ResultWriter
 
@@ -45,6 +50,24 @@ class StorageSettings:
     #: True when ``output_dir`` holds an earlier, unfinished run of the same calls: keep
     #: its results, (re)build only what is missing; ``collect`` gets only the new calls.
     resume: bool = False
+
+
+class StoredResults(NamedTuple):
+    """What :meth:`Storage.load` reads back.
+
+    Examples
+    --------
+    >>> from acme_core.storage.base import StoredResults
+    >>> StoredResults([1, None], [1]).per_call
+    True
+    """
+
+    #: One entry per call in call order (None for a call without a result), or, with
+    #: ``per_call=False``, ACME's stacked form (an array, or ``[array, extras...]``).
+    values: Any
+    #: The sorted indices of the calls without a result.
+    missing: list[int]
+    per_call: bool = True
 
 
 class Storage(abc.ABC):
@@ -92,6 +115,27 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def finish(self) -> Any:
         """Complete the storage after the last call; return what ``compute()`` returns."""
+
+    @classmethod
+    def load(cls, settings: StorageSettings) -> StoredResults:
+        """Read back every result of the run in ``settings.output_dir``, in call order,
+        also after a crash or an interruption (any process, no running storage needed).
+
+        ``settings`` holds what the run's marker records: ``func_name``, ``n_calls`` and
+        ``output_dir``. ``acme_core.load`` warns about the missing calls. The default (a
+        storage that keeps nothing on disk) raises ``ValueError``.
+
+        Examples
+        --------
+        >>> from acme_core.storage.base import StorageSettings
+        >>> from acme_core.storage.memory import MemoryStorage
+        >>> MemoryStorage.load(StorageSettings("f", 2, "/runs/r"))
+        Traceback (most recent call last):
+        ...
+        ValueError: /runs/r is an in-memory run (MemoryStorage): it holds no results.
+        """
+        raise ValueError(f"{settings.output_dir} is an in-memory run ({cls.__name__}): it "
+                         f"holds no results.")
 
     def damaged(self, indices: Iterable[int]) -> set[int]:
         """Of ``indices`` (calls the manifest records as done), those whose stored result

@@ -32,7 +32,8 @@ from typing import Any
 
 from ..calls import CallOutcome
 from .atomic import atomic_write, remove, remove_temporaries
-from .base import Storage, StorageSettings
+from .base import Storage, StorageSettings, StoredResults
+from .readback import pickle_complete, read_container, read_files
 from .stacking import Stacking, arrays_of
 from .values import cannot_store
 from .virtual import create_stacked, layout_of_files, layout_of_known
@@ -160,6 +161,17 @@ class HDF5FileStorage(Storage):
     def collect(self, outcome: CallOutcome) -> None:
         self._receipts[outcome.index] = outcome.value
 
+    @classmethod
+    def load(cls, settings: StorageSettings) -> StoredResults:
+        """The container's view when it exists, else every call's file (emergency
+        pickling moved them into ``output_dir``)."""
+        assert settings.output_dir is not None
+        container = os.path.join(settings.output_dir, f"{settings.func_name}.h5")
+        if os.path.isfile(container):
+            return read_container(container, settings.n_calls)
+        return read_files(settings.output_dir, settings.func_name, settings.n_calls,
+                          wrapped=True)
+
     def damaged(self, indices: Iterable[int]) -> set[int]:
         """Calls of ``indices`` whose file is missing or does not open (truncated).
 
@@ -247,8 +259,6 @@ def _complete(path: str) -> bool:
     """True when ``path`` holds a complete result: a pickle whose ending is intact, or an
     HDF5 file that opens (HDF5 refuses a file shorter than the end it recorded)."""
     if path.endswith(".pickle"):
-        from .pickle_files import pickle_complete
-
         return pickle_complete(path)
     import h5py
 
