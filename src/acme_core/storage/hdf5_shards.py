@@ -51,10 +51,11 @@ import numpy as np
 from ..calls import CallOutcome
 from . import rows
 from .atomic import atomic_write, remove, remove_temporaries
-from .base import Storage, StorageSettings, StoredResults
+from .base import StorageSettings, StoredResults
 from .readback import overlay_results
 from .segments import (
     Receipt,
+    SegmentStorage,
     SegmentWriter,
     read_results,
     receipts,
@@ -63,7 +64,6 @@ from .segments import (
     segment_files,
 )
 from .shard_container import read_tables, write_container
-from .stacking import Stacking
 from .virtual import AXIS_ATTR
 
 log = logging.getLogger("acme_core")
@@ -217,7 +217,7 @@ def _merge_rows(src: Any, out: Any, wanted: np.ndarray) -> None:
                 out.create_dataset(f"comp_{index}/{name}", data=data[r])
 
 
-class HDF5ShardStorage(Storage):
+class HDF5ShardStorage(SegmentStorage):
     """One HDF5 file per worker process plus a container (see the module docstring).
 
     ``compute()`` returns ``[container]`` (as ``single_file=True`` does).
@@ -238,14 +238,10 @@ class HDF5ShardStorage(Storage):
     (array([30]), np.True_)
     """
 
+    name = "hdf5-shards"
+
     def __init__(self, settings: StorageSettings) -> None:
         super().__init__(settings)
-        assert settings.output_dir is not None
-        name = settings.func_name
-        self.stacking = Stacking.of(settings.result_shape, settings.result_dtype)
-        self.payload_dir = os.path.join(settings.output_dir, f"{name}_payload")
-        self.results_container = os.path.join(settings.output_dir, f"{name}.h5")
-        self._writer: SegmentWriter | None = None
         # where each call's valid result is, from the receipts (and, on resume, a scan):
         # compact for 10^6 calls, so finish never has to open every group again
         self._files: list[str] = []
@@ -263,11 +259,6 @@ class HDF5ShardStorage(Storage):
             for index, (_, receipt) in found.items():
                 self._record(index, receipt)
 
-    def writer(self) -> SegmentWriter:
-        self._writer = SegmentWriter(self.payload_dir, self.settings.func_name, self.stacking,
-                                     "hdf5-shards")
-        return self._writer
-
     def collect(self, outcome: CallOutcome) -> None:
         """Note where the call is (the worker sealed its segment before it reported)."""
         self._record(outcome.index, outcome.value)
@@ -283,11 +274,6 @@ class HDF5ShardStorage(Storage):
             self._names[index] = tuple(names)
         if self.stacking is not None and self.stacking.unlimited is not None:
             self._shapes[index] = tuple(shape)
-
-    def flush(self) -> None:
-        """Seal what this process wrote call by call itself (debug runs)."""
-        if self._writer is not None:
-            self._writer.flush()
 
     def damaged(self, indices: Iterable[int]) -> set[int]:
         """Calls of ``indices`` that no readable shard or segment holds.
@@ -319,8 +305,7 @@ class HDF5ShardStorage(Storage):
         return overlay_results(values, have, axis)
 
     def finish(self) -> list[str]:
-        if self._writer is not None:
-            self._writer.close()
+        self._close_writer()
         done = np.flatnonzero(self._where >= 0).tolist()
         where = {i: self._files[self._where[i]] for i in done}
         for index, shard in compact(self.payload_dir, self.settings.func_name, where).items():

@@ -38,10 +38,10 @@ import numpy as np
 from ..calls import CallOutcome
 from . import rows
 from .atomic import atomic_write, remove, remove_temporaries
-from .base import Storage, StorageSettings, StoredResults
+from .base import StorageSettings, StoredResults
 from .readback import group_of, overlay_results, result_keys
-from .segments import Receipt, SegmentWriter, read_results, scan, segment_files
-from .stacking import Stacking, convert
+from .segments import Receipt, SegmentStorage, read_results, scan, segment_files
+from .stacking import convert
 from .values import read_dataset, read_group
 from .virtual import AXIS_ATTR
 
@@ -80,7 +80,7 @@ def stored_calls(h5: Any, n_calls: int) -> np.ndarray:
     return mask
 
 
-class HDF5SingleStorage(Storage):
+class HDF5SingleStorage(SegmentStorage):
     """Every result in one HDF5 file, built by the parent at the end (see the module
     docstring).
 
@@ -99,13 +99,7 @@ class HDF5SingleStorage(Storage):
     array([36])
     """
 
-    def __init__(self, settings: StorageSettings) -> None:
-        super().__init__(settings)
-        assert settings.output_dir is not None
-        self.stacking = Stacking.of(settings.result_shape, settings.result_dtype)
-        self.results_container = os.path.join(settings.output_dir, f"{settings.func_name}.h5")
-        self.payload_dir = os.path.join(settings.output_dir, f"{settings.func_name}_payload")
-        self._writer: SegmentWriter | None = None
+    name = "hdf5-single"
 
     # ---------------------------------------------------------------- set-up
     def prepare(self) -> None:
@@ -148,19 +142,9 @@ class HDF5SingleStorage(Storage):
         extent = max(1, min(1 << 16, (1 << 18) // (np.dtype(st.dtype).itemsize * max(1, fixed))))
         return tuple(max(1, c) for c in st.full_shape(1, extent))
 
-    def writer(self) -> SegmentWriter:
-        self._writer = SegmentWriter(self.payload_dir, self.settings.func_name, self.stacking,
-                                     "hdf5-single")
-        return self._writer
-
     # ---------------------------------------------------------------- running
     def collect(self, outcome: CallOutcome) -> None:
         """Nothing to do: the worker's segment holds the call (sealed before it reported)."""
-
-    def flush(self) -> None:
-        """Seal what this process wrote call by call itself (debug runs)."""
-        if self._writer is not None:
-            self._writer.flush()
 
     def damaged(self, indices: Iterable[int]) -> set[int]:
         """Calls of ``indices`` that neither the results file nor a segment holds.
@@ -219,8 +203,7 @@ class HDF5SingleStorage(Storage):
 
     # ---------------------------------------------------------------- the end
     def finish(self) -> list[str]:
-        if self._writer is not None:
-            self._writer.close()
+        self._close_writer()
         assert self.results_container is not None
         segments = segment_files(self.payload_dir, self.settings.func_name)
         if segments or not os.path.isfile(self.results_container):

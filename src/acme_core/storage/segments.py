@@ -35,7 +35,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from . import rows
-from .atomic import as_disk_full, fsync_dir, fsync_file, remove, temporary_name
+from .atomic import as_disk_full, publish, remove, temporary_name
+from .base import Storage, StorageSettings
 from .stacking import Stacking, convert
 from .values import read_group
 from .virtual import AXIS_ATTR
@@ -369,9 +370,7 @@ class SegmentWriter:
         try:
             self._write_rows()
             self._h5.close()
-            fsync_file(tmp)
-            os.replace(tmp, final)
-            fsync_dir(self.payload_dir)
+            publish(tmp, final)
         except BaseException as exc:
             self._abandon(exc)
             return
@@ -411,3 +410,43 @@ class SegmentWriter:
         self._h5, self._indices, self._rows, self._groups = None, set(), {}, set()
         self._seq += 1
         return exc
+
+
+class SegmentStorage(Storage):
+    """Base of the storages whose workers write segments (``hdf5-shards``,
+    ``hdf5-single``): the payload folder, the container's path and the writer.
+
+    Examples
+    --------
+    >>> from acme_core.storage.base import StorageSettings
+    >>> from acme_core.storage.hdf5_shards import HDF5ShardStorage
+    >>> HDF5ShardStorage(StorageSettings("f", 2, "/runs/r")).payload_dir
+    '/runs/r/f_payload'
+    """
+
+    #: The storage's name, in the error of a value HDF5 cannot hold.
+    name = "hdf5-shards"
+
+    def __init__(self, settings: StorageSettings) -> None:
+        super().__init__(settings)
+        assert settings.output_dir is not None
+        func = settings.func_name
+        self.stacking = Stacking.of(settings.result_shape, settings.result_dtype)
+        self.payload_dir = os.path.join(settings.output_dir, f"{func}_payload")
+        self.results_container = os.path.join(settings.output_dir, f"{func}.h5")
+        self._writer: SegmentWriter | None = None
+
+    def writer(self) -> SegmentWriter:
+        self._writer = SegmentWriter(self.payload_dir, self.settings.func_name, self.stacking,
+                                     self.name)
+        return self._writer
+
+    def flush(self) -> None:
+        """Seal what this process wrote call by call itself (debug runs)."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def _close_writer(self) -> None:
+        """Seal this process's last segment (the run ends)."""
+        if self._writer is not None:
+            self._writer.close()
