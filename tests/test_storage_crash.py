@@ -155,6 +155,5 @@ def test_parent_killed_shards_read_back_without_a_container(tmp_path):
     for path in os.listdir(os.path.join(out, "finish_below_payload")):
         with h5py.File(os.path.join(out, "finish_below_payload", path), "r") as h5:  # plain
             assert all(k.startswith("comp_") or k == "rows" for k in h5)
-            assert len(h5) > 0
     _resume(tmp_path, "hdf5-shards")
     assert [int(v[0]) for v in load(out)] == list(range(12))

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from acme_core import MissingResultsWarning, ParallelComputationError, ParallelMap, load, plugins
-from tests.funcs import fail_on_3, ones_of_length
+from tests.helpers.funcs import fail_on_3, ones_of_length
 
 
 def test_the_example_storage_is_registered_by_its_entry_point():
