@@ -123,3 +123,47 @@ def test_writers_and_collectors_keep_no_result_alive(tmp_path):
     single.finish()
     with h5py.File(tmp_path / "g.h5", "r") as h5:
         assert h5["comp_0/result_0"][()].tolist() == [1.0] * 1000
+
+
+def _write_batch(payload, indices, value_of):
+    """One batch of calls, as a worker process writes it (its own segment)."""
+    writer = ShardWriter(payload, "f")
+    receipts = [(i, writer.write(i, value_of(i))) for i in indices]
+    assert writer.end_batch(indices) == {}
+    return receipts
+
+
+def test_rows_of_other_shapes_read_back_per_call_from_the_container(tmp_path):
+    """A batch whose calls return other shapes than the rest: rows where the shapes agree,
+    one group (or, across worker processes, one small virtual dataset) per call otherwise;
+    load() and the container give every call's value either way."""
+    import multiprocessing
+
+    out = str(tmp_path / "o")
+    settings = StorageSettings(func_name="f", n_calls=8, output_dir=out)
+    create(out, {"func": "f", "n_inputs": 8, "storage": "hdf5-shards"})
+    storage = HDF5ShardStorage(settings)
+    storage.prepare()
+    payload = storage.payload_dir
+    receipts = _write_batch(payload, [0, 1, 2], lambda i: i if i < 2 else (i, i))
+    receipts += _write_batch(payload, [3], lambda i: (i, -i))  # same process, other rows
+    receipts += _write_batch(payload, [6], lambda i: i)
+    ctx = multiprocessing.get_context("fork")  # another worker process
+    queue = ctx.SimpleQueue()
+    child = ctx.Process(target=lambda: queue.put(_write_batch(payload, [4, 5],
+                                                              lambda i: (i, -i, 0))))
+    child.start()
+    receipts += queue.get()
+    child.join(60)
+    assert child.exitcode == 0
+    for i, receipt in receipts:
+        storage.collect(CallOutcome(i, receipt))
+    storage.finish()
+    expected = [[0], [1], [2, 2], [3, -3], [4, -4, 0], [5, -5, 0], [6], None]
+    with pytest.warns(MissingResultsWarning, match="call 7"):
+        assert [None if v is None else v.tolist() for v in load(out)] == expected
+    with h5py.File(storage.results_container, "r") as h5:
+        assert h5["done"][()].tolist() == [True] * 7 + [False]
+        assert h5["result_0"][()].tolist()[:2] + h5["result_0"][6:7].tolist() == [[0], [1], [6]]
+        assert [h5[f"comp_{i}/result_0"][()].tolist() for i in range(2, 6)] == expected[2:6]
+        assert h5["comp_4/result_0"].is_virtual  # a row of the other process's table

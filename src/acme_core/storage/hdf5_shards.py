@@ -122,7 +122,7 @@ def compact(payload_dir: str, func_name: str, where: dict[int, str] | None = Non
     if where is None:
         where = {i: os.path.basename(path) for i, (path, _) in
                  scan([os.path.join(payload_dir, p) for p in segments], n_calls).items()}
-    else:
+    elif n_calls is None or len(where) < n_calls:  # else every call is accounted for
         where = dict(where)
         _add_unreported(payload_dir, segments, where)
     calls: dict[str, list[int]] = defaultdict(list)
@@ -178,43 +178,71 @@ def _new_shard(payload_dir: str, func_name: str, process: str) -> str:
     return path
 
 
+#: Rows a compaction holds in memory before it appends them to the shard's table.
+_BUFFER_BYTES = 64 << 20
+
+
 def _merge(target: str, payload_dir: str, sources: dict[str, list[int]]) -> None:
-    """``target`` := the valid calls of the source segments: their rows appended to one
-    growable table (rows of another signature become groups), their groups copied."""
+    """``target`` := the valid calls of the source segments: their rows in one table
+    (rows of another signature become groups), their groups copied."""
     import h5py
 
     with h5py.File(target, "w") as out:
+        pending = _Rows(out)
         for name, indices in sources.items():
             with h5py.File(os.path.join(payload_dir, name), "r", locking=False) as src:
                 if AXIS_ATTR in src.attrs:
                     out.attrs[AXIS_ATTR] = src.attrs[AXIS_ATTR]
-                wanted = np.asarray(indices, dtype=np.int64)
-                _merge_rows(src, out, wanted)
-                for key in (f"comp_{i}" for i in indices):
-                    if key in src:
-                        src.copy(src[key], out, name=key)
+                pending.add(src, np.asarray(indices, dtype=np.int64))
+                wanted = {f"comp_{i}" for i in indices}
+                for key in [k for k in src if k in wanted]:  # groups only: rows are done
+                    src.copy(src[key], out, name=key)
+        pending.write()
 
 
-def _merge_rows(src: Any, out: Any, wanted: np.ndarray) -> None:
-    sig = rows.table_signature(src)
-    if sig is None:
-        return
-    indices, columns = rows.read_table(src)
-    keep = np.isin(indices, wanted)
-    indices = indices[keep]
-    columns = {name: data[keep] for name, data in columns.items()}
-    if not len(indices):
-        return
-    mine = rows.table_signature(out)
-    if mine is None:
-        rows.write_table(out, indices, columns, rows.calls_axis(src, "result_0"),
-                         growable=True)
-    elif mine == sig:
-        rows.append_table(out, indices, columns)
-    else:  # another worker's shapes: one group per call
-        for r, index in enumerate(indices.tolist()):
-            for name, data in columns.items():
-                out.create_dataset(f"comp_{index}/{name}", data=data[r])
+class _Rows:
+    """The valid rows of a shard's segments, written in few large appends."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.sig: rows.Signature | None = None
+        self.axis = 0
+        self.indices: list[np.ndarray] = []
+        self.columns: list[dict[str, np.ndarray]] = []
+        self.nbytes = 0
+
+    def add(self, src: Any, wanted: np.ndarray) -> None:
+        sig = rows.table_signature(src)
+        if sig is None:
+            return
+        indices, columns = rows.read_table(src)
+        keep = np.isin(indices, wanted)
+        if not keep.any():
+            return
+        indices, columns = indices[keep], {k: v[keep] for k, v in columns.items()}
+        if self.sig is None:
+            self.sig, self.axis = sig, rows.calls_axis(src, "result_0")
+        if sig != self.sig:  # another worker's shapes: one group per call
+            for r, index in enumerate(indices.tolist()):
+                for name, data in columns.items():
+                    self.out.create_dataset(f"comp_{index}/{name}", data=data[r])
+            return
+        self.indices.append(indices)
+        self.columns.append(columns)
+        self.nbytes += sum(v.nbytes for v in columns.values())
+        if self.nbytes > _BUFFER_BYTES:
+            self.write()
+
+    def write(self) -> None:
+        if not self.indices:
+            return
+        indices = np.concatenate(self.indices)
+        columns = {k: np.concatenate([c[k] for c in self.columns]) for k in self.columns[0]}
+        if rows.TABLE in self.out:
+            rows.append_table(self.out, indices, columns)
+        else:
+            rows.write_table(self.out, indices, columns, self.axis, growable=True)
+        self.indices, self.columns, self.nbytes = [], [], 0
 
 
 class HDF5ShardStorage(SegmentStorage):
@@ -249,6 +277,7 @@ class HDF5ShardStorage(SegmentStorage):
         self._where = np.full(settings.n_calls, -1, dtype=np.int32)
         self._names: dict[int, tuple[str, ...]] = {}     # only calls with extra returns
         self._shapes: dict[int, tuple[int, ...]] = {}    # only along an unlimited axis
+        self._ragged = self.stacking is not None and self.stacking.unlimited is not None
 
     def prepare(self) -> None:
         os.makedirs(self.payload_dir, exist_ok=self.settings.resume)
@@ -266,14 +295,18 @@ class HDF5ShardStorage(SegmentStorage):
     def _record(self, index: int, receipt: Receipt) -> None:
         file, names, shape = receipt
         fid = self._file_ids.get(file)
+        self._where[index] = self._file_id(file) if fid is None else fid
+        if len(names) > 1:
+            self._names[index] = tuple(names)
+        if self._ragged:
+            self._shapes[index] = tuple(shape)
+
+    def _file_id(self, file: str) -> int:
+        fid = self._file_ids.get(file)
         if fid is None:
             fid = self._file_ids[file] = len(self._files)
             self._files.append(file)
-        self._where[index] = fid
-        if len(names) > 1:
-            self._names[index] = tuple(names)
-        if self.stacking is not None and self.stacking.unlimited is not None:
-            self._shapes[index] = tuple(shape)
+        return fid
 
     def damaged(self, indices: Iterable[int]) -> set[int]:
         """Calls of ``indices`` that no readable shard or segment holds.
@@ -308,9 +341,12 @@ class HDF5ShardStorage(SegmentStorage):
         self._close_writer()
         done = np.flatnonzero(self._where >= 0).tolist()
         where = {i: self._files[self._where[i]] for i in done}
-        for index, shard in compact(self.payload_dir, self.settings.func_name, where).items():
-            self._record(index, Receipt(shard, self._names.get(index, ("result_0",)),
-                                        self._shapes.get(index, ())))
+        moved: dict[str, list[int]] = defaultdict(list)
+        for index, shard in compact(self.payload_dir, self.settings.func_name, where,
+                                    self.settings.n_calls).items():
+            moved[shard].append(index)
+        for shard, indices in moved.items():  # names and shapes stay as collected
+            self._where[indices] = self._file_id(shard)
         assert self.results_container is not None
         atomic_write(self.results_container, lambda tmp: self._write_container(tmp, done))
         return [self.results_container]
