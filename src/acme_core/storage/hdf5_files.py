@@ -33,6 +33,7 @@ from typing import Any
 from ..calls import CallOutcome
 from .atomic import atomic_write, remove, remove_temporaries
 from .base import Storage, StorageSettings, StoredResults
+from .links import link_all
 from .readback import pickle_complete, read_container, read_files
 from .stacking import Stacking, arrays_of
 from .values import cannot_store
@@ -141,8 +142,7 @@ class HDF5FileStorage(Storage):
         st, n = self.stacking, self.settings.n_calls
         with h5py.File(path, "w") as h5:
             if st is None:
-                for i in range(n):
-                    h5[f"comp_{i}"] = h5py.ExternalLink(self._payload(i), "/")
+                link_all(h5, ((f"comp_{i}", self._payload(i), "/") for i in range(n)))
                 return
             if st.unlimited is None or not done:
                 create_stacked(h5, st, layout_of_files(st, n, self._payload))
@@ -151,9 +151,9 @@ class HDF5FileStorage(Storage):
                            for i, shapes in done.items()}
                 create_stacked(h5, st, layout_of_known(st, n, sources),
                                {i: shapes["result_0"] for i, shapes in done.items()})
-            for i, shapes in sorted(done.items()):
-                for key in sorted(shapes, key=lambda k: int(k[7:]))[1:]:
-                    h5[f"comp_{i}/{key}"] = h5py.ExternalLink(self._payload(i), key)
+            link_all(h5, ((f"comp_{i}/{key}", self._payload(i), key)
+                          for i, shapes in sorted(done.items())
+                          for key in sorted(shapes, key=lambda k: int(k[7:]))[1:]))
 
     def writer(self) -> HDF5FileWriter:
         return HDF5FileWriter(self.payload_dir, self.settings.func_name, self.stacking)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from . import rows
+from .links import link_all
 from .stacking import Stacking, fill_value
 from .virtual import create_stacked, layout_of_known, map_rows
 
@@ -70,7 +71,6 @@ def write_container(h5: Any, n: int, st: Stacking | None, tables: list[Table],
     dataset names of calls with several return values; ``shapes``: ``result_0``'s shape
     of group calls along an unlimited axis.
     """
-    import h5py
 
     counts: Counter[rows.Signature] = Counter()
     for table in tables:
@@ -88,12 +88,11 @@ def write_container(h5: Any, n: int, st: Stacking | None, tables: list[Table],
         h5.create_dataset("done", data=done)
     for table in (t for t in tables if t.sig != main):
         _per_call(h5, table)
-    for i, link in groups.items():
-        if st is None:
-            h5[f"comp_{i}"] = h5py.ExternalLink(link, f"/comp_{i}")
-        else:
-            for key in names.get(i, ())[1:]:
-                h5[f"comp_{i}/{key}"] = h5py.ExternalLink(link, f"/comp_{i}/{key}")
+    if st is None:
+        link_all(h5, ((f"comp_{i}", link, f"/comp_{i}") for i, link in groups.items()))
+    else:
+        link_all(h5, ((f"comp_{i}/{key}", link, f"/comp_{i}/{key}")
+                      for i, link in groups.items() for key in names.get(i, ())[1:]))
 
 
 def _stacked(h5: Any, n: int, st: Stacking | None, mains: list[Table], groups: dict[int, str],
