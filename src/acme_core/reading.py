@@ -180,8 +180,8 @@ def _load_dir(folder: str) -> _Read:
     if func is None or n is None:
         containers = [e for e in os.listdir(folder) if e.endswith(".h5")]
         if len(containers) == 1:
-            path = os.path.join(folder, containers[0])
-            return _read(read_container(path), _n_of(read_container(path)), path)
+            stored = read_container(os.path.join(folder, containers[0]))
+            return _read(stored, _n_of(stored), os.path.join(folder, containers[0]))
         raise ValueError(f"{folder} holds no acme-core run (no {MARKER}).")
     known = storages()
     if name not in known:
