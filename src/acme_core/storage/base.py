@@ -24,50 +24,14 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
-from ..calls import CallOutcome, ResultWriter
-
-
-@dataclass
-class StorageSettings:
-    """What a storage is configured with.
-
-    Examples
-    --------
-    >>> from acme_core.storage.base import StorageSettings
-    >>> StorageSettings(func_name="f", n_calls=4).output_dir is None
-    True
-    """
-
-    func_name: str
-    n_calls: int
-    output_dir: str | None = None
-    result_shape: tuple[Any, ...] | None = None
-    result_dtype: str = "float"
-    pass_task_id: bool = False
-    #: True when ``output_dir`` holds an earlier, unfinished run of the same calls: keep
-    #: its results, (re)build only what is missing; ``collect`` gets only the new calls.
-    resume: bool = False
-
-
-class StoredResults(NamedTuple):
-    """What :meth:`Storage.load` reads back.
-
-    Examples
-    --------
-    >>> from acme_core.storage.base import StoredResults
-    >>> StoredResults([1, None], [1]).per_call
-    True
-    """
-
-    #: One entry per call in call order (None for a call without a result), or, with
-    #: ``per_call=False``, ACME's stacked form (an array, or ``[array, extras...]``).
-    values: Any
-    #: The sorted indices of the calls without a result.
-    missing: list[int]
-    per_call: bool = True
+from ..calls import ResultWriter
+from ..records import (  # noqa: F401 - StorageSettings, StoredResults re-exported
+    CallOutcome,
+    StorageSettings,
+    StoredResults,
+)
 
 
 class Storage(abc.ABC):

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from acme_core import StorageSpec, hookimpl
+from acme_core.records import StorageSettings, StoredResults
 from acme_core.storage.atomic import atomic_write
-from acme_core.storage.base import Storage, StorageSettings, StoredResults
+from acme_core.storage.base import Storage
 
 
 def _path(settings: StorageSettings, index: int) -> str:
