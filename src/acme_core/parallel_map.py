@@ -184,7 +184,7 @@ class ParallelMap(AcmeAttributes):
         self._progress = None if progress is None else check_flag("progress", progress)
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
-        self._acme = ArgumentLists(plan)
+        self._acme_lists: ArgumentLists | None = None   # made when first read (see _acme)
         self._daemon: Daemon | None = None
         self.backend, executor_spec = _choose_backend(s)
         if IMPORTS_MAIN in executor_spec.capabilities:
@@ -250,7 +250,7 @@ class ParallelMap(AcmeAttributes):
         slots, constants = plan.layout()
         inline = not self._needs_pickle or _small(plan)
         self._program = CallProgram(
-            self._run_id, plan.func, slots, constants, self._storage.writer(),
+            self._run_id, plan.func, slots, constants, self._acme.writer(self._storage.writer()),
             plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None,
             around=self._around())
         self._program_bytes: bytes | None = None
@@ -376,9 +376,7 @@ class ParallelMap(AcmeAttributes):
         check_flag("debug", debug)
         if self._aborted:
             return None
-        if self._acme.changed():   # argv/kwargv rewritten since the constructor
-            self._plan = self._acme.rebuild(self._plan)
-            self._prepare_program()
+        self._take_rewrites()   # argv/kwargv/outFile rewritten since the constructor
         with contextlib.ExitStack() as stack:
             stack.callback(interrupts.release)  # Ctrl-C held back by an interrupted run
             todo = self._begin(stack, debug)
@@ -417,9 +415,7 @@ class ParallelMap(AcmeAttributes):
         """
         if self._aborted:
             return
-        if self._acme.changed():   # argv/kwargv rewritten since the constructor
-            self._plan = self._acme.rebuild(self._plan)
-            self._prepare_program()
+        self._take_rewrites()   # argv/kwargv/outFile rewritten since the constructor
         with contextlib.ExitStack() as stack:
             stack.callback(interrupts.release)  # Ctrl-C held back by an interrupted run
             steps = self._run_steps(self._begin(stack, False))

@@ -67,16 +67,10 @@ KNOWN = {
         "dask client (ACME always starts a dask LocalCluster); (3) assigns "
         "pmap.daemon.config.client = None: config is a read-only view",
     "test_pmap.py::TestParallelMap::test_simple_filter":
-        "reads ACME internals: pmap.config.kwargv['outFile'] (the output-file keyword ACME "
-        "adds to the user's arguments) and the MemoryHandlers of the logger 'ACME'",
-    "test_pmap.py::TestParallelMap::test_pickling":
-        "finds the log file through the MemoryHandlers of the logger 'ACME' (ACME's logging "
-        "internals; acme-core's is pmap.logfile, which holds the warning checked), then "
-        "writes pmap.kwargv['outFile'][0] (ACME's internal output-file keyword)",
-    "test_pmap.py::TestParallelMap::test_cancel":
-        "expects 'Successfully shut down', the message of ACME's dask cluster helper: "
-        "acme-core's default backend is joblib (no dask cluster); the script does stop on "
-        "SIGINT without 'ALL DONE' and logs 'Interrupted: 0 of 2 calls finished'",
+        "expects exactly 3 entries in the output directory (container, payload folder, log): "
+        "acme-core's run directory also holds its manifest (acme_manifest.jsonl), run marker "
+        "(acme_run.json) and replay folder (acme_replay), which make resuming, status and "
+        "replay(i) possible",
     "test_pmap.py::TestParallelMap::test_memest":
         "calls pmap.daemon.profiler.estimate_memory (ACME's memory profiler, an internal; "
         "acme-core's dryrun reports a call's time and memory instead)",
