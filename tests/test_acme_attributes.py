@@ -332,3 +332,34 @@ def test_flushing_the_acme_handler_before_compute_writes_the_constructions_warni
     with open(pmap.logfile) as fh:
         text = fh.read()
     assert text.count("exceeds recommended limit of 1 MB") == 1 and "SUCCESS" in text
+
+
+# ---------------------------------------------------------------------- h5py arguments
+@pytest.mark.parametrize("backend", ["joblib", "dask"])
+def test_an_h5py_dataset_of_a_read_only_file_reaches_worker_processes(
+        tmp_path, backend, no_dask_client_left):
+    # ACME's test_simple_filter passes h5py.File(name, "r")["data"]; dask sends it by name
+    import h5py
+
+    from tests.funcs import column_sum
+
+    data = np.arange(12.0).reshape(4, 3)
+    with h5py.File(tmp_path / "data.h5", "w") as h5:
+        h5.create_dataset("data", data=data)
+    with h5py.File(tmp_path / "data.h5", "r") as h5:
+        pmap = ParallelMap(column_sum, h5["data"], [0, 1, 2], backend=backend, n_workers=2,
+                           **QUIET)
+        assert pmap.compute() == data.sum(axis=0).tolist()
+
+
+def test_an_h5py_dataset_of_a_file_open_for_writing_is_refused_naming_it(tmp_path):
+    import h5py
+
+    from tests.funcs import column_sum
+
+    with h5py.File(tmp_path / "data.h5", "w") as h5:
+        h5.create_dataset("data", data=np.ones((2, 2)))
+        with pytest.raises(TypeError, match="h5py Dataset '/data' of .*open for writing") \
+                as info:
+            ParallelMap(column_sum, h5["data"], [0, 1], backend="joblib", **QUIET)
+    assert "positional argument 0 ('data')" in str(info.value)
