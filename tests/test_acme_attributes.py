@@ -341,7 +341,7 @@ def test_an_h5py_dataset_of_a_read_only_file_reaches_worker_processes(
     # ACME's test_simple_filter passes h5py.File(name, "r")["data"]; dask sends it by name
     import h5py
 
-    from tests.funcs import column_sum
+    from tests.helpers.funcs import column_sum
 
     data = np.arange(12.0).reshape(4, 3)
     with h5py.File(tmp_path / "data.h5", "w") as h5:
@@ -355,7 +355,7 @@ def test_an_h5py_dataset_of_a_read_only_file_reaches_worker_processes(
 def test_an_h5py_dataset_of_a_file_open_for_writing_is_refused_naming_it(tmp_path):
     import h5py
 
-    from tests.funcs import column_sum
+    from tests.helpers.funcs import column_sum
 
     with h5py.File(tmp_path / "data.h5", "w") as h5:
         h5.create_dataset("data", data=np.ones((2, 2)))
