@@ -60,12 +60,13 @@ else:
 #: difference or an ACME internal the test reads).
 KNOWN = {
     "test_pmap.py::TestParallelMap::test_init":
-        "(1) expects OSError from ParallelMap(..., output_dir='/path/to/nowhere'): run as root "
-        "that folder can be made, and acme-core makes nothing before compute() (ACME fails "
-        "there only when makedirs finds the folder an earlier run left); (2) reads "
-        "pmap.daemon.config.client of the default backend: acme-core's is joblib, without a "
-        "dask client (ACME always starts a dask LocalCluster); (3) assigns "
-        "pmap.daemon.config.client = None: config is a read-only view",
+        "(1) expects OSError from ParallelMap(..., output_dir='/path/to/nowhere') at "
+        "construction: run as root, that folder can be created; acme-core creates nothing "
+        "before compute() (ACME, as root, raises there only when an earlier run left "
+        "/path/to/nowhere/simple_func_payload: its makedirs at construction succeeds the first "
+        "time); (2) then assigns pmap.daemon.config.client = None and expects compute() to "
+        "return None without running anything: config is a read-only view in acme-core, and a "
+        "compute() that silently does nothing is not reproduced",
     "test_pmap.py::TestParallelMap::test_simple_filter":
         "expects exactly 3 entries in the output directory (container, payload folder, log): "
         "acme-core's run directory also holds its manifest (acme_manifest.jsonl), run marker "
@@ -73,10 +74,11 @@ KNOWN = {
         "replay(i) possible",
     "test_pmap.py::TestParallelMap::test_memest":
         "calls pmap.daemon.profiler.estimate_memory (ACME's memory profiler, an internal; "
-        "acme-core's dryrun reports a call's time and memory instead)",
+        "acme-core's dryrun reports a call's time and memory, and slurm-esi's partition='auto' "
+        "measures sampled calls)",
     "test_pmap.py::TestParallelMap::test_existing_cluster":
-        "re-runs test_init, test_simple_filter and test_pickling with a shared client: fails "
-        "where they fail",
+        "re-runs test_init and test_simple_filter with a shared client: fails where they fail "
+        "(test_init's OSError, reason (1))",
 }
 
 
