@@ -30,10 +30,13 @@ import numpy as np
 
 from .arguments import CallPlan, rebuild_call_plan
 from .output_dir import safe_name
+from .parameters import backend_values
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .executor import Executor, RunContext
+    from .executor import Executor
     from .parameters import Settings
+    from .payloads import Payloads
+    from .records import RunContext
 
 
 def acme_lists(plan: CallPlan) -> tuple[list[Any], dict[str, list[Any]]]:
@@ -382,6 +385,7 @@ class AcmeAttributes:
     """
 
     _acme_lists: ArgumentLists | None
+    _payloads: Payloads
     _daemon: Daemon | None
     _settings: Settings
     _plan: CallPlan
@@ -395,7 +399,7 @@ class AcmeAttributes:
     def _run_context(self) -> RunContext:  # pragma: no cover - implemented by ParallelMap
         raise NotImplementedError
 
-    def _prepare_program(self) -> None:  # pragma: no cover - implemented by ParallelMap
+    def _make_payloads(self) -> Payloads:  # pragma: no cover - implemented by ParallelMap
         raise NotImplementedError
 
     @property
@@ -413,9 +417,9 @@ class AcmeAttributes:
         they were rewritten, and the program when an ``outFile`` was (checked first)."""
         if self._acme.changed():
             self._plan = self._acme.rebuild(self._plan)
-            self._prepare_program()
+            self._payloads = self._make_payloads()
         elif self._acme.redirected():
-            self._prepare_program()
+            self._payloads = self._make_payloads()
 
     @property
     def argv(self) -> list[Any]:
@@ -450,6 +454,6 @@ class AcmeAttributes:
             "collect_results": not s.write_worker_results, "result_shape": s.result_shape,
             "result_dtype": s.result_dtype, "single_file": s.single_file,
             "write_pickle": s.write_pickle, "backend": self.backend, "storage": self.storage,
-            **s.backend_parameters(), "verbose": s.verbose, "dryrun": s.dryrun,
+            **backend_values(s), "verbose": s.verbose, "dryrun": s.dryrun,
             "logfile": self.logfile, "retries": s.retries,
             "client": lazy(lambda: self.daemon.client)})
