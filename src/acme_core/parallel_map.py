@@ -157,7 +157,7 @@ class ParallelMap(AcmeAttributes):
         self._settings = s = _settle(func, kwargs, given_parameters(locals()))
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
-        self._acme = ArgumentLists(plan)
+        self._acme_lists: ArgumentLists | None = None   # made when first read (see _acme)
         self._daemon: Daemon | None = None
         choice = choose(s)
         self.backend, self.storage = choice.backend, choice.storage
@@ -190,7 +190,7 @@ class ParallelMap(AcmeAttributes):
         """The call program of the current plan, pickled (proven picklable) when the
         backend needs it."""
         around = call_runner(self._plan, self._entropy, self._settings.reuse, self.output_dir)
-        return Payloads(self._plan, self._run_id, self._storage.writer(), around,
+        return Payloads(self._plan, self._run_id, self._acme.writer(self._storage.writer()), around,
                         self._needs_pickle, self.backend)
 
     def _header(self) -> RunHeader:
@@ -310,9 +310,7 @@ class ParallelMap(AcmeAttributes):
             self._took(run)
 
     def _computation(self, debug: bool) -> Computation:
-        if self._acme.changed():   # argv/kwargv rewritten since the constructor
-            self._plan = self._acme.rebuild(self._plan)
-            self._payloads = self._make_payloads()
+        self._take_rewrites()   # argv/kwargv/outFile rewritten since the constructor
         self._last = Computation(self._parts(), debug)
         return self._last
 
