@@ -13,9 +13,9 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from tests.helpers.read_back import first_values
 from tests.helpers.slurm_array_funcs import runs_of
 from tests.helpers.slurm_helpers import active_jobs
 
@@ -77,9 +77,7 @@ def _rerun(script, out, counts, name) -> str:
 
 
 def _results(out) -> list[int]:
-    from acme_core import load
-
-    return [int(np.ravel(r)[0]) for r in load(out)]
+    return first_values(out, int)
 
 
 @pytest.mark.slow
