@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 from acme_dask import cluster_cleanup, slurm_cluster_setup
-from acme_dask import setup as dask_setup
+from acme_dask import prompts as dask_prompts
 from acme_dask.setup import running_client
 from acme_dask.slurm import get_slurm_partitions, partition_memory
 
@@ -124,8 +124,8 @@ def test_startup_prompt_keep_waiting_then_abort(slurm, tmp_path, monkeypatch):
         return answers.pop(0)
 
     monkeypatch.setattr(sys, "stdin", Terminal())
-    monkeypatch.setattr(dask_setup, "user_input", answer)
-    monkeypatch.setattr(dask_setup, "KEEP_WAITING", 1.0)
+    monkeypatch.setattr(dask_prompts, "user_input", answer)
+    monkeypatch.setattr(dask_prompts, "KEEP_WAITING", 1.0)
     result = slurm_cluster_setup(n_workers=1, timeout=1, interactive=True,
                                  job_extra=["--begin=now+3600"], log_directory=str(tmp_path),
                                  job_name=name)

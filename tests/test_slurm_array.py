@@ -227,3 +227,50 @@ def test_slurm_esi_rejects_an_unknown_transport():
     with pytest.raises(ValueError, match="transport"):
         ParallelMap(tiny, [1, 2], backend="slurm-esi", write_worker_results=False,
                     backend_options={"transport": "carrier-pigeon"})
+
+
+def test_a_call_over_its_time_limit_fails_alone_with_kind_timeout(slurm, tmp_path):
+    """timeout= on backend "slurm-array": the task running call 3 (which never returns)
+    ends itself after writing the outcomes it has and the call's "timeout" failure; the
+    calls it had not started run in another task, and no task is left."""
+    from tests.helpers.fault_funcs import hang_on
+
+    name, markers = _name("limit"), tmp_path / "markers"
+    markers.mkdir()
+    pmap = ParallelMap(hang_on, list(range(8)), str(markers), output_dir=str(tmp_path / "run"),
+                       backend="slurm-array", timeout=5, verbose=False,
+                       backend_options={**FAST, "calls_per_task": 4, "job_name": name})
+    with pytest.raises(ParallelComputationError) as info:
+        pmap.compute()
+    rows = list(info.value.failures)
+    assert [(r.index, r.kind, r.attempts) for r in rows] == [(3, "timeout", 1)], rows
+    assert "timeout=5 s" in rows[0].message
+    ran = [int(n.split("_")[0]) for n in os.listdir(markers)]
+    assert sorted(set(ran)) == list(range(8)) and ran.count(3) == 1
+    wait_until(lambda: not active_jobs(name), "the run's tasks leave squeue", timeout=30)
+
+
+def test_the_state_folder_of_a_killed_in_memory_run_goes_at_the_next_start(slurm, tmp_path):
+    """An in-memory run keeps its program and chunks in a folder under ``work_dir`` named
+    for no one: its owner file says which process made it. A process that died without
+    cleaning up (here: one that exits at once) leaves it; the next run removes it and keeps
+    the folder of a live process."""
+    import signal
+    import sys
+
+    work = tmp_path / "work"
+    make = ("import os, sys; from acme_core.stale import owned_directory; "
+            "print(owned_directory(sys.argv[1], 'run_'), flush=True); "
+            "os.kill(os.getpid(), 9)")
+    killed = subprocess.run([sys.executable, "-c", make, str(work)], capture_output=True,
+                            text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    stale = killed.stdout.strip()
+    from acme_core.stale import owned_directory
+
+    alive = owned_directory(str(work), "run_")          # owned by this (live) process
+    pmap = ParallelMap(tiny, list(range(4)), write_worker_results=False, backend="slurm-array",
+                       backend_options={**FAST, "work_dir": str(work), "job_name": _name("old")},
+                       verbose=False)
+    assert pmap.compute() == [3.0 * x + 1.0 for x in range(4)]
+    assert not os.path.exists(stale) and os.path.isdir(alive)

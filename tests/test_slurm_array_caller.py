@@ -82,8 +82,10 @@ def _results(out) -> list[int]:
 
 @pytest.mark.slow
 def test_parent_killed_midway_array_keeps_running_and_rerun_reattaches(run_files):
+    """With ``on_interrupt="detach"`` the arrays outlive a SIGKILLed parent (by default its
+    reaper cancels them, see tests/test_slurm_workers.py)."""
     script, out, counts, name = run_files
-    proc = _start(script, out, counts, name)
+    proc = _start(script, out, counts, name, interrupt="detach")
     _wait_calls(counts, N // 2, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
