@@ -120,5 +120,8 @@ class Discard:
 class KeepValue:
     """A writer that sends the value back to the parent."""
 
+    #: ``write`` returns its value unchanged, so workers need not call it per call.
+    keeps_values = True
+
     def write(self, index: int, value: Any) -> Any:
         return value
