@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..calls import CallOutcome
+from ..result_paths import ResultPaths, result_paths
 from .atomic import atomic_write, remove_temporaries
 from .base import Storage, StorageSettings
 
@@ -133,5 +134,7 @@ class PickleStorage(Storage):
         """
         return {i for i in indices if not pickle_complete(self._path(i))}
 
-    def finish(self) -> list[str]:
-        return [self._path(i) for i in range(self.settings.n_calls)]
+    def finish(self) -> list[str] | ResultPaths:
+        assert self.settings.output_dir is not None
+        return result_paths(self.settings.output_dir, self.settings.func_name,
+                            self.settings.n_calls, ".pickle")
