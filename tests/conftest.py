@@ -68,29 +68,13 @@ def no_dask_client_left(request):
             pytest.fail(f"a dask client was left running: {client}")
 
 
-def import_fresh(folder, name: str, source: str):
-    """Write module ``name`` into ``folder``, put it on sys.path and import it (the parent's
-    own SIGINT handler is kept: the module may replace it)."""
-    import importlib
-    import signal
-    import sys
-    import textwrap
-
-    (folder / f"{name}.py").write_text(textwrap.dedent(source))
-    sys.path.insert(0, str(folder))
-    before = signal.getsignal(signal.SIGINT)
-    try:
-        sys.modules.pop(name, None)
-        return importlib.import_module(name)
-    finally:
-        signal.signal(signal.SIGINT, before)
-
-
 @pytest.fixture
 def sigmod(tmp_path):
     """A module that installs a SIGINT handler when imported (dask-jobqueue does), on
     sys.path; workers must import it in their main thread."""
     import sys
+
+    from tests.helpers.modules import import_fresh
 
     module = import_fresh(tmp_path, "sigmod", """
         import signal

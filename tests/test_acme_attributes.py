@@ -13,8 +13,8 @@ import pytest
 from acme_core import ParallelMap
 from acme_core.acme_attributes import ConfigView, Daemon
 from acme_core.early_log import EarlyRecords
-from tests.funcs import f
-from tests.test_dask_funcs import worker_address
+from tests.helpers.dask_funcs import worker_address
+from tests.helpers.funcs import f
 
 QUIET = {"write_worker_results": False, "verbose": False}
 

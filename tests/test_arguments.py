@@ -21,8 +21,8 @@ import pytest
 
 from acme_core import ParallelMap, UnknownKeywordError
 from acme_core.arguments import ArgumentMismatchError, build_call_plan
-from tests import funcs
-from tests.funcs import f, show, two
+from tests.helpers import funcs
+from tests.helpers.funcs import f, show, two
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MEM = {"write_worker_results": False, "verbose": False, "backend": "threads"}

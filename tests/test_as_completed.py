@@ -10,7 +10,7 @@ import pytest
 
 from acme_core import ParallelComputationError, ParallelMap, load
 from acme_core.cli import run_status
-from tests.streaming_funcs import gated
+from tests.helpers.streaming_funcs import gated
 
 N = 12
 
@@ -102,7 +102,7 @@ def test_leaving_early_keeps_what_finished_and_resume_runs_the_rest(tmp_path):
 CTRL_C_SCRIPT = """
 import sys, time
 from acme_core import ParallelMap
-from tests.streaming_funcs import gated
+from tests.helpers.streaming_funcs import gated
 
 if __name__ == "__main__":
     pmap = ParallelMap(gated, list(range(12)), sys.argv[2], output_dir=sys.argv[1],
@@ -121,7 +121,7 @@ def test_ctrl_c_keeps_what_finished_as_compute_does(tmp_path, where):
     import subprocess
     import sys
 
-    from tests.test_cli import wait_until
+    from tests.helpers.waiting import wait_until
 
     flags = tmp_path / "flags"
     flags.mkdir()

@@ -8,12 +8,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from acme_core import ParallelComputationError, ParallelMap, hookimpl
 from acme_core.cli import main as cli_main
+from tests.helpers.waiting import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -83,13 +83,6 @@ if __name__ == "__main__":
     ParallelMap(wait_for_go, list(range(6)), sys.argv[2], output_dir=sys.argv[1],
                 backend="threads", n_workers=2, verbose=False).compute()
 """
-
-
-def wait_until(predicate, what, timeout=120):
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from acme_dask.setup import running_client
 
 from acme_core import ParallelComputationError, ParallelMap
 from acme_core.testing import BackendConformance
-from tests.funcs import f, fail_on_3
-from tests.test_dask_funcs import with_broadcast, worker_address
+from tests.helpers.dask_funcs import with_broadcast, worker_address
+from tests.helpers.funcs import f, fail_on_3
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pwd
 import re
 import signal
 import subprocess
@@ -19,11 +18,11 @@ import uuid
 import pytest
 
 from acme_core import ParallelComputationError, ParallelMap
-from tests.conftest import import_fresh
-from tests.test_dask_funcs import crash_on, dashboard_status
+from tests.helpers.dask_funcs import crash_on, dashboard_status
+from tests.helpers.modules import import_fresh
+from tests.helpers.security_probe import needs_root, run_victim_and_probe
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PROBE_USER = "acmeprobe"
 
 pytestmark = pytest.mark.usefixtures("no_dask_client_left")
 
@@ -68,121 +67,6 @@ def test_a_program_that_cannot_load_on_workers_fails_each_call_once(tmp_path, ca
 
 
 # ------------------------------------------------------------------ only the owner reaches the run
-_PROBE = textwrap.dedent("""
-    import json, os, sys, urllib.request
-    from distributed import Client
-    from distributed.comm import connect
-    from distributed.security import Security
-    from distributed.utils import sync
-    import asyncio
-
-    info, secret, uid, gid = json.load(open(sys.argv[1])), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    os.setgroups([]); os.setgid(gid); os.setuid(uid)      # from here on: the other user
-    try:
-        open(secret).read()
-        print("READ-SECRET-DIRECTLY")
-    except OSError:
-        print("no direct access to the secret")
-
-    def try_client(what, address, security=None):
-        try:
-            c = Client(address, security=security, timeout="5s")
-        except Exception as exc:
-            print("REFUSED", what, type(exc).__name__, flush=True)
-            return
-        print("CONNECTED", what, flush=True)
-        try:
-            print("RAN-CODE", c.run(lambda: open(secret).read()), flush=True)
-        finally:
-            c.close()
-
-    address = info["scheduler"]
-    try_client("scheduler plain", address)
-    try_client("scheduler tcp", address.replace("tls://", "tcp://"))
-    try_client("scheduler foreign tls", address, Security.temporary())
-
-    async def comm(addr):
-        c = await connect(addr, timeout=5)
-        await c.write({"op": "identity"})
-        print("WORKER-ANSWERED", addr, await c.read(), flush=True)
-
-    for addr in info["workers"]:
-        for variant in (addr, addr.replace("tls://", "tcp://")):
-            try:
-                asyncio.run(comm(variant))
-            except Exception as exc:
-                print("REFUSED worker", type(exc).__name__, flush=True)
-
-    host = address.split("://")[1].rsplit(":", 1)[0]
-    ports = [info["services"].get("dashboard")]
-    ports += [s.get("dashboard") for s in info["workers"].values()]
-    for port in filter(None, ports):
-        for path in ("/json/identity.json", "/info/main/workers.html", "/info/main/logs.html",
-                     "/metrics", "/health"):
-            try:
-                with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as r:
-                    print("HTTP-READABLE", port, path, r.status, r.read()[:80], flush=True)
-            except Exception as exc:
-                print("HTTP-REFUSED", port, path, type(exc).__name__, flush=True)
-""")
-
-
-def probe_user() -> pwd.struct_passwd:
-    """The second Unix user of the security tests (made once with ``useradd``)."""
-    try:
-        return pwd.getpwnam(PROBE_USER)
-    except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin",
-                        PROBE_USER], check=False, capture_output=True)
-        return pwd.getpwnam(PROBE_USER)
-
-
-def run_victim_and_probe(tmp_path, backend: str, extra: str = "") -> str:
-    """A run of ``backend`` whose calls wait; meanwhile another Unix user probes it. Returns
-    the probe's output."""
-    user = probe_user()
-    secret = tmp_path / "secret.txt"
-    secret.write_text("the victim's data")
-    secret.chmod(0o600)
-    script = tmp_path / "victim.py"
-    script.write_text(textwrap.dedent(f"""
-        import sys
-        sys.path.insert(0, {REPO!r})
-        from acme_core import ParallelMap
-        from tests.test_dask_funcs import reveal_and_wait
-
-        if __name__ == "__main__":
-            out = ParallelMap(reveal_and_wait, [0, 1], {str(tmp_path)!r}, backend={backend!r},
-                              n_workers=2, write_worker_results=False, verbose=False{extra}
-                              ).compute()
-            print("VICTIM-DONE", out, flush=True)
-    """))
-    victim = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 180
-        while not (tmp_path / "cluster.json").exists():
-            assert victim.poll() is None, victim.stdout.read()
-            assert time.monotonic() < deadline, "the victim's run never started"
-            time.sleep(0.2)
-        probe = tmp_path / "probe.py"
-        probe.write_text(_PROBE)
-        found = subprocess.run([sys.executable, str(probe), str(tmp_path / "cluster.json"),
-                                str(secret), str(user.pw_uid), str(user.pw_gid)],
-                               capture_output=True, text=True, timeout=180)
-        (tmp_path / "release").touch()
-        out, _ = victim.communicate(timeout=120)
-    finally:
-        if victim.poll() is None:
-            victim.kill()
-    assert "VICTIM-DONE [0, 1]" in out, out
-    return found.stdout + found.stderr
-
-
-needs_root = pytest.mark.skipif(os.geteuid() != 0,
-                                reason="creates a second Unix user (useradd); CI runs as root")
-
-
 @needs_root
 def test_another_user_cannot_reach_a_dask_run(tmp_path):
     text = run_victim_and_probe(tmp_path, "dask")
@@ -233,7 +117,7 @@ def _start_script(tmp_path, n_calls: int = 12, seconds: float = 3.0) -> subproce
         import sys
         sys.path.insert(0, {REPO!r})
         from acme_core import ParallelMap
-        from tests.test_dask_funcs import nap_counted
+        from tests.helpers.dask_funcs import nap_counted
 
         if __name__ == "__main__":
             # SIGTERM as SIGINT, as the core's run loop makes it (this checks the dask side:
@@ -332,7 +216,7 @@ def test_a_script_without_main_guard_gets_one_clear_error_before_any_worker(tmp_
         import sys
         sys.path.insert(0, {REPO!r})
         from acme_core import ParallelMap
-        from tests.funcs import f
+        from tests.helpers.funcs import f
 
         print(ParallelMap(f, [1, 2], 4, backend="dask", n_workers=2,
                           write_worker_results=False).compute())

@@ -18,8 +18,8 @@ import textwrap
 import pytest
 
 from acme_core import ParallelMap
-from tests import funcs
-from tests.funcs import f
+from tests.helpers import funcs
+from tests.helpers.funcs import f
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BACKENDS = ["joblib", "threads"]
@@ -33,7 +33,7 @@ SCRIPT = textwrap.dedent(f"""
 
     sys.path.insert(0, {REPO!r})
     from acme_core import ParallelMap
-    from tests.funcs import count_calls
+    from tests.helpers.funcs import count_calls
 
     if __name__ == "__main__":
         backend, counter = sys.argv[1], sys.argv[2]

@@ -6,9 +6,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import time
 from collections import Counter
 
@@ -18,9 +15,9 @@ import pytest
 
 from acme_core import ParallelComputationError, ParallelMap, hookimpl
 from acme_core.cli import main as cli_main
-from tests.funcs import broken_while_flagged, fail_first_attempt, slow_count
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.funcs import broken_while_flagged, fail_first_attempt, slow_count
+from tests.helpers.scripts import start_script
+from tests.helpers.waiting import wait_for
 
 
 def executions(counter_dir) -> Counter:
@@ -97,7 +94,7 @@ def test_without_retries_a_transient_failure_is_reported_with_its_attempts(tmp_p
 
 
 def test_killed_worker_is_logged_and_its_calls_resubmitted(tmp_path, caplog):
-    from tests.funcs import kill_once
+    from tests.helpers.funcs import kill_once
 
     with caplog.at_level(logging.WARNING, logger="acme_core"):
         results = ParallelMap(kill_once, list(range(6)), str(tmp_path),
@@ -177,7 +174,7 @@ class Recorder:
 
 
 def test_lifecycle_hooks_observe_a_run(register):
-    from tests.funcs import fail_on_3
+    from tests.helpers.funcs import fail_on_3
 
     rec = register(Recorder(), "recorder")
     with pytest.raises(ParallelComputationError):
@@ -200,7 +197,7 @@ SCRIPT = """
 import sys
 sys.path.insert(0, {root!r})
 from acme_core import ParallelMap
-from tests.funcs import slow_count
+from tests.helpers.funcs import slow_count
 
 if __name__ == "__main__":
     pmap = ParallelMap(slow_count, list(range({n})), {counts!r}, {seconds}, output_dir={out!r},
@@ -212,11 +209,8 @@ if __name__ == "__main__":
 
 def _start(tmp_path, counts, n, seconds):
     out = str(tmp_path / "run")
-    script = tmp_path / "run_script.py"
-    script.write_text(textwrap.dedent(SCRIPT.format(root=ROOT, n=n, counts=counts,
-                                                    seconds=seconds, out=out)))
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_script(tmp_path, "run_script", SCRIPT, n=n, counts=counts, seconds=seconds,
+                        out=out)
     return proc, out
 
 
@@ -229,20 +223,11 @@ def _done_in_manifest(out) -> set[int]:
     return {e["i"] for e in events if e.get("s") == "done"}
 
 
-def _wait_for(predicate, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def test_parent_killed_at_half_resumes_only_missing_calls(tmp_path, dirs):
     _, counts = dirs
     n = 40
     proc, out = _start(tmp_path, counts, n, 0.1)
-    assert _wait_for(lambda: len(_done_in_manifest(out)) >= n // 2, 60), proc.communicate()
+    assert wait_for(lambda: len(_done_in_manifest(out)) >= n // 2, 60), proc.communicate()
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     done_before = _done_in_manifest(out)
@@ -262,7 +247,7 @@ def test_parent_killed_at_half_resumes_only_missing_calls(tmp_path, dirs):
 def test_sigint_stops_quickly_leaves_no_worker_and_keeps_results(tmp_path, dirs):
     _, counts = dirs
     proc, out = _start(tmp_path, counts, 40, 1.0)
-    assert _wait_for(lambda: len(_done_in_manifest(out)) >= 2, 60), proc.communicate()
+    assert wait_for(lambda: len(_done_in_manifest(out)) >= 2, 60), proc.communicate()
     workers = psutil.Process(proc.pid).children(recursive=True)
     assert workers
     sent = time.monotonic()

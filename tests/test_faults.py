@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections import Counter
 
@@ -16,23 +15,21 @@ import psutil
 import pytest
 
 from acme_core import ParallelComputationError, ParallelMap
-from tests.fault_funcs import generator_for, hang_on, lock_for, pid_then_sleep, poison, raise_bad
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.helpers.fault_funcs import (
+    generator_for,
+    hang_on,
+    lock_for,
+    pid_then_sleep,
+    poison,
+    raise_bad,
+)
+from tests.helpers.scripts import communicate_or_fail, run_script, start_script
+from tests.helpers.waiting import wait_for
 
 
 def runs(marker_dir) -> Counter:
     """How often each call ran (one marker file per execution)."""
     return Counter(int(name.split("_")[0]) for name in os.listdir(marker_dir))
-
-
-def _wait_for(predicate, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _gone(pid):
@@ -128,7 +125,7 @@ import faulthandler, signal, sys
 faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test's view into a hang
 sys.path.insert(0, {root!r})
 from acme_core import ParallelMap
-from tests.fault_funcs import generator_for, hang_on, lock_for, pid_then_sleep, poison, raise_bad
+from tests.helpers.fault_funcs import generator_for, hang_on, lock_for, pid_then_sleep, poison, raise_bad
 
 if __name__ == "__main__":
     pmap = ParallelMap(pid_then_sleep, list(range({n})), {markers!r}, {seconds},
@@ -141,28 +138,12 @@ if __name__ == "__main__":
 def _start_script(tmp_path, name="run", n=40, seconds=1.0):
     markers, out = tmp_path / f"markers-{name}", str(tmp_path / name)
     markers.mkdir()
-    script = tmp_path / f"{name}.py"
-    script.write_text(textwrap.dedent(SCRIPT.format(root=ROOT, markers=str(markers), out=out,
-                                                    n=n, seconds=seconds)))
-    proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=True)  # its own process group, as in a terminal
-    assert _wait_for(lambda: len(os.listdir(markers)) >= 2, 120), proc.communicate()
+    proc = start_script(tmp_path, name, SCRIPT, own_group=True, markers=str(markers), out=out,
+                        n=n, seconds=seconds)
+    assert wait_for(lambda: len(os.listdir(markers)) >= 2, 120), proc.communicate()
     workers = psutil.Process(proc.pid).children(recursive=True)
     assert workers
     return proc, workers
-
-
-def _communicate(proc, timeout=120):
-    """stdout and stderr of ``proc``; when it hangs, fail with the stacks of its threads."""
-    try:
-        return proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGUSR1)
-        time.sleep(2)
-        proc.kill()
-        _, stderr = proc.communicate()
-        pytest.fail(f"the run did not end {timeout} s after the signal:\n{stderr[-8000:]}")
 
 
 def _no_process_left(workers, timeout=10.0):
@@ -182,7 +163,7 @@ def test_terminal_ctrl_c_ends_with_the_resume_message(tmp_path, attempt):
     if twice:
         time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGINT)
-    stdout, stderr = _communicate(proc)
+    stdout, stderr = communicate_or_fail(proc)
     lines = stderr.strip().splitlines()
     assert "ALL DONE" not in stdout
     assert any(line.startswith("acme_core ERROR: Interrupted:") and "compute() again" in line
@@ -195,7 +176,7 @@ def test_terminal_ctrl_c_ends_with_the_resume_message(tmp_path, attempt):
 def test_sigterm_of_the_parent_ends_the_run_as_ctrl_c_does(tmp_path):
     proc, workers = _start_script(tmp_path)
     proc.send_signal(signal.SIGTERM)
-    stdout, stderr = _communicate(proc)
+    stdout, stderr = communicate_or_fail(proc)
     assert "ALL DONE" not in stdout
     assert "Interrupted:" in stderr and "compute() again" in stderr, stderr
     assert len(stderr.strip().splitlines()) < 15, stderr
@@ -228,7 +209,7 @@ AGAIN = """
 import os, signal, sys, threading, time, warnings
 sys.path.insert(0, {root!r})
 from acme_core import ParallelMap
-from tests.fault_funcs import generator_for, hang_on, lock_for, pid_then_sleep, poison, raise_bad
+from tests.helpers.fault_funcs import generator_for, hang_on, lock_for, pid_then_sleep, poison, raise_bad
 
 def interrupt_when_started(folder):
     while len(os.listdir(folder)) < 2:
@@ -254,10 +235,7 @@ if __name__ == "__main__":
 def test_interrupt_then_compute_again_in_one_interpreter(tmp_path):
     markers = tmp_path / "markers"
     markers.mkdir()
-    script = tmp_path / "again.py"
-    script.write_text(textwrap.dedent(AGAIN.format(root=ROOT, markers=str(markers))))
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, start_new_session=True)
+    done = run_script(tmp_path, "again", AGAIN, own_group=True, markers=str(markers))
     assert "INTERRUPTED" in done.stdout and "RESULTS True" in done.stdout, done.stderr
     second = done.stderr.split("Interrupted:", 1)[1].split("\n", 1)[1]
     assert "WARNING" not in second and "ERROR" not in second and "Traceback" not in second, \
@@ -299,7 +277,7 @@ def test_a_stopped_worker_is_killed_and_its_calls_run_elsewhere(tmp_path):
     stopped: list[int] = []
 
     def stop_the_worker_of_call_4():
-        assert _wait_for(lambda: any(n.startswith("4_") for n in os.listdir(markers)), 120)
+        assert wait_for(lambda: any(n.startswith("4_") for n in os.listdir(markers)), 120)
         name = next(n for n in os.listdir(markers) if n.startswith("4_"))
         stopped.append(int(name.split("_")[1]))
         os.kill(stopped[0], signal.SIGSTOP)
@@ -331,7 +309,7 @@ def small_disk(tmp_path):
 @pytest.mark.parametrize("storage", ["hdf5", "hdf5-single", "hdf5-shards"])
 def test_a_full_disk_fails_the_unstored_calls_and_resume_completes(small_disk, storage):
     from acme_core import load
-    from tests.fault_funcs import big_result
+    from tests.helpers.fault_funcs import big_result
 
     out = str(small_disk / "run")
     pmap = ParallelMap(big_result, list(range(40)), output_dir=out, n_workers=2,
@@ -358,7 +336,7 @@ SEGFAULT = """
 import sys
 sys.path.insert(0, {root!r})
 from acme_core import ParallelComputationError, ParallelMap
-from tests.fault_funcs import poison
+from tests.helpers.fault_funcs import poison
 
 if __name__ == "__main__":
     try:
@@ -372,10 +350,7 @@ if __name__ == "__main__":
 def test_a_segfaulting_call_reports_one_crash_dump_and_one_line_per_loss(tmp_path):
     markers = tmp_path / "m"
     markers.mkdir()
-    script = tmp_path / "segv.py"
-    script.write_text(textwrap.dedent(SEGFAULT.format(root=ROOT, markers=str(markers))))
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=300)
+    done = run_script(tmp_path, "segv", SEGFAULT, timeout=300, markers=str(markers))
     assert done.stdout.strip() == "[(7, 'killed-worker')]", done.stderr
     assert done.stderr.count("Fatal Python error: Segmentation fault") == 1  # where it crashed
     lost = [line for line in done.stderr.splitlines() if "killed its worker" in line]

@@ -13,7 +13,7 @@ import pytest
 
 from acme_core import ParallelMap
 from acme_core.output_dir import MARKER, check_available, cleanup_old_runs, create, default_path
-from tests.funcs import f
+from tests.helpers.funcs import f
 
 NOW = dt.datetime(2026, 11, 30, 12, 0, 0)
 

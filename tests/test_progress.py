@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from acme_core import ParallelComputationError, ParallelMap
-from tests.funcs import broken_while_flagged
+from tests.helpers.funcs import broken_while_flagged
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

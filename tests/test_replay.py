@@ -14,7 +14,7 @@ import pytest
 import acme_core
 from acme_core import ParallelComputationError, ParallelMap, parallel_map
 from acme_core.replays import replay_hint
-from tests.repro_funcs import draw_then_fail, draws
+from tests.helpers.repro_funcs import draw_then_fail, draws
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -14,7 +14,7 @@ import pytest
 
 from acme_core import ParallelMap
 from acme_core.reuse import CLAIM, Store, call_keys, reused_calls
-from tests.repro_funcs import grid_point, legacy_point, noisy_point, slow_point
+from tests.helpers.repro_funcs import grid_point, legacy_point, noisy_point, slow_point
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -84,7 +84,7 @@ def test_two_runs_at_once_over_the_same_200_calls_compute_each_once(tmp_path):
         import os, sys, time
         sys.path.insert(0, {REPO!r})
         from acme_core import ParallelMap
-        from tests.repro_funcs import slow_point
+        from tests.helpers.repro_funcs import slow_point
         pmap = ParallelMap(slow_point, list(range(200)), {str(marks)!r}, reuse={str(store)!r},
                            n_workers=2, write_worker_results=False, verbose=False)
         open(os.path.join({str(tmp_path)!r}, "ready_" + os.environ["RUN_TAG"]), "w").close()
@@ -143,7 +143,7 @@ def test_a_call_claimed_by_a_live_process_waits_for_its_result(tmp_path):
         import sys
         sys.path.insert(0, {REPO!r})
         from acme_core import ParallelMap
-        from tests.repro_funcs import slow_point
+        from tests.helpers.repro_funcs import slow_point
         print(ParallelMap(slow_point, [0, 1], {str(marks)!r}, reuse={str(store)!r},
                           write_worker_results=False, verbose=False).compute())
     """)
@@ -202,7 +202,7 @@ def test_claims_of_live_owners_hold_and_of_reused_pids_or_silent_hosts_are_stale
 
 
 def test_a_worker_killed_while_holding_a_claim_leaves_nothing_stuck(tmp_path):
-    from tests.repro_funcs import dies_once
+    from tests.helpers.repro_funcs import dies_once
 
     store, marks = tmp_path / "store", tmp_path / "marks"
     marks.mkdir()

@@ -22,7 +22,7 @@ import pytest
 
 from acme_core import ParallelComputationError, ParallelMap, manifest
 from acme_core.cli import run_status
-from tests.funcs import broken_while_flagged
+from tests.helpers.funcs import broken_while_flagged
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -144,7 +144,7 @@ def test_a_changed_split_keyword_reruns_exactly_the_calls_it_touches(tmp_path):
 def test_the_seven_code_edits_are_detected_on_resume(tmp_path):
     """Each edit makes 2*x into 3*x outside the function's own bytecode; a resume after it
     never mixes silently: it warns with the count, and rerun="changed" recomputes."""
-    from tests.test_codeversion import EDITS
+    from tests.helpers.code_edits import EDITS
 
     for edit, (v1, v2) in EDITS.items():
         base = tmp_path / edit
@@ -324,7 +324,7 @@ def test_a_backend_check_rejects_a_partition_in_the_constructor(register, tmp_pa
 
 def test_a_result_that_does_not_fit_result_shape_stops_the_run_at_once(tmp_path):
     from acme_core.errors import ResultShapeError
-    from tests.funcs import slow_count
+    from tests.helpers.funcs import slow_count
 
     counts = tmp_path / "counts"
     counts.mkdir()
@@ -375,13 +375,14 @@ def test_a_damaged_manifest_or_marker_is_a_clear_error_naming_the_file(tmp_path)
 @pytest.mark.slow
 def test_a_second_concurrent_run_on_one_output_dir_is_refused_naming_the_first(tmp_path):
     from acme_core.output_dir import RunLockedError
+    from tests.helpers.funcs import slow_count
 
     counts, out = tmp_path / "counts", tmp_path / "run"
     counts.mkdir()
     script = textwrap.dedent('''
         import sys
         from acme_core import ParallelMap
-        from tests.funcs import slow_count
+        from tests.helpers.funcs import slow_count
         ParallelMap(slow_count, list(range(40)), sys.argv[1], 1.0, output_dir=sys.argv[2],
                     backend="joblib", n_workers=1, verbose=False).compute()
     ''')
@@ -392,7 +393,7 @@ def test_a_second_concurrent_run_on_one_output_dir_is_refused_naming_the_first(t
         while not (manifest.exists(str(out)) and manifest.read(str(out)).done):
             assert first.poll() is None and time.monotonic() < deadline  # still computing
             time.sleep(0.05)
-        second = ParallelMap(__import__("tests.funcs").funcs.slow_count, list(range(40)),
+        second = ParallelMap(slow_count, list(range(40)),
                              str(counts), 1.0, output_dir=str(out), backend="joblib")
         with pytest.raises(RunLockedError, match=f"process {first.pid} on"):
             second.compute()
@@ -443,7 +444,7 @@ def test_every_storage_holds_only_the_new_results_of_calls_run_again(tmp_path, s
     """Re-running calls whose arguments changed replaces their results in every storage:
     load() never returns a result of the old argument values."""
     from acme_core import load
-    from tests.funcs import slow_count
+    from tests.helpers.funcs import slow_count
 
     if storage == "pickle" and shape is not None:
         pytest.skip("pickle storage has no result_shape (ACME)")
@@ -460,7 +461,7 @@ def test_every_storage_holds_only_the_new_results_of_calls_run_again(tmp_path, s
 def test_two_parallel_maps_computing_at_once_in_threads_keep_their_own_logs(tmp_path):
     import threading
 
-    from tests.funcs import slow_count
+    from tests.helpers.funcs import slow_count
 
     maps = [ParallelMap(slow_count, list(range(n)), str(tmp_path), 0.2,
                         output_dir=str(tmp_path / name), backend="joblib", n_workers=1)
@@ -480,14 +481,14 @@ def test_a_result_recorded_done_but_gone_runs_again_with_one_warning(tmp_path):
     counts, out = tmp_path / "counts", tmp_path / "run"
     counts.mkdir()
     run = dict(output_dir=str(out), backend="joblib", n_workers=2)
-    from tests.funcs import slow_count
+    from tests.helpers.funcs import slow_count
 
     ParallelMap(slow_count, list(range(6)), str(counts), 0.0, verbose=False, **run).compute()
     os.remove(out / "slow_count_payload" / "slow_count_3.h5")  # lost behind our back
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(f'''
             from acme_core import ParallelMap
-            from tests.funcs import slow_count
+            from tests.helpers.funcs import slow_count
             ParallelMap(slow_count, list(range(6)), {str(counts)!r}, 0.0, output_dir={str(out)!r},
                         backend="joblib", n_workers=2).compute()
         ''')], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT},

@@ -17,7 +17,7 @@ import acme_core
 from acme_core import ParallelMap, run
 from acme_core.replays import recorded_entropy
 from acme_core.seeding import CallStreams, call_seed_sequence, replaying
-from tests.repro_funcs import draws, draws_slowly
+from tests.helpers.repro_funcs import draws, draws_slowly
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 200
@@ -96,7 +96,7 @@ def test_default_entropy_is_fresh_recorded_and_kept_on_resume_after_sigkill(tmp_
         import sys
         sys.path.insert(0, {REPO!r})
         from acme_core import ParallelMap
-        from tests.repro_funcs import draws_slowly
+        from tests.helpers.repro_funcs import draws_slowly
         ParallelMap(draws_slowly, list(range({N})), {str(marks)!r}, output_dir={str(out)!r},
                     n_workers=2, write_pickle=True, verbose=False).compute()
     """)

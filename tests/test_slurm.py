@@ -26,9 +26,9 @@ from acme_dask.setup import running_client
 from acme_dask.slurm import get_slurm_partitions, partition_memory
 
 from acme_core import ParallelComputationError, ParallelMap, plugins
-from tests.funcs import fail_on_3
-from tests.slurm_helpers import active_jobs, assert_gone, squeue_jobs
-from tests.test_dask_funcs import node_of, triple_sum
+from tests.helpers.dask_funcs import node_of, triple_sum
+from tests.helpers.funcs import fail_on_3
+from tests.helpers.slurm_helpers import active_jobs, assert_gone, squeue_jobs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,12 +1,11 @@
 """Backend "slurm-array" on the real local SLURM: conformance, storages, failure kinds and
-their escalation (tests/slurm_array_funcs.py holds the mapped functions)."""
+their escalation (tests/helpers/slurm_array_funcs.py holds the mapped functions)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import subprocess
-import time
 import uuid
 
 import numpy as np
@@ -15,8 +14,9 @@ from acme_slurm import EscalationPolicy
 
 from acme_core import ParallelComputationError, ParallelMap, plugins
 from acme_core.testing import BackendConformance
-from tests.slurm_array_funcs import counted, grow, raise_on, runs_of, slow_one, tiny
-from tests.slurm_helpers import active_jobs
+from tests.helpers.slurm_array_funcs import counted, grow, raise_on, runs_of, slow_one, tiny
+from tests.helpers.slurm_helpers import active_jobs
+from tests.helpers.waiting import wait_until
 
 FAST = {"poll_interval": 1.0}
 
@@ -30,16 +30,6 @@ def submissions(output_dir: str) -> list[str]:
     path = os.path.join(output_dir, ".acme_slurm", "submissions.log")
     with open(path) as fh:
         return fh.read().splitlines()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    pytest.fail(f"not within {timeout} s: {what}")
 
 
 # ------------------------------------------------------------------ conformance
@@ -173,7 +163,7 @@ def test_scancel_and_requeue_lose_no_call_and_use_no_retries(slurm, tmp_path, ca
             tasks = {n.split("_", 2)[2].rsplit("_", 1)[0] for n in os.listdir(counts)}
             return sorted(tasks)[:2] if len(tasks) >= 2 else None
 
-        victim, requeued = wait_for(two_running, 240, "two array tasks running")
+        victim, requeued = wait_until(two_running, "two array tasks running", 240, interval=0.3)
         subprocess.run(["scancel", victim], check=True)
         subprocess.run(["scontrol", "requeue", requeued], check=True)
         thread.join(400)

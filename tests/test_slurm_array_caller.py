@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.slurm_array_funcs import runs_of
-from tests.slurm_helpers import active_jobs
+from tests.helpers.slurm_array_funcs import runs_of
+from tests.helpers.slurm_helpers import active_jobs
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 40
@@ -25,7 +25,7 @@ N = 40
 SCRIPT = textwrap.dedent("""
     import sys
     from acme_core import ParallelMap
-    from tests.slurm_array_funcs import counted
+    from tests.helpers.slurm_array_funcs import counted
 
     out, counts, name, interrupt = sys.argv[1:5]
     pmap = ParallelMap(counted, list(range({n})), counts, 0.5, output_dir=out,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from acme_core import ParallelMap
-from tests.slurm_array_funcs import tiny
+from tests.helpers.slurm_array_funcs import tiny
 
 START = os.environ.get("LOCAL_SLURM_START", "/work/shared/slurm/start-slurm.sh")
 

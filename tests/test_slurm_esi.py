@@ -30,8 +30,8 @@ from acme_slurm_esi.probe import measure_calls
 from acme_core import ParallelMap
 from acme_core.calls import CallProgram
 from acme_core.testing import BackendConformance
-from tests.funcs import allocate_gib, sleepy, slurm_job_of
-from tests.slurm_helpers import GONE_WITHIN, assert_gone, job_fields, squeue_jobs
+from tests.helpers.funcs import allocate_gib, sleepy, slurm_job_of
+from tests.helpers.slurm_helpers import GONE_WITHIN, assert_gone, job_fields, squeue_jobs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -243,7 +243,7 @@ def test_an_esi_node_runs_parallelmap_without_a_backend_on_slurm(slurm, tmp_path
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent("""
         from acme_core import ParallelMap
-        from tests.funcs import slurm_job_of
+        from tests.helpers.funcs import slurm_job_of
 
         if __name__ == "__main__":
             pmap = ParallelMap(slurm_job_of, [0, 1, 2, 3], write_worker_results=False,

@@ -27,9 +27,15 @@ from acme_dask.setup import running_client
 
 from acme_core import ParallelMap
 from acme_core.testing import BackendConformance
-from tests.funcs import slurm_job_of
-from tests.slurm_fault_funcs import hog_once, started_nap
-from tests.slurm_helpers import active_jobs, assert_gone, final_state, squeue_jobs, worker_processes
+from tests.helpers.funcs import slurm_job_of
+from tests.helpers.slurm_fault_funcs import hog_once, started_nap
+from tests.helpers.slurm_helpers import (
+    active_jobs,
+    assert_gone,
+    final_state,
+    squeue_jobs,
+    worker_processes,
+)
 
 pytestmark = pytest.mark.usefixtures("no_dask_client_left")
 

@@ -16,8 +16,8 @@ import pytest
 from acme_dask import slurm as dask_slurm
 
 from acme_core import ParallelMap
-from tests.slurm_helpers import active_jobs, assert_gone, squeue_jobs
-from tests.test_dask_workers import needs_root, run_victim_and_probe
+from tests.helpers.security_probe import needs_root, run_victim_and_probe
+from tests.helpers.slurm_helpers import active_jobs, assert_gone, squeue_jobs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -31,7 +31,7 @@ def _script(out, release, storage):
         import sys
         sys.path.insert(0, {ROOT!r})
         from acme_core import ParallelMap
-        from tests.funcs import finish_below
+        from tests.helpers.funcs import finish_below
         if __name__ == "__main__":
             pmap = ParallelMap(finish_below, range(12), k={DONE}, release={release!r},
                                output_dir={out!r}, storage={storage!r}, backend="joblib",

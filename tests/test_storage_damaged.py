@@ -18,7 +18,7 @@ from acme_core.storage.hdf5_shards import HDF5ShardStorage
 from acme_core.storage.hdf5_single import HDF5SingleStorage
 from acme_core.storage.memory import MemoryStorage
 from acme_core.storage.pickle_files import PickleStorage
-from tests.funcs import arrays, dict_or_array
+from tests.helpers.funcs import arrays, dict_or_array
 
 J = {"backend": "joblib", "n_workers": 2, "verbose": False}
 N = 20

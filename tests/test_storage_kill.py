@@ -34,7 +34,7 @@ def _script(out, storage, n_calls, length, seconds):
         import sys
         sys.path.insert(0, {ROOT!r})
         from acme_core import ParallelMap
-        from tests.funcs import row_after
+        from tests.helpers.funcs import row_after
         if __name__ == "__main__":
             with ParallelMap(row_after, range({n_calls}), n={length}, seconds={seconds},
                              output_dir={out!r}, storage={storage!r}, backend="joblib",

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from acme_core import ParallelMap
-from tests.funcs import (
+from tests.helpers.funcs import (
     array_and_scalar,
     as_dict,
     column,

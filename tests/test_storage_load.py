@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from acme_core import MissingResultsWarning, ParallelComputationError, ParallelMap, load
-from tests.funcs import (
+from tests.helpers.funcs import (
     array_and_scalar,
     dict_or_array,
     f,

@@ -13,7 +13,7 @@ import pytest
 from acme_core import MissingResultsWarning, ParallelComputationError, ParallelMap, load
 from acme_core.storage.base import StorageSettings
 from acme_core.storage.memory import MemoryStorage
-from tests.funcs import dict_or_row, nothing, row_or_fail, text
+from tests.helpers.funcs import dict_or_row, nothing, row_or_fail, text
 
 J = {"backend": "joblib", "n_workers": 2, "verbose": False}
 HDF5 = ["hdf5", "hdf5-single", "hdf5-shards"]

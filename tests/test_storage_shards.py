@@ -13,7 +13,7 @@ from acme_core.calls import CallOutcome
 from acme_core.output_dir import create
 from acme_core.storage.base import StorageSettings
 from acme_core.storage.hdf5_shards import HDF5ShardStorage, ShardWriter, shard_files
-from tests.funcs import f, index_and_pid
+from tests.helpers.funcs import f, index_and_pid
 
 
 def _files(folder):

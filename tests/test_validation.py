@@ -26,8 +26,8 @@ from acme_core import ParallelMap, UnknownKeywordError
 from acme_core.arguments import ArgumentMismatchError
 from acme_core.parameters import check_n_inputs
 from acme_core.pickling import UnpicklableError
-from tests import funcs
-from tests.funcs import f
+from tests.helpers import funcs
+from tests.helpers.funcs import f
 
 THREADS = {"backend": "threads", "verbose": False}
 JOBLIB = {"backend": "joblib", "verbose": False}

@@ -1,6 +1,6 @@
 """Functions the dask and SLURM tests map (an importable module, as ACME's docs recommend).
 
-Kept apart from ``tests/funcs.py`` so that this backend's tests own their helpers.
+Kept apart from ``tests/helpers/funcs.py`` so that this backend's tests own their helpers.
 """
 
 from __future__ import annotations

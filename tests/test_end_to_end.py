@@ -1,25 +1,24 @@
-"""ParallelMap end to end: the seed README's examples, backends by name, life cycle."""
+"""ParallelMap end to end: the README's first example on disk and in memory, in this process
+(debug) and in worker processes, a failed and a killed call, the output directory."""
 
 from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import textwrap
 
 import h5py
 import numpy as np
 import pytest
 
 from acme_core import ParallelComputationError, ParallelMap
-from tests.funcs import f, fail_on_3, where
+from tests.helpers.funcs import f, fail_on_3, where
+from tests.helpers.scripts import run_code
 
 BACKENDS = ["joblib", "threads"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_seed_example_on_disk(backend):
+def test_readme_example_writes_one_file_per_call_and_a_container(backend):
     with ParallelMap(f, [2, 4, 6, 8], 4, backend=backend) as pmap:
         paths = pmap.compute()
     assert [os.path.basename(p) for p in paths] == [f"f_{i}.h5" for i in range(4)]
@@ -30,7 +29,7 @@ def test_seed_example_on_disk(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_seed_example_in_memory(backend):
+def test_readme_example_in_memory_returns_the_results(backend):
     pmap = ParallelMap(f, [2, 4, 6, 8], 4, write_worker_results=False, backend=backend)
     assert pmap.compute() == [18, 24, 30, 36]  # also without `with` (ACME returned None)
 
@@ -57,29 +56,6 @@ def test_joblib_pool_is_reused_across_runs():
     assert first & second
 
 
-def test_unknown_backend_lists_the_known_ones():
-    with pytest.raises(ValueError, match="unknown backend 'nope'.*'joblib'.*'threads'"):
-        ParallelMap(f, [1, 2], 3, backend="nope")
-
-
-def test_unknown_storage_lists_the_known_ones():
-    with pytest.raises(ValueError, match="unknown storage 'nope'.*'hdf5'.*'memory'"):
-        ParallelMap(f, [1, 2], 3, storage="nope")
-
-
-def _run(code: str, cwd, env=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
-def test_plugins_command_lists_backends_and_storages(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "acme_core", "plugins"], capture_output=True,
-                         text=True, check=True, cwd=tmp_path).stdout
-    for name, dist in (("joblib", "acme-joblib"), ("threads", "acme-threads-test-plugin"),
-                       ("memory", "acme-core"), ("hdf5", "acme-core")):
-        assert any(line.split()[:2] == [name, dist] for line in out.splitlines()), out
-
-
 def test_functions_from_main_closures_and_lambdas_run_on_joblib(tmp_path):
     code = """
         from acme_core import ParallelMap
@@ -94,7 +70,7 @@ def test_functions_from_main_closures_and_lambdas_run_on_joblib(tmp_path):
             print(ParallelMap(g, [1, 2], write_worker_results=False, verbose=False).compute())
             print(ParallelMap(make(10), [1, 2], write_worker_results=False, verbose=False).compute())
     """
-    result = _run(code, tmp_path)
+    result = run_code(code, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == ["[2, 3]", "[10, 20]"]
 
@@ -108,37 +84,9 @@ def test_function_from_a_local_module_runs_on_joblib(tmp_path):
         if __name__ == "__main__":
             print(ParallelMap(triple, [1, 2], write_worker_results=False, verbose=False).compute())
     """
-    result = _run(code, tmp_path)
+    result = run_code(code, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[3, 6]"
-
-
-def test_plugin_selection_by_environment(tmp_path):
-    code = """
-        from acme_core import plugins
-        print(sorted(plugins.executors()), sorted(plugins.storages()))
-    """
-    everything = _run(code, tmp_path).stdout.strip()
-    builtin_storages = everything[everything.index("] [") + 2:]
-    assert "'hdf5'" in builtin_storages and "'memory'" in builtin_storages
-    env = {**os.environ, "ACME_CORE_PLUGINS": "threads"}
-    assert _run(code, tmp_path, env).stdout.strip() == f"['threads'] {builtin_storages}"
-    env["ACME_CORE_PLUGINS"] = ""
-    # built-ins always load
-    assert _run(code, tmp_path, env).stdout.strip() == f"[] {builtin_storages}"
-
-
-def test_without_any_backend_the_error_says_how_to_install_one(tmp_path):
-    code = """
-        from acme_core import ParallelMap
-        try:
-            ParallelMap(abs, [1, 2])
-        except Exception as exc:
-            print(type(exc).__name__, exc)
-    """
-    out = _run(code, tmp_path, {**os.environ, "ACME_CORE_PLUGINS": ""}).stdout
-    assert out.startswith("PluginError") and "pip install acme-joblib" in out
-    assert not list(tmp_path.glob("ACME_*"))
 
 
 def test_failed_call_does_not_lose_the_others(tmp_path):
@@ -158,7 +106,7 @@ def test_failed_call_does_not_lose_the_others(tmp_path):
 
 
 def test_killed_worker_loses_no_result(tmp_path):
-    from tests.funcs import kill_once
+    from tests.helpers.funcs import kill_once
 
     pmap = ParallelMap(kill_once, list(range(6)), str(tmp_path), write_worker_results=False,
                        n_workers=2)
