@@ -406,7 +406,7 @@ def test_each_argument_is_pickled_once():
     items = [funcs.PickleCounter(1), funcs.PickleCounter(2), funcs.PickleCounter(3)]
     pmap = ParallelMap(funcs.counter_value, items, shared, **MEM_JOBLIB)
     assert shared.pickled == 1 and [i.pickled for i in items] == [1, 1, 1]
-    assert pmap._make_batch([0, 2], 1).split is None
+    assert pmap._payloads.batch([0, 2], 1).split is None
     assert pmap.compute() == [101, 102, 103]
     assert shared.pickled == 1 and [i.pickled for i in items] == [1, 1, 1]
 
@@ -414,16 +414,16 @@ def test_each_argument_is_pickled_once():
 def test_large_split_arguments_are_pickled_once_per_call(monkeypatch):
     """Split arguments too large to send to every worker travel per call: each call's
     values are pickled once, and those bytes are what the batches ship."""
-    from acme_core import parallel_map
+    from acme_core import payloads
 
-    monkeypatch.setattr(parallel_map, "INLINE_SPLIT_BYTES", 0)
+    monkeypatch.setattr(payloads, "INLINE_SPLIT_BYTES", 0)
     shared = funcs.PickleCounter(100)
     items = [funcs.PickleCounter(1), funcs.PickleCounter(2), funcs.PickleCounter(3)]
     pmap = ParallelMap(funcs.counter_value, items, shared, **MEM_JOBLIB)
     assert shared.pickled == 1 and [i.pickled for i in items] == [1, 1, 1]
-    batch = pmap._make_batch([0, 2], 1)
-    assert batch.pickled and batch.split[0] is pmap._call_blobs[0]
-    assert batch.split[1] is pmap._call_blobs[2]
+    batch = pmap._payloads.batch([0, 2], 1)
+    assert batch.pickled and batch.split[0] is pmap._payloads.call_blobs[0]
+    assert batch.split[1] is pmap._payloads.call_blobs[2]
     assert pmap.compute() == [101, 102, 103]
     assert shared.pickled == 1 and [i.pickled for i in items] == [1, 1, 1]
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import acme_core
-from acme_core import ParallelComputationError, ParallelMap, parallel_map
+from acme_core import ParallelComputationError, ParallelMap, payloads
 from acme_core.replays import replay_hint
 from tests.helpers.repro_funcs import draw_then_fail, draws
 
@@ -72,7 +72,7 @@ def test_every_call_replays_with_the_values_it_returned(tmp_path):
 
 
 def test_replay_reads_only_its_own_call_when_split_arguments_are_large(tmp_path, monkeypatch):
-    monkeypatch.setattr(parallel_map, "INLINE_SPLIT_BYTES", 0)   # as if each trial were big
+    monkeypatch.setattr(payloads, "INLINE_SPLIT_BYTES", 0)   # as if each trial were big
     out = str(tmp_path / "run")
     trials = [np.full(1000, float(i)) for i in range(12)]
     ParallelMap(np.sum, trials, output_dir=out, verbose=False).compute()

@@ -12,7 +12,7 @@ import pytest
 import acme_core.result_paths as result_paths_module
 from acme_core import ParallelComputationError, ParallelMap, load
 from acme_core.result_paths import ResultPaths
-from tests.funcs import dict_or_array, f, fail_on_3
+from tests.helpers.funcs import dict_or_array, f, fail_on_3
 
 J = {"backend": "joblib", "n_workers": 2, "verbose": False}
 

@@ -2,44 +2,34 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import os
-import sys
-import time
 import uuid
-from collections.abc import Generator, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from . import interrupts, manifest, plugins, replays, reuse
+from . import manifest, plugins, replays
 from . import output_dir as outdir
-from . import rerun as rerun_policy
 from .acme_attributes import AcmeAttributes, ArgumentLists, Daemon
-from .arguments import CallPlan, build_call_plan
-from .callkeys import ArgumentKeys
-from .calls import CallBatch, CallOutcome, CallProgram, disk_hint, worker_name
-from .codeversion import code_version
-from .display import dashboard_link, run_summary_html
+from .arguments import build_call_plan
+from .computation import Computation, RunParts
+from .display import run_summary_html
 from .dryrun import dry_run
 from .early_log import collected
-from .errors import ParallelComputationError, ResultShapeError
 from .executor import ExecutorSettings, RunContext
 from .failures import FailureTable
 from .hookspecs import BACKEND_PARAMETERS, ExecutorSpec, StorageSpec
-from .logs import LogFile, configure, running
+from .logs import LogFile, configure
 from .mainguard import IMPORTS_MAIN, check_main_guard
-from .manifest import ManifestWriter, RunState
 from .parameters import BACKEND_DEFAULTS, Settings, check_flag, validate
-from .pickling import pickle_calls, pickle_program
-from .progress import ProgressBar
-from .progress import wanted as progress_wanted
+from .payloads import Payloads, call_runner
 from .reserved import check_reserved
-from .run import RunInfo, RunLoop, RunSummary
-from .seeding import CallStreams, cannot_draw, keywords_for_function
-from .session import Session, log_failure_summary
+from .resources import stops_workers
+from .run import RunSummary
+from .run_header import RunHeader
+from .seeding import keywords_for_function
 from .storage.base import StorageSettings
-from .streaming import call_result
 
 log = logging.getLogger("acme_core")
 
@@ -206,20 +196,17 @@ class ParallelMap(AcmeAttributes):
         self._run_id = uuid.uuid4().hex
         self._entropy = replays.run_entropy(s.seed, self.output_dir)
         self._needs_pickle = executor_spec.needs_pickle
-        self._prepare_program()
+        self._payloads = self._make_payloads()
         if self.output_dir is not None and manifest.exists(self.output_dir):
-            _check_same_run(self.output_dir, self._manifest_header())
+            self._header().check_same_run(self.output_dir)
         path = _log_path(s.logfile, self.output_dir, outdir.safe_name(plan.func_name))
         self._log_file = LogFile(path, self._loggers, self._run_id) if path else None
         self.failures = FailureTable()
-        self._summary: RunSummary | None = None  # of the last compute(), for display
-        self._dashboard: str | None = None
-        self._manifest: ManifestWriter | None = None
-        self._session: Session | None = None
+        self._last: Computation | None = None  # the last compute(), for display and cleanup
         self._aborted = False
         # Nothing exists yet on disk or in a process: the output directory, the log file and
         # the manifest appear when compute() starts.
-        if s.dryrun and not dry_run(self._program, plan, s.setup_interactive):
+        if s.dryrun and not dry_run(self._payloads.program, plan, s.setup_interactive):
             log.info("Dry-run aborted by the user: nothing was started.")
             self._aborted = True
             self._log_file = None
@@ -228,37 +215,24 @@ class ParallelMap(AcmeAttributes):
         self._early_log.close()
 
     # ------------------------------------------------------------------ set-up
-    def _around(self) -> Any:
-        """What runs each call: its own random streams (unless ``seed=False`` or no call
-        can draw), through the result store of ``reuse=``."""
-        plan = self._plan
-        streams = None if self._entropy is False or cannot_draw(
-            plan.func, [a.value for a in plan.broadcast_arguments],
-            [a.value for a in plan.split_arguments]) else CallStreams(self._entropy)
-        if self._settings.reuse is None:
-            return streams
-        hook, found = reuse.runner(self._settings.reuse, plan.func, plan, streams,
-                                   self._entropy, self.output_dir)
-        log.info(f"Result store {self._settings.reuse}: {found} of {plan.n_inputs} calls are "
-                 f"stored and are taken, not computed.")
-        return hook
-
-    def _prepare_program(self) -> None:
+    def _make_payloads(self) -> Payloads:
         """The call program of the current plan, pickled (proven picklable) when the
         backend needs it."""
-        plan = self._plan
-        slots, constants = plan.layout()
-        inline = not self._needs_pickle or _small(plan)
-        self._program = CallProgram(
-            self._run_id, plan.func, slots, constants, self._storage.writer(),
-            plan.pass_task_id, tuple(a.value for a in plan.split_arguments) if inline else None,
-            around=self._around())
-        self._program_bytes: bytes | None = None
-        self._call_blobs: list[bytes] | None = None
-        if self._needs_pickle:
-            self._program_bytes = pickle_program(self._program, plan, self.backend)
-            if not inline:
-                self._call_blobs = pickle_calls(plan, self.backend)
+        around = call_runner(self._plan, self._entropy, self._settings.reuse, self.output_dir)
+        return Payloads(self._plan, self._run_id, self._storage.writer(), around,
+                        self._needs_pickle, self.backend)
+
+    def _header(self) -> RunHeader:
+        return RunHeader(self._run_id, self._plan.func_name, self._plan.n_inputs, self.storage,
+                         self.backend)
+
+    def _parts(self) -> RunParts:
+        return RunParts(self._header(), self._payloads, self._storage, self._executor,
+                        self._settings, self.output_dir, self._entropy, self._log_file,
+                        self._progress)
+
+    def _run_context(self) -> RunContext:
+        return self._parts().context()
 
     def _output_path(self, spec: StorageSpec) -> str | None:
         s = self._settings
@@ -272,47 +246,6 @@ class ParallelMap(AcmeAttributes):
         if not manifest.exists(s.output_dir):
             outdir.check_available(s.output_dir)
         return s.output_dir
-
-    def _manifest_header(self) -> dict[str, Any]:
-        plan = self._plan
-        return {"acme_core_manifest": manifest.FORMAT, "func": plan.func_name,
-                "n_inputs": plan.n_inputs, "storage": self.storage, "run_id": self._run_id,
-                "created": manifest.now()}
-
-    def _open_outputs(self, stack: contextlib.ExitStack) -> RunState | None:
-        """Create the run directory (or take up the existing run in it) and hold its lock;
-        returns what the manifest says of earlier sessions (None: a new run)."""
-        out, s, plan = self.output_dir, self._settings, self._plan
-        if out is None:
-            return None
-        outdir.refuse_if_locked(out)  # before the checks below misread a run being made
-        if not manifest.exists(out):
-            outdir.check_available(out)
-            if s.output_dir is None and s.cleanup_threshold_days is not None:
-                outdir.cleanup_old_runs(os.path.dirname(out), s.cleanup_threshold_days)
-            outdir.create(out, {
-                "acme_core_run": 1, "run_id": self._run_id, "func": plan.func_name,
-                "n_inputs": plan.n_inputs, "storage": self.storage, "backend": self.backend,
-                "created": manifest.now()})
-        lock = outdir.RunLock(out)
-        lock.acquire()
-        stack.callback(lock.release)
-        state = manifest.read(out) if manifest.exists(out) else None
-        if state is not None:
-            _check_same_run(out, self._manifest_header())
-        self._storage.settings.resume = state is not None
-        self._storage.prepare()
-        self._manifest = ManifestWriter(out, None if state is not None else
-                                        self._manifest_header())
-        stack.callback(self._close_manifest)
-        replays.save(out, self._program, self._program_bytes, self._call_blobs, self._entropy,
-                     plan.n_inputs, sys.path)
-        return state
-
-    def _close_manifest(self) -> None:
-        if self._manifest is not None:
-            self._manifest.close()
-            self._manifest = None
 
     # ------------------------------------------------------------------ attributes
     @property
@@ -376,18 +309,11 @@ class ParallelMap(AcmeAttributes):
         check_flag("debug", debug)
         if self._aborted:
             return None
-        if self._acme.changed():   # argv/kwargv rewritten since the constructor
-            self._plan = self._acme.rebuild(self._plan)
-            self._prepare_program()
-        with contextlib.ExitStack() as stack:
-            stack.callback(interrupts.release)  # Ctrl-C held back by an interrupted run
-            todo = self._begin(stack, debug)
-            if debug:
-                return self._debug_run(todo)
-            try:
-                return self._parallel_run(todo)
-            except KeyboardInterrupt as stop:  # the log said what happened: no library frames
-                raise stop.with_traceback(None) from None
+        run = self._computation(debug)
+        try:
+            return run.compute()
+        finally:
+            self._took(run)
 
     def as_completed(self) -> Iterator[tuple[int, Any]]:
         """Run the calls as :meth:`compute` does and yield ``(index, result)`` of each call as
@@ -417,202 +343,32 @@ class ParallelMap(AcmeAttributes):
         """
         if self._aborted:
             return
+        run = self._computation(False)
+        try:
+            yield from run.as_completed()
+        finally:
+            self._took(run)
+
+    def _computation(self, debug: bool) -> Computation:
         if self._acme.changed():   # argv/kwargv rewritten since the constructor
             self._plan = self._acme.rebuild(self._plan)
-            self._prepare_program()
-        with contextlib.ExitStack() as stack:
-            stack.callback(interrupts.release)  # Ctrl-C held back by an interrupted run
-            steps = self._run_steps(self._begin(stack, False))
-            try:
-                for outcomes in steps:
-                    for outcome in outcomes:
-                        yield outcome.index, call_result(self._storage, outcome)
-            finally:
-                steps.close()  # left early: cancels the calls still pending
+            self._payloads = self._make_payloads()
+        self._last = Computation(self._parts(), debug)
+        return self._last
 
-    def _begin(self, stack: contextlib.ExitStack, debug: bool) -> list[int]:
-        """Open the run's outputs and its session; return the calls to run."""
-        stack.enter_context(running(self._run_id))
-        state = self._open_outputs(stack)
-        if self._log_file is not None:
-            stack.enter_context(self._log_file.attached())
-        plan = self._plan
-        log.info(f"This is acme-core v. {_version()}: {plan.n_inputs} calls of "
-                 f"`{plan.func_name}` on backend {self.backend!r}, storage {self.storage!r}")
-        keys = ArgumentKeys.of(plan) if self._manifest is not None else None
-        code = code_version(plan.func)
-        selection = rerun_policy.select(plan.n_inputs, state, keys, code,
-                                        self._settings.rerun,
-                                        getattr(self._storage, "damaged", None))
-        if state is not None:
-            assert self.output_dir is not None
-            rerun_policy.report(selection, plan.n_inputs, plan.func_name, self.output_dir)
-        self._session = session = Session.after(state, code, keys, self._manifest)
-        session.begin(self.backend, selection, self._settings.rerun, debug)
-        stack.callback(self._end_session, RunSummary(plan.n_inputs), len(selection.todo),
-                       0.0, "?", "aborted")  # only when the run ended by an exception
-        return selection.todo
+    def _took(self, run: Computation) -> None:
+        """Show what the run ``run`` left: its failures table (when it ended)."""
+        if run.failures is not None:
+            self.failures = run.failures
 
-    def _collect(self, outcome: CallOutcome) -> None:
-        self._storage.collect(outcome)
-        if self._session is not None:
-            self._session.seen(outcome)
+    @property
+    def _summary(self) -> RunSummary | None:
+        """The counts of the last ``compute()`` that ended (for display)."""
+        return self._last.summary if self._last is not None else None
 
-    def _debug_run(self, todo: list[int]) -> Any:
-        if todo:
-            log.warning(f"Running in debug mode: {len(todo)} call(s) run here, one after "
-                        f"another.")
-        else:
-            log.warning("Debug mode: every call has a result, nothing runs (rerun=\"all\" "
-                        "runs every call again).")
-        program, plan = self._program, self._plan
-        summary = RunSummary(n_calls=plan.n_inputs)
-        start = time.perf_counter()
-        where = f"{worker_name()} (debug)"
-        for index in todo:
-            began = time.perf_counter()
-            value = replays.replay_call(program, plan.split_values(index), index)
-            receipt = program.writer.write(index, value)
-            self._collect(CallOutcome(index, receipt, None, time.perf_counter() - began, where))
-            summary.n_done += 1
-            if self._manifest is not None:
-                self._storage.flush()
-                self._manifest.done((index,))
-                self._manifest.flush()
-        summary.elapsed = time.perf_counter() - start
-        return self._finish(summary, len(todo), "debug")
-
-    def _parallel_run(self, todo: list[int]) -> Any:
-        steps = self._run_steps(todo)
-        while True:
-            try:
-                next(steps)
-            except StopIteration as end:
-                return end.value
-
-    def _run_steps(self, todo: list[int]) -> Generator[list[CallOutcome], None, Any]:
-        """The parallel run as a generator of finished outcomes; returns compute()'s value."""
-        plan = self._plan
-        pm = plugins.get_plugin_manager()
-        context = self._run_context()
-        info = context.info
-        self._executor.start(context)
-        self._dashboard = dashboard_link(self._executor)
-        log.info(f"Preparing {len(todo)} parallel calls of `{plan.func_name}` using "
-                 f"{self._executor.n_workers} workers")
-        bar = self._progress_bar(len(todo))
-        if bar is not None:
-            pm.register(bar, name=f"acme_core.progress.{self._run_id}")
-        try:
-            if plugins.has_listeners("acme_core_run_started"):
-                pm.hook.acme_core_run_started(run=info)
-            loop = RunLoop(self._executor, info, self._make_batch, self._collect, pm.hook,
-                           retries=self._settings.retries, manifest=self._manifest,
-                           describe=plan.describe_call, flush=self._storage.flush)
-            stopped = ""
-            try:
-                yield from loop.iterate(todo)
-            except GeneratorExit:
-                stopped = "as_completed() left early"
-            except ResultShapeError as exc:
-                self._executor.cancel()
-                self._stopped(loop.summary, len(todo), exc)
-                raise
-            finally:
-                if bar is not None:  # before the backend's shutdown messages
-                    bar.close()
-                self._executor.close()
-            summary = loop.summary
-            if plugins.has_listeners("acme_core_run_finished"):
-                pm.hook.acme_core_run_finished(run=info, summary=summary)
-        finally:
-            if bar is not None:
-                pm.unregister(bar)
-        try:
-            return self._finish(summary, len(todo), self._executor.n_workers, stopped)
-        finally:
-            summary.restore_signals()  # Ctrl-C was held back while an interrupted run ended
-
-    def _stopped(self, summary: RunSummary, n_ran: int, exc: ResultShapeError) -> None:
-        where = self.results_container or self.output_dir
-        log.error(f"Stopped at the first result that does not fit: {exc} Pending calls were "
-                  f"cancelled; {summary.n_done} finished result(s) are kept"
-                  + (f" in {where}." if where else "."))
-        self._end_session(summary, n_ran, summary.elapsed, self._executor.n_workers,
-                          stopped="ResultShapeError")
-
-    def _end_session(self, summary: RunSummary, n_ran: int, elapsed: float, workers: Any,
-                     stopped: str = "") -> None:
-        if self._session is not None:
-            self._session.end(n_ran, summary.n_done, summary.n_failed, elapsed, workers,
-                              summary.interrupted, stopped)
-            self._session = None
-
-    def _run_context(self) -> RunContext:
-        plan = self._plan
-        info = RunInfo(self._run_id, plan.func_name, plan.n_inputs, self.backend, self.storage,
-                       self.output_dir)
-        return RunContext(info, self._program, self._program_bytes, plan.n_inputs,
-                          self.output_dir, tuple(sys.path))
-
-    def _progress_bar(self, total: int) -> ProgressBar | None:
-        if not progress_wanted(self._progress, self._settings.verbose):
-            return None
-        n = self._plan.n_inputs  # a resumed run counts from the calls already done
-        return ProgressBar(n, self._executor.n_workers, initial=n - total,
-                           status=self._executor.status)
-
-    def _make_batch(self, indices: Sequence[int], attempt: int) -> CallBatch:
-        if self._program.split is not None:
-            return CallBatch(self._run_id, tuple(indices), None, False, attempt)
-        if self._call_blobs is not None:
-            split = tuple(self._call_blobs[i] for i in indices)
-            return CallBatch(self._run_id, tuple(indices), split, True, attempt)
-        split = tuple(self._plan.split_values(i) for i in indices)
-        return CallBatch(self._run_id, tuple(indices), split, False, attempt)
-
-    def _finish(self, summary: RunSummary, n_ran: int, workers: Any, stopped: str = "") -> Any:
-        plan = self._plan
-        self.failures = FailureTable([(f, plan.describe_call(f.index))
-                                      for f in summary.failures], func=plan.func)
-        self.failures.replay_dir = self.output_dir
-        try:
-            result = self._storage.finish()
-        except OSError as exc:  # a full disk: say so, and report the failed calls if any
-            if not (disk_hint(exc) and summary.failures):
-                raise
-            log.error(f"Writing the results container failed ({exc}). {disk_hint(exc)}.")
-            result = None
-        finally:
-            if self._manifest is not None:
-                self._manifest.flush()
-        self._summary = summary
-        where = self.results_container or self.output_dir
-        try:  # the session's figures are the log's last line, whatever the outcome
-            if stopped:
-                log.warning(f"Stopped early: {summary.n_done} of {n_ran} calls finished"
-                            + (f"; create the same ParallelMap with output_dir="
-                               f"{self.output_dir!r} to run the others." if self.output_dir
-                               else "."))
-                return None
-            if summary.interrupted:
-                resume = (f" To finish the run, create the same ParallelMap with "
-                          f"output_dir={self.output_dir!r} and call compute() again: only the "
-                          f"missing calls run." if self.output_dir else "")
-                log.error(f"Interrupted: {summary.n_done} of {n_ran} calls finished"
-                          + (f"; their results are in {where}." if where else ".") + resume)
-                raise KeyboardInterrupt
-            if self.failures:
-                message = _failure_message(self.failures, n_ran, where, self.output_dir)
-                log_failure_summary(message)
-                raise ParallelComputationError(message, self.failures)
-            if where is not None:
-                log.info(f"SUCCESS! Results have been saved to {where}")
-            else:
-                log.info("Finished parallel computation")
-            return result
-        finally:
-            self._end_session(summary, n_ran, summary.elapsed, workers, stopped)
+    @property
+    def _dashboard(self) -> str | None:
+        return self._last.dashboard if self._last is not None else None
 
     def replay(self, index: int) -> Any:
         """Run call ``index`` here with its arguments and random streams, as in the run.
@@ -628,16 +384,17 @@ class ParallelMap(AcmeAttributes):
         9
         """
         index = replays.check_index(index, self._plan.n_inputs)
-        return replays.replay_call(self._program, self._plan.split_values(index), index)
+        return replays.replay_call(self._payloads.program, self._plan.split_values(index), index)
 
     # ------------------------------------------------------------------ life cycle
     def cleanup(self) -> None:
         """Stop workers kept for reuse when ``stop_client=True`` (ACME's ``cleanup()``)."""
         if self._log_file is not None:
             self._log_file.close()
-        self._close_manifest()
-        if self._settings.stop_client is True:
-            self._executor.shutdown()
+        if self._last is not None:
+            self._last.close_manifest()
+        if stops_workers(self._settings.stop_client, started_by_run=False):
+            self._executor.shutdown()  # kept for reuse by the runs of this object
 
     def __enter__(self) -> ParallelMap:
         return self
@@ -653,15 +410,6 @@ class ParallelMap(AcmeAttributes):
                 f"backend={self.backend!r}, storage={self.storage!r}>")
 
 
-#: Split arguments up to this size travel once per worker inside the run's program;
-#: larger ones travel with the batches that need them.
-INLINE_SPLIT_BYTES = 16 * 1024**2
-
-
-def _small(plan: CallPlan) -> bool:
-    return sum(arg.size for arg in plan.split_arguments) <= INLINE_SPLIT_BYTES
-
-
 def _logger_names() -> list[str]:
     names = ["acme_core"]
     for _, plugin in plugins.get_plugin_manager().list_name_plugin():
@@ -669,12 +417,6 @@ def _logger_names() -> list[str]:
         if top and top not in names:
             names.append(top)
     return names
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 def _choose_backend(s: Settings) -> tuple[str, ExecutorSpec]:
@@ -755,39 +497,3 @@ def _log_path(logfile: bool | str | None, output_dir: str | None, func_name: str
         return logfile
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return os.path.join(output_dir or os.getcwd(), f"ACME_{func_name}_{stamp}.log")
-
-
-def _failure_message(failures: FailureTable, n: int, where: str | None,
-                     output_dir: str | None) -> str:
-    first = failures[0]
-    shown = failures.indices[:20]
-    more = f" (and {len(failures) - 20} more)" if len(failures) > 20 else ""
-    text = (f"Parallel computation failed: {len(failures)}/{n} tasks failed. First failure: call "
-            f"{first.index} ({first.arguments}) raised {first.exc_type}: {first.message}. "
-            f"Failed calls: {shown}{more}.")
-    if where is not None:
-        text += f" Results of the other calls are stored in {where}."
-    text += (" Inspect `err.failures` (also `pmap.failures`); `compute(debug=True)` re-raises "
-             "the original exception in this process, and "
-             f"`{replays.replay_hint(output_dir, first.index)}` runs just call {first.index} "
-             f"here, with its arguments and random draws (pdb works).")
-    if output_dir is not None:
-        text += (f" After a fix, calling compute() again (or the same ParallelMap with "
-                 f"output_dir={output_dir!r}) re-runs only the failed calls.")
-    return text
-
-
-def _check_same_run(output_dir: str, header: dict[str, Any]) -> None:
-    """Refuse to continue a run of another function, number of calls or storage: its
-    results cannot be matched call by call (changed arguments or code are handled per
-    call, see :mod:`acme_core.rerun`)."""
-    old = manifest.read(output_dir).header
-    if os.path.exists(os.path.join(output_dir, outdir.MARKER)):
-        outdir.read_marker(output_dir)  # a damaged marker: a clear error now, not in load()
-    for key, what in (("func", "function name"), ("n_inputs", "number of calls"),
-                      ("storage", "storage")):
-        if old.get(key) != header[key]:
-            raise ValueError(
-                f"`output_dir` {output_dir!r} holds a run with a different {what} "
-                f"({old.get(key)!r}, now {header[key]!r}); results of two different runs are "
-                f"never mixed. Pass a new output_dir.")

@@ -2,8 +2,8 @@
 
 The bytes made here are the bytes that get sent: each call's split-argument tuple is
 pickled once, and the call program (function, broadcast arguments, storage writer) once
-per run (:meth:`ParallelMap._make_batch` ships the stored bytes, executors ship the
-program bytes).
+per run (:meth:`acme_core.payloads.Payloads.batch` ships the stored bytes, executors ship
+the program bytes).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ A run with an output directory keeps what replaying any of its calls needs in
   arguments when they are small enough to travel inside it). Backends that pickle the
   program anyway write the very bytes they send, so this costs one write;
 - ``calls.bin`` and ``calls.idx.npy``: only when split arguments are large
-  (``INLINE_SPLIT_BYTES``), each call's pickled split values once, back to back, and their
-  offsets, so a replay reads only its own call's bytes.
+  (``acme_core.payloads.INLINE_SPLIT_BYTES``), each call's pickled split values once, back
+  to back, and their offsets, so a replay reads only its own call's bytes.
 
 What this costs on disk is bounded by one pickled copy of the run's arguments, written once
 per ``compute()`` (replaced, never accumulated). A program that cannot be pickled (an

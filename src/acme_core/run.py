@@ -12,9 +12,9 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from . import interrupts
 from .arguments import size_of
@@ -25,7 +25,6 @@ from .calls import (
     LOST_WORKER,
     STORAGE,
     BatchOutcome,
-    CallBatch,
     CallOutcome,
     Failure,
     disk_hint,
@@ -33,7 +32,12 @@ from .calls import (
 from .errors import ResultShapeError
 from .executor import Executor
 from .manifest import ManifestWriter
-from .plugins import has_listeners
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .lifecycle import RunHooks
+    from .payloads import Payloads
+    from .session import Session
+    from .storage.base import Storage
 
 log = logging.getLogger("acme_core")
 
@@ -150,48 +154,36 @@ class BatchSizer:
 
 
 class RunLoop:
-    """Runs calls on ``executor``; see the module docstring.
+    """Runs calls on ``executor`` and routes every outcome; see the module docstring.
 
     Parameters
     ----------
     executor : Executor
         Started already.
-    info : RunInfo
-        Passed to the lifecycle hooks.
-    make_batch : callable
-        ``make_batch(indices, attempt) -> CallBatch``.
-    collect : callable
-        Hands a successful outcome to the storage (may raise: the call then fails with
-        kind ``"storage"``).
-    hooks : pluggy hook relay
-        The plugin manager's ``hook``.
+    storage : Storage
+        Collects each successful outcome (may raise: the call then fails with kind
+        ``"storage"``); its ``flush()`` makes collected results durable before the calls
+        are recorded as done, so a crash never leaves a call recorded but unreadable.
+    payloads : Payloads
+        Makes each batch (what it carries besides call indices) and describes calls.
+    session : Session
+        Notes where each call ran; its manifest writer (if any) records every call's
+        final state on disk.
+    hooks : RunHooks
+        The run's lifecycle hooks.
     retries : int
         Re-runs of a call whose function raised.
-    manifest : ManifestWriter, optional
-        Records every call's final state on disk.
-    flush : callable, optional
-        Makes the storage's collected results durable; called before calls are recorded
-        as done in the manifest, so a crash never leaves a call recorded but unreadable.
-    describe : callable, optional
-        ``describe(index)``: a short repr of the call's arguments (failure rows).
     """
 
-    def __init__(self, executor: Executor, info: RunInfo,
-                 make_batch: Callable[[Sequence[int], int], CallBatch],
-                 collect: Callable[[CallOutcome], None], hooks: Any, *, retries: int = 0,
-                 manifest: ManifestWriter | None = None,
-                 describe: Callable[[int], str] = str,
-                 flush: Callable[[], None] | None = None) -> None:
-        self.executor, self.info = executor, info
-        self.make_batch, self.collect, self.hooks = make_batch, collect, hooks
-        self.retries, self.manifest, self.describe = retries, manifest, describe
-        self.flush = flush
+    def __init__(self, executor: Executor, storage: Storage, payloads: Payloads,
+                 session: Session, hooks: RunHooks, retries: int = 0) -> None:
+        self.executor, self.storage, self.payloads = executor, storage, payloads
+        self.session, self.hooks, self.retries = session, hooks, retries
+        self.manifest: ManifestWriter | None = session.writer
         self._unrecorded: list[int] = []  # done, not yet in the manifest
         self.finished: list[CallOutcome] = []  # done since iterate() last yielded
-        self.listen = {name: has_listeners(f"acme_core_call_{name}")
-                       for name in ("finished", "failed", "retried")}
         self.sizer = BatchSizer(executor.n_workers)
-        self.summary = RunSummary(n_calls=info.n_calls)
+        self.summary = RunSummary(n_calls=payloads.n_calls)
         self._batches: dict[int, int] = {}  # batch number -> its calls still out
         self._batch_of: dict[int, int] = {}  # call index -> batch number
         self._next_batch = 0
@@ -254,7 +246,7 @@ class RunLoop:
         self._next_batch += 1
         self._batches[key] = len(chosen)
         self._batch_of.update(dict.fromkeys(chosen, key))
-        self.executor.submit(self.make_batch(chosen, attempt))
+        self.executor.submit(self.payloads.batch(chosen, attempt))
 
     def _receive(self, todo: deque[tuple[int, int]]) -> None:
         batches = self.executor.collect(timeout=1.0)
@@ -283,8 +275,7 @@ class RunLoop:
             return
         try:
             if self._unrecorded:
-                if self.flush is not None:
-                    self.flush()
+                self.storage.flush()
                 self.manifest.done(self._unrecorded)
             self.manifest.flush()
         except OSError as exc:
@@ -302,7 +293,7 @@ class RunLoop:
             self.summary.n_failed += 1
             self.summary.failures.append(failure)
             if self.manifest is not None:
-                self.manifest.failed(failure, self.describe(index))
+                self.manifest.failed(failure, self.payloads.describe(index))
 
     def _route(self, batch: BatchOutcome, todo: deque[tuple[int, int]]) -> None:
         """Hand each successful call to the storage; retry or record each failed one."""
@@ -311,7 +302,8 @@ class RunLoop:
         for outcome in batch.outcomes():
             if outcome.ok:
                 try:
-                    self.collect(outcome)
+                    self.storage.collect(outcome)
+                    self.session.seen(outcome)
                 except Exception as exc:
                     outcome.failure = Failure(outcome.index, STORAGE, type(exc).__qualname__,
                                               f"{exc}{disk_hint(exc, ' ')}", "", outcome.worker,
@@ -320,8 +312,7 @@ class RunLoop:
                 done.append(outcome.index)
                 self.finished.append(outcome)
                 seconds += outcome.duration
-                if self.listen["finished"]:
-                    self.hooks.acme_core_call_finished(run=self.info, outcome=outcome)
+                self.hooks.call("finished", outcome)
             else:
                 self._failed(outcome, todo)
         self.sizer.observe(seconds, len(done), size_of(batch.values[0]) if batch.values else 0)
@@ -337,8 +328,7 @@ class RunLoop:
         elif self._retry(outcome):
             self.summary.n_retried += 1
             todo.append((outcome.index, outcome.attempt + 1))
-            if self.listen["retried"]:
-                self.hooks.acme_core_call_retried(run=self.info, outcome=outcome)
+            self.hooks.call("retried", outcome)
             return
         if failure.kind in _LOST_KINDS:
             failure.message = (f"the call {_lost_phrase(failure.kind)} {outcome.attempt} "
@@ -347,9 +337,8 @@ class RunLoop:
         self.summary.n_failed += 1
         self.summary.failures.append(failure)
         if self.manifest is not None:
-            self.manifest.failed(failure, self.describe(outcome.index))
-        if self.listen["failed"]:
-            self.hooks.acme_core_call_failed(run=self.info, outcome=outcome)
+            self.manifest.failed(failure, self.payloads.describe(outcome.index))
+        self.hooks.call("failed", outcome)
         if failure.exc_type == ResultShapeError.__name__:
             raise ResultShapeError(failure.message)  # every further call would fail alike
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from acme_core.calls import ERROR, BatchOutcome, CallBatch, CallOutcome, Failure, PickledProgram
 from acme_core.executor import ExecutorSettings, FuturesExecutor, RunContext
+from acme_core.resources import auto_workers, stops_workers, usable_cores
 
 from . import setup
 
@@ -212,9 +213,7 @@ class DaskExecutor(FuturesExecutor):
 
     def _start_cluster(self, run: RunContext) -> Any:
         n = self.settings.n_workers
-        n_workers = None if n == "auto" else int(n)
-        if n_workers is None:
-            n_workers = max(1, min(setup.usable_cores(), run.n_calls))
+        n_workers = auto_workers(run.n_calls, usable_cores()) if n == "auto" else int(n)
         mem = self.settings.mem_per_worker
         self._target = n_workers * self.settings.options.get("threads_per_worker", 1)
         return setup.local_cluster_setup(
@@ -382,8 +381,7 @@ class DaskExecutor(FuturesExecutor):
 
     # ------------------------------------------------------------------ end
     def _stop_wanted(self) -> bool:
-        stop = self.settings.stop_client
-        return self._owned if stop == "auto" else bool(stop)
+        return stops_workers(self.settings.stop_client, started_by_run=self._owned)
 
     def close(self) -> None:
         self._report_lost_workers()
@@ -500,7 +498,7 @@ class SlurmExecutor(DaskExecutor):
             partition = get_slurm_partitions()[1] or ""
         idle = idle_cpus(partition) if partition else None
         free = max(1, idle // cores) if idle is not None else cap
-        n = max(1, min(n_calls, free, cap))
+        n = auto_workers(n_calls, min(free, cap))
         log.info(f"n_workers='auto': starting {n} SLURM worker(s) for {n_calls} calls "
                  f"({idle if idle is not None else 'unknown'} idle CPUs in {partition or '?'})")
         return n

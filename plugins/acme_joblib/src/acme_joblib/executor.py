@@ -35,6 +35,7 @@ from acme_core.calls import (
     run_batch_pickled,
 )
 from acme_core.executor import ExecutorSettings, FuturesExecutor, RunContext
+from acme_core.resources import stops_workers, usable_cores
 from acme_core.worker_watch import read_state
 
 from .folders import run_folder
@@ -63,13 +64,6 @@ WATCH_SECONDS = 0.25
 # died that is expected, and the run loop reports each loss once itself.
 warnings.filterwarnings("ignore", message="A worker stopped while some jobs were given",
                         category=UserWarning)
-
-
-def usable_cores() -> int:
-    """Cores this process may use (affinity and cgroup limits respected)."""
-    from joblib import cpu_count
-
-    return max(1, cpu_count(only_physical_cores=False))
 
 
 def _thread_limits(n_workers: int) -> dict[str, str]:
@@ -317,7 +311,9 @@ class JoblibExecutor(FuturesExecutor):
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self._ref.path)
             self._ref = None
-        if self.settings.stop_client is True:
+        # the pool is kept for the next run (started by an earlier one, or reused by later
+        # ones): "auto" keeps it, as a client the user started
+        if stops_workers(self.settings.stop_client, started_by_run=False):
             self.shutdown()
 
     def shutdown(self) -> None:

@@ -22,6 +22,7 @@ from acme_dask.slurm import get_slurm_partitions, parse_memory
 
 from acme_core.calls import BatchOutcome, CallBatch
 from acme_core.executor import ExecutorSettings, RunContext
+from acme_core.resources import auto_workers
 
 from .probe import ProbeResult, measure_calls
 from .site import HEADROOM, PROBE_CALLS, PROBE_TIMEOUT, Site
@@ -114,7 +115,7 @@ class SiteSlurmExecutor(SlurmExecutor):
             # first calls submitted, then start the jobs (see collect()).
             self._deferred = run
             n = self.settings.n_workers
-            self._n = int(n) if n != "auto" else max(1, min(run.n_calls, 8))
+            self._n = int(n) if n != "auto" else auto_workers(run.n_calls, 8)
             return
         super().start(run)
 
