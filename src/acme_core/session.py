@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .callkeys import ArgumentKeys
-from .calls import CallOutcome
+from .calls import BatchOutcome, CallOutcome
 from .logs import FILE_ONLY
 from .manifest import ManifestWriter, RunState, wall_clock
 from .rerun import Selection
@@ -65,8 +65,16 @@ class Session:
 
     def seen(self, outcome: CallOutcome) -> None:
         """Note where and how a successful call ran (its manifest line is written later)."""
+        if self.writer is None:  # no manifest line will ask for it
+            return
         self._seen[outcome.index] = (outcome.attempt, outcome.worker, outcome.duration,
                                      wall_clock(), getattr(outcome, "started", None))
+
+    def seen_batch(self, batch: BatchOutcome) -> None:
+        """:meth:`seen` for every call of a batch that has no failure."""
+        if self.writer is not None:
+            for outcome in batch.outcomes():
+                self.seen(outcome)
 
     def provenance(self, index: int) -> dict[str, Any]:
         """The fields of call ``index``'s manifest line besides its state."""
