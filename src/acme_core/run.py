@@ -292,7 +292,8 @@ class RunLoop:
             if outcome.ok:
                 try:
                     self.storage.collect(outcome)
-                    self.session.seen(outcome)
+                    if self.manifest is not None:  # only a manifest line asks for it
+                        self.session.seen(outcome)
                 except Exception as exc:
                     outcome.failure = Failure(outcome.index, STORAGE, type(exc).__qualname__,
                                               f"{exc}{disk_hint(exc, ' ')}", "", outcome.worker,

@@ -65,8 +65,6 @@ class Session:
 
     def seen(self, outcome: CallOutcome) -> None:
         """Note where and how a successful call ran (its manifest line is written later)."""
-        if self.writer is None:  # no manifest line will ask for it
-            return
         self._seen[outcome.index] = (outcome.attempt, outcome.worker, outcome.duration,
                                      wall_clock(), getattr(outcome, "started", None))
 
