@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox -s demo``, ``nox -s tests``, ``nox -s lint`` (see README)."""
+"""Developer sessions: ``nox -s demo``, ``nox -s tests``, ``nox -s soak``, ``nox -s lint`` (see
+README and docs/contributing.md)."""
 
 from __future__ import annotations
 
@@ -33,9 +34,21 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
-    """The test suite (SLURM tests skip without a cluster unless REQUIRE_SLURM=1)."""
+    """The test suite without the soak tests (SLURM tests skip without a cluster unless
+    REQUIRE_SLURM=1). Extra arguments go to pytest after ``-m "not soak"``; a ``-m`` of
+    their own replaces it."""
     session.install(*PACKAGES, *TEST_PLUGINS, "-e", ".[test]")
-    session.run("pytest", *(session.posargs or ["-q"]))
+    session.run("pytest", "-m", "not soak", *(session.posargs or ["-q"]))
+
+
+@nox.session(python=PYTHON)
+def soak(session: nox.Session) -> None:
+    """The soak tests: the full counts of repeated scenarios (ten runs of ten, twenty and
+    thirty random kills) and the long waits (SLURM restarted with other limits, a requeued
+    task SLURM holds for minutes); installs what ``tests`` installs. Exit code 5 (no test
+    selected) fails the session as it fails ``tests``."""
+    session.install(*PACKAGES, *TEST_PLUGINS, "-e", ".[test]")
+    session.run("pytest", "-m", "soak", *(session.posargs or ["-q", "tests"]))
 
 
 @nox.session(python=PYTHON)

@@ -1,5 +1,5 @@
 """ACME's argument contract: which inputs are split over calls and which go whole to every
-call (inventory §4, §15 S1-S12), with ACME's bugs tested as fixed.
+call (docs/guide/arguments.md), with ACME's bugs tested as fixed.
 
 Most cases run on the in-process "threads" backend, where the function receives the very
 objects the plan hands out; the cases where process boundaries matter run on "joblib".
@@ -45,9 +45,9 @@ def _types(values):
     return [type(v) for v in values]
 
 
-# ---------------------------------------------------------------- inventory §15 S1-S12
+# ---------------------------------------------------------------- ACME's documented examples
 
-def test_s1_seed_example():
+def test_readme_example_returns_the_values_in_call_order():
     result = run(f, [2, 4, 6, 8], 4)
     assert result == [18, 24, 30, 36]
     assert _types(result) == [int] * 4
@@ -58,20 +58,20 @@ def test_s1_seed_example():
     pytest.param(((), {"x": [2, 4, 6, 8], "y": 4}), id="both-by-name"),
     pytest.param(((), {"y": 4, "x": [2, 4, 6, 8]}), id="both-by-name-reversed"),
 ])
-def test_s2_positionals_by_name(given):
+def test_positional_parameters_may_be_given_by_name(given):
     args, kwargs = given
     assert run(f, *args, **kwargs) == [18, 24, 30, 36]
 
 
-def test_s3_keyword_split_like_positionals():
+def test_a_keyword_list_is_split_like_a_positional_one():
     assert run(f, 0, 4, z=[3, 4, 5, 6]) == [12, 16, 20, 24]
 
 
-def test_s4_two_lists_are_zipped():
+def test_two_lists_of_equal_length_are_zipped():
     assert run(f, [1, 2, 3], [4, 5, 6]) == [15, 21, 27]
 
 
-def test_s5_ambiguous_array_then_explicit_n_inputs():
+def test_lists_of_different_lengths_need_n_inputs():
     with pytest.raises(ValueError, match="automatic input distribution failed: found 2 objects "
                                          "containing 3 to 4 elements"):
         ParallelMap(f, [2, 4, 6, 8], np.ones(3) * 4, **MEM)
@@ -80,7 +80,7 @@ def test_s5_ambiguous_array_then_explicit_n_inputs():
 
 
 @pytest.mark.parametrize("backend", ["joblib", "threads"])
-def test_s6_replicated_scalars_run_every_call(backend, tmp_path):
+def test_replicated_scalars_run_every_call(backend, tmp_path):
     """ACME ran identical calls once and copied the result (dask key de-duplication)."""
     assert run(f, 2, 3, n_inputs=4, backend=backend) == [15, 15, 15, 15]
     counter = tmp_path / "calls"
@@ -89,7 +89,7 @@ def test_s6_replicated_scalars_run_every_call(backend, tmp_path):
     assert len(os.listdir(counter)) == 4
 
 
-def test_s7_mismatching_lengths():
+def test_mismatching_lengths_are_refused_unless_n_inputs_picks_one():
     with pytest.raises(ValueError, match="found 2 objects containing 2 to 4 elements"):
         ParallelMap(f, [2, 4, 6, 8], [2, 2], **MEM)
     with pytest.raises(ValueError, match="No object has required length of 3 matching `n_inputs`"):
@@ -98,7 +98,7 @@ def test_s7_mismatching_lengths():
     assert run(two, [2, 4, 6, 8], [2, 2], n_inputs=2) == [([2, 4, 6, 8], 2), ([2, 4, 6, 8], 2)]
 
 
-def test_s8_signature_errors():
+def test_too_few_or_too_many_arguments_name_the_signature():
     with pytest.raises(ValueError, match=r"f expects 2 positional arguments \('x', 'y'\), found 1"):
         ParallelMap(f, 4, **MEM)
     with pytest.raises(ValueError, match=r"f accepts at maximum 1 keyword arguments \('z'\), "
@@ -107,11 +107,11 @@ def test_s8_signature_errors():
 
 
 @pytest.mark.parametrize(("n_inputs", "calls"), [(1, 1), (2.0, 2), (np.int64(3), 3)])
-def test_s9_accepted_n_inputs(n_inputs, calls):
+def test_n_inputs_accepts_integral_numbers(n_inputs, calls):
     assert run(f, 2, 3, n_inputs=n_inputs) == [15] * calls
 
 
-def test_s10_range_array_column_and_broadcast_types():
+def test_ranges_arrays_and_columns_split_other_objects_go_whole():
     assert run(show, range(3)) == [0, 1, 2]
     assert _types(run(show, range(3))) == [int] * 3
     result = run(show, np.arange(3))
@@ -125,12 +125,12 @@ def test_s10_range_array_column_and_broadcast_types():
         assert len(got) == 2 and all(g is whole for g in got)
 
 
-def test_s11_single_element_list():
+def test_a_one_element_list_is_one_call_or_goes_whole():
     assert run(show, [7]) == [7]
     assert run(show, [7], n_inputs=3) == [[7], [7], [7]]
 
 
-def test_s12_task_id_in_memory(tmp_path):
+def test_task_id_lets_a_function_save_its_own_output(tmp_path):
     out = tmp_path / "own"
     out.mkdir()
     assert run(funcs.task_id_writer, [10, 20, 30], str(out)) is None  # func saves its own output
@@ -138,7 +138,7 @@ def test_s12_task_id_in_memory(tmp_path):
     assert [(out / f"task_{i}").read_text() for i in range(3)] == ["10", "20", "30"]
 
 
-# ---------------------------------------------------------------- inventory §4.4 table
+# ---------------------------------------------------------------- what is split, what goes whole
 
 TABLE = [
     pytest.param(show, (range(3),), {}, [0, 1, 2], id="range"),
@@ -160,16 +160,16 @@ TABLE = [
 
 
 @pytest.mark.parametrize(("func", "args", "kwargs", "expected"), TABLE)
-def test_table_4_4(func, args, kwargs, expected):
+def test_what_is_split_and_what_goes_whole(func, args, kwargs, expected):
     assert run(func, *args, **kwargs) == expected
 
 
 @pytest.mark.parametrize(("func", "args", "kwargs", "expected"), TABLE[:6] + TABLE[8:10])
-def test_table_4_4_across_processes(func, args, kwargs, expected):
+def test_what_is_split_and_what_goes_whole_across_processes(func, args, kwargs, expected):
     assert run(func, *args, backend="joblib", n_workers=2, **kwargs) == expected
 
 
-def test_table_4_4_errors():
+def test_inputs_that_cannot_be_split_without_n_inputs_are_refused():
     with pytest.raises(ValueError, match="found 0 objects containing 0 to 0 elements"):
         ParallelMap(show, "abc", **MEM)
     with pytest.raises(ValueError, match="found 2 objects containing 2 to 3 elements"):
@@ -260,7 +260,7 @@ def test_other_kinds_of_callables():
     assert run(funcs.positional_only, [1, 2], 3, c=[10, 20]) == [14, 25]
 
 
-# ---------------------------------------------------------------- taskID (§4.5)
+# ---------------------------------------------------------------- taskID
 
 def test_task_id_on_disk_is_passed_too():
     """ACME kept the default (None) in on-disk mode; every call now gets its index."""
@@ -334,7 +334,7 @@ def test_generator_is_rejected_with_the_fix():
         ParallelMap(show, (i for i in range(3)), **MEM)
 
 
-# ---------------------------------------------------------------- large arguments (§4.6, S37)
+# ---------------------------------------------------------------- large arguments
 
 @pytest.mark.parametrize("as_keyword", [False, True], ids=["positional", "keyword"])
 def test_large_argument_warning(monkeypatch, caplog, as_keyword):

@@ -18,15 +18,8 @@ from acme_core.testing import BackendConformance
 from tests.helpers.dask_funcs import with_broadcast, worker_address
 from tests.helpers.funcs import f, fail_on_3
 
-
-@pytest.fixture(autouse=True)
-def _no_client_left():
-    """Every test starts and ends without a default dask client (backend="auto" elsewhere)."""
-    yield
-    client = running_client()
-    if client is not None:
-        cluster_cleanup(client)
-        pytest.fail(f"a dask client was left running: {client}")
+# every test ends without a default dask client (backend="auto" elsewhere would attach to it)
+pytestmark = pytest.mark.usefixtures("no_dask_client_left")
 
 
 class TestDask(BackendConformance):
@@ -41,7 +34,7 @@ def test_own_cluster_is_loopback_only_and_stopped_after_the_run():
         addresses = pmap.compute()
     # TLS with per-run credentials on loopback (was plain tcp:// before the cluster had TLS)
     assert all(a.startswith("tls://127.0.0.1:") for a in addresses), addresses
-    assert running_client() is None                      # S32: stop_client="auto" -> stopped
+    assert running_client() is None                      # stop_client="auto": the run's own client stopped
     from distributed import get_client
 
     with pytest.raises(ValueError):
@@ -65,7 +58,7 @@ def test_stop_client_false_keeps_the_client_and_the_next_run_attaches(caplog):
 
 
 def test_a_users_client_survives_unless_stop_client_is_true(user_client):
-    with ParallelMap(f, [2, 4, 6, 8], 4, write_worker_results=False) as pmap:   # S33
+    with ParallelMap(f, [2, 4, 6, 8], 4, write_worker_results=False) as pmap:
         assert pmap.backend == "dask"
         assert pmap.compute() == [18, 24, 30, 36]
         assert pmap._executor.n_workers == 2
@@ -125,7 +118,7 @@ def test_local_cluster_setup_sizes_workers_and_memory():
 
 def test_helpers_reject_wrong_arguments_as_acme(caplog):
     with caplog.at_level(logging.WARNING, logger="acme_dask"):
-        cluster_cleanup()                                          # S34: no client, a warning
+        cluster_cleanup()                                          # no client: a warning
     assert "No dangling clients or clusters found." in caplog.text
     with pytest.raises(TypeError, match="has to be a dask client object"):
         cluster_cleanup(3)

@@ -21,6 +21,7 @@ from acme_core import ParallelComputationError, ParallelMap
 from tests.helpers.dask_funcs import crash_on, dashboard_status
 from tests.helpers.modules import import_fresh
 from tests.helpers.security_probe import needs_root, run_victim_and_probe
+from tests.helpers.soak import default_and_soak
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -93,16 +94,12 @@ def _crash_run(n_runs: int) -> list[tuple[list[int], str]]:
     return seen
 
 
-def test_a_segfaulting_call_costs_only_itself():
-    for failed, message in _crash_run(2):
-        assert failed == [17]
+@default_and_soak("runs", 2, 100)
+def test_a_segfaulting_call_costs_only_itself(runs):
+    outcomes = _crash_run(runs)
+    assert [failed for failed, _ in outcomes] == [[17]] * runs
+    for _, message in outcomes:
         assert "1/40 tasks failed" in message     # the other 39 have their results
-
-
-@pytest.mark.slow
-def test_a_segfaulting_call_costs_only_itself_ten_runs_of_ten():
-    outcomes = [failed for _ in range(10) for failed, _ in _crash_run(10)]
-    assert outcomes == [[17]] * 100
 
 
 # ------------------------------------------------------------------ Ctrl-C, SIGTERM, SIGKILL

@@ -13,6 +13,7 @@ import pytest
 
 from acme_core import ParallelMap, plugins
 from acme_core.cli import options_table
+from acme_core.parameters import BY_NAME, PARAMETERS, reference_table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENTRY = re.compile(r"^(\*{0,2}\w+(?:, \*{0,2}\w+)*)(?: : (.*))?$")
@@ -103,3 +104,74 @@ def test_no_placeholder_links():
     for path in ("mkdocs.yml", "README.md"):
         with open(os.path.join(ROOT, path), encoding="utf-8") as fh:
             assert "example.invalid" not in fh.read(), path
+
+
+def docstring_entries(doc: str) -> list[tuple[str, str, str]]:
+    """numpydoc ``Parameters`` entries in order: (name, type line, description on one line)."""
+    section = re.split(r"\n\n(?=\S)", doc.split("Parameters\n----------\n", 1)[1])[0]
+    entries: list[tuple[str, str, str]] = []
+    for line in section.splitlines():
+        match = ENTRY.match(line)
+        if match:
+            entries.append((match.group(1), match.group(2) or "", ""))
+        elif entries:
+            name, kind, text = entries[-1]
+            entries[-1] = (name, kind, f"{text} {line.strip()}".strip())
+    return entries
+
+
+def table_problems(cls) -> list[str]:
+    """Where ``cls``'s signature or docstring differs from the parameter table."""
+    problems = []
+    signature = [p for p in inspect.signature(cls).parameters.values()
+                 if p.kind is p.KEYWORD_ONLY]
+    if [p.name for p in signature] != [row.name for row in PARAMETERS]:
+        problems.append(f"signature order {[p.name for p in signature]}")
+    problems += [f"{p.name}: signature default {p.default!r}, table {BY_NAME[p.name].default!r}"
+                 for p in signature if p.name in BY_NAME and p.default != BY_NAME[p.name].default]
+    entries = [e for e in docstring_entries(inspect.getdoc(cls) or "") if e[0] in BY_NAME]
+    if [name for name, _, _ in entries] != [row.name for row in PARAMETERS]:
+        problems.append(f"docstring order {[name for name, _, _ in entries]}")
+    for name, kind, text in entries:
+        row = BY_NAME[name]
+        if kind != f"{row.type}, default {row.default_text}":
+            problems.append(f"{name}: docstring type {kind!r}, table "
+                            f"{row.type!r} with default {row.default_text}")
+        if not text.startswith(row.summary):
+            problems.append(f"{name}: docstring {text!r} does not begin with the table's "
+                            f"{row.summary!r}")
+    return problems
+
+
+def test_parallel_map_signature_and_docstring_follow_the_parameter_table():
+    assert table_problems(ParallelMap) == []
+
+
+def test_a_signature_or_docstring_that_left_the_table_is_reported():
+    class Drifted:
+        """Demo.
+
+        Parameters
+        ----------
+        n_inputs : int, default "auto"
+            Number of calls.
+        """
+
+        def __init__(self, func, *args, n_inputs="all", **kwargs):
+            pass
+
+    problems = table_problems(Drifted)
+    assert "n_inputs: signature default 'all', table 'auto'" in problems
+    assert any(p.startswith("n_inputs: docstring type 'int, default \"auto\"'") for p in problems)
+    assert any(p.startswith("n_inputs: docstring 'Number of calls.' does not begin") for p in problems)
+    assert problems[0] == "signature order ['n_inputs']"
+
+
+def test_the_parameter_reference_page_is_the_table():
+    with open(os.path.join(ROOT, "docs", "reference", "parameters.md"), encoding="utf-8") as fh:
+        text = fh.read()
+    backends = {name: reg.spec for name, reg in plugins.executors().items()
+                if name in repository_backends()}
+    assert reference_table(backends) in text, (
+        "docs/reference/parameters.md is out of date; replace its table with the output of "
+        "`reference_table(backends)` as this test builds it")

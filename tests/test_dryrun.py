@@ -1,4 +1,4 @@
-"""``dryrun=True`` (inventory §9.2, S39): one sampled call in the parent before anything else
+"""``dryrun=True``: one sampled call in the parent before anything else
 starts; at a terminal the user is asked whether to go on.
 
 The prompt is tested through a real pseudo-terminal (``os.openpty``): a small script runs

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from acme_core import ParallelComputationError, ParallelMap
-from tests.helpers.funcs import f, fail_on_3, where
+from tests.helpers.funcs import broken_while_flagged, f, fail_on_3, where
 from tests.helpers.scripts import run_code
 
 BACKENDS = ["joblib", "threads"]
@@ -43,6 +43,31 @@ def test_debug_lets_the_original_exception_propagate():
     pmap = ParallelMap(fail_on_3, [1, 2, 3, 4], write_worker_results=False)
     with pytest.raises(ValueError, match="boom on 3"):
         pmap.compute(debug=True)
+
+
+def test_debug_stores_each_call_before_the_next_so_a_parallel_resume_runs_only_the_rest(
+        tmp_path):
+    """A debug run is the same run with its calls made here: what finished before the
+    exception is stored and recorded, and the parallel compute() after the fix runs only
+    the failed and the missing calls."""
+    from collections import Counter
+
+    from acme_core import load
+
+    flags, counts, out = tmp_path / "flags", tmp_path / "counts", str(tmp_path / "run")
+    flags.mkdir()
+    counts.mkdir()
+    (flags / "broken").touch()
+    call = (broken_while_flagged, list(range(20)), str(flags), str(counts))
+    with pytest.raises(ArithmeticError, match="bad input 17"):
+        ParallelMap(*call, output_dir=out, verbose=False).compute(debug=True)
+    ran = Counter(int(name.split("_")[0]) for name in os.listdir(counts))
+    assert ran == Counter(range(18))  # one by one, in order, up to the failing call
+    (flags / "broken").unlink()
+    ParallelMap(*call, output_dir=out, n_workers=2, verbose=False).compute()
+    ran = Counter(int(name.split("_")[0]) for name in os.listdir(counts))
+    assert ran == Counter({**dict.fromkeys(range(20), 1), 17: 2})
+    assert [int(r[0]) for r in load(out)] == [x * x for x in range(20)]
 
 
 def test_joblib_runs_calls_in_other_processes():

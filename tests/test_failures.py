@@ -1,4 +1,4 @@
-"""Failures, retries, resume and cancellation, with real processes (issue 7)."""
+"""Failures, retries, resume and cancellation, with real processes."""
 
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ from tests.helpers.fault_funcs import (
     raise_bad,
 )
 from tests.helpers.scripts import communicate_or_fail, run_script, start_script
+from tests.helpers.soak import default_and_soak
 from tests.helpers.waiting import wait_for
 
 
@@ -79,9 +80,10 @@ def test_sigkill_poison_among_forty_keeps_thirty_nine_results_on_disk(tmp_path):
 
 
 @pytest.mark.slow
+@default_and_soak("runs", 1, 10)
 @pytest.mark.parametrize("how", ["segfault", "exit"])
-def test_poison_ten_runs_of_forty_each_cost_exactly_one_call(tmp_path, how):
-    for attempt in range(10):
+def test_poison_in_every_run_of_forty_costs_exactly_one_call(tmp_path, how, runs):
+    for attempt in range(runs):
         (tmp_path / str(attempt)).mkdir()
         failures, _ = _poison_run(tmp_path / str(attempt), how)
         assert [(r.index, r.kind) for r in failures] == [(7, "killed-worker")], attempt

@@ -1,5 +1,5 @@
-"""The output directory (issue 4 item 3): naming, refusing others' data, housekeeping that
-only ever touches our own runs (inventory §6.1, §6.10, S41 with ACME's bug fixed)."""
+"""The output directory: naming, refusing others' data, housekeeping that only ever touches
+our own runs (ACME deleted every ``ACME_*`` folder past the age threshold; fixed)."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ def test_cleanup_zero_removes_all_our_runs(tmp_path):
 
 
 def test_cleanup_never_deletes_a_dir_without_our_marker(tmp_path):
-    # ACME deleted every ACME_* folder (S41 with threshold 0 removed "ACME_keepme_recent")
+    # ACME deleted every ACME_* folder (with threshold 0 it removed "ACME_keepme_recent")
     theirs = [_run_dir(tmp_path, 30, marked=False),
               _run_dir(tmp_path, 30, marked=False, name="ACME_keepme_recent"),
               _run_dir(tmp_path, 30, marked=True, name="ACME_not-a-timestamp")]
@@ -99,7 +99,7 @@ def test_cleanup_never_follows_a_symlink(tmp_path):
     assert (target / "data.txt").exists()
 
 
-def test_s41_parallel_map_cleans_only_our_old_runs_before_the_new_one(tmp_path, monkeypatch):
+def test_parallel_map_cleans_only_our_old_runs_before_the_new_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     base = tmp_path
     now = dt.datetime.now()

@@ -227,6 +227,8 @@ class TestOnOneSlurmCluster:
     """Eight workers (8 one-CPU jobs over n1 and n2), started by backend="slurm" with
     ``stop_client=False`` and reused by every test of this class, as ACME's docs suggest."""
 
+    shares_a_dask_client = True
+
     def test_200_calls_spread_over_both_nodes(self, client):
         start = time.perf_counter()
         with ParallelMap(node_of, list(range(200)), 0.02, write_worker_results=False,

@@ -81,6 +81,7 @@ class ListeningSockets(threading.Thread):
 
 
 @pytest.mark.slow
+@pytest.mark.soak  # restarts the shared SLURM (cancelling every job) and waits for 100,000 calls
 @pytest.mark.usefixtures("max_array_101")
 class TestMaxArraySize101:
     """MaxArraySize=101: many calls in few arrays; more tasks than that in offset arrays."""
@@ -93,6 +94,7 @@ class TestMaxArraySize101:
 
 
 @pytest.mark.slow
+@pytest.mark.soak  # restarts the shared SLURM with slurmdbd, and a requeue waits minutes
 @pytest.mark.usefixtures("accounting_on")
 class TestAccountingOn:
     """The failure-kind tests of test_slurm_array.py again, with sacct answering."""
@@ -112,7 +114,7 @@ class TestAccountingOn:
         from tests import test_slurm_array as plain
 
         plain.test_scancel_and_requeue_lose_no_call_and_use_no_retries(
-            accounting_on, tmp_path, caplog)
+            accounting_on, tmp_path, caplog, requeue=True)
 
 
 def _hundred_thousand(tmp_path) -> None:

@@ -72,7 +72,7 @@ def test_the_node_override_changes_only_the_claim(monkeypatch):
 
 
 def test_without_slurm_esi_cluster_setup_gives_a_local_client(tmp_path, monkeypatch, caplog):
-    """S35: no SLURM and nobody to ask: a working local client (with a warning)."""
+    """No SLURM and nobody to ask: a working local client (with a warning)."""
     stub = tmp_path / "sinfo"
     stub.write_text("#!/bin/sh\necho 'sinfo: command not usable' >&2\nexit 127\n")
     stub.chmod(stub.stat().st_mode | stat.S_IEXEC)

@@ -1,5 +1,5 @@
-"""Faults on backend "slurm" with real SLURM jobs and real processes (issue 7), and the
-conformance kit on backend "slurm" (issue 9).
+"""Faults on backend "slurm" with real SLURM jobs and real processes, and the
+conformance kit on backend "slurm".
 
 * a worker process SIGKILLed mid-call: every result, and the run's log names the lost worker;
 * a job over its ``--mem``: SLURM kills it (``FAILED``, ``ExitCode=0:9``), its calls run again;
@@ -72,7 +72,7 @@ def _calls_in(line: str) -> list[int]:
     return [int(i) for i in listed.split(",")]
 
 
-# ------------------------------------------------------------------ faults (issue 7)
+# ------------------------------------------------------------------ faults
 def test_a_worker_process_sigkilled_mid_call_costs_no_call(slurm, tmp_path):
     """The dask worker process running call 5 is SIGKILLed (from outside, as the OOM killer
     would) while the call sleeps: its nanny starts a new one, dask runs the call again,
@@ -178,7 +178,7 @@ def test_a_job_cancelled_mid_run_is_replaced_and_every_call_finishes(slurm, tmp_
           f"jobs gone {assert_gone(name):.1f} s after the run")
 
 
-# ------------------------------------------------------------------ conformance (issue 9)
+# ------------------------------------------------------------------ conformance
 class _SharedWorkers:
     """Two SLURM workers the class's runs attach to, (re)started on demand."""
 
@@ -212,6 +212,7 @@ class TestSlurm(BackendConformance):
     shared workers: its run starts its own jobs, and :meth:`live_workers` checks that none
     of them, and no process of them, is left 15 s after ``stop_client=True``."""
 
+    shares_a_dask_client = True
     backend = "slurm"
     own_jobs = _name("kitown")
     backend_options = {"job_name": own_jobs}

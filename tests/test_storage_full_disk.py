@@ -93,3 +93,32 @@ def test_single_file_finish_on_a_full_disk_keeps_everything_and_resumes(small_di
     again.finish()
     with h5py.File(small_disk / "f.h5", "r") as h5:
         assert [h5[f"comp_{i}/result_0"][0] for i in range(3)] == [0.0, 1.0, 2.0]
+
+
+@pytest.mark.parametrize("n_calls, size", [(40, 20_000), (2000, 100)],
+                         ids=["large-results", "many-small-results"])
+def test_a_disk_filling_mid_run_ends_the_with_block_with_the_failures_table(
+        small_disk, n_calls, size):
+    """With per-call HDF5 files the disk fills under the results (large ones) or under the
+    manifest and the log (thousands of small ones); either way the ``with`` block ends with
+    the failures table and what to do, never a bare ``OSError`` from closing the manifest,
+    and after freeing space the same run completes."""
+    from acme_core import ParallelComputationError, ParallelMap, load
+
+    out = str(small_disk / "run")
+    with pytest.raises(ParallelComputationError) as err, ParallelMap(
+            np.full, [size] * n_calls, list(range(n_calls)), output_dir=out, n_workers=2,
+            verbose=False) as pmap:
+        pmap.compute()  # the error passes through the with block's exit
+    rows = list(err.value.failures)
+    assert rows and {r.kind for r in rows} == {STORAGE}
+    assert "free space" in str(err.value) and "compute() again" in str(err.value)
+    stored = load(out)
+    ok = set(range(n_calls)) - {r.index for r in rows}
+    assert ok and all(float(stored[i][0]) == i for i in ok)
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    with ParallelMap(np.full, [size] * n_calls, list(range(n_calls)), output_dir=out,
+                     n_workers=2, verbose=False) as pmap:
+        pmap.compute()
+    assert [float(r[0]) for r in load(out)] == [float(i) for i in range(n_calls)]

@@ -1,5 +1,5 @@
-"""ACME's on-disk layouts (inventory §6, §15 S13-S27, S29, S31), read as a user reads them:
-with plain h5py and pickle."""
+"""ACME's on-disk layouts (docs/guide/storage.md), read as a user reads them: with plain h5py
+and pickle."""
 
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ def run(func, *args, out, **kwargs):
     return pmap, result
 
 
-# ------------------------------------------------------------------ default layout (S13-S16)
-def test_s13_default_run_dir_paths_and_entries(tmp_path, monkeypatch):
+# ------------------------------------------------------------------ default layout
+def test_default_run_dir_paths_and_entries(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with ParallelMap(f, [2, 4, 6, 8], 4, **J) as pmap:
         paths = pmap.compute()
@@ -56,7 +56,7 @@ def test_s13_default_run_dir_paths_and_entries(tmp_path, monkeypatch):
     assert set(names) - {"f.h5", "f_payload", *logs} <= ours
 
 
-def test_s14_container_links_and_payload_datasets(tmp_path):
+def test_container_links_to_the_payload_datasets(tmp_path):
     pmap, paths = run(f, [2, 4, 6, 8], 4, out=tmp_path / "o")
     with h5py.File(pmap.results_container, "r") as h5:
         assert list(h5.keys()) == [f"comp_{i}" for i in range(4)]
@@ -71,7 +71,7 @@ def test_s14_container_links_and_payload_datasets(tmp_path):
             assert list(h5.keys()) == ["result_0"]
 
 
-def test_s16_deleting_the_payload_breaks_the_links(tmp_path):
+def test_deleting_the_payload_breaks_the_links(tmp_path):
     pmap, paths = run(f, [2, 4], 4, out=tmp_path / "o")
     for path in paths:
         os.remove(path)
@@ -85,7 +85,7 @@ def test_per_call_files_leave_no_temporary_files(tmp_path):
     assert sorted(os.listdir(payload)) == sorted(f"f_{i}.h5" for i in range(20))
 
 
-# ------------------------------------------------------------------ return-value mapping (S17, S18)
+# ------------------------------------------------------------------ return-value mapping
 def _comp(storage, pmap, paths, i):
     """Call i's group as a user opens it: the container's comp_i."""
     h5 = h5py.File(pmap.results_container, "r")
@@ -99,7 +99,7 @@ def _comp(storage, pmap, paths, i):
     (array_and_scalar, {"result_0": (np.int64, [0, 3, 6]), "result_1": (np.int64, 3)}),
     (ones23, {"result_0": (np.float64, np.ones((2, 3)).tolist())}),
 ])
-def test_s17_return_value_mapping(tmp_path, storage, func, expected):
+def test_each_return_value_maps_to_its_datasets(tmp_path, storage, func, expected):
     pmap, paths = run(func, [1, 3], out=tmp_path / "o", storage=storage)
     h5, group = _comp(storage, pmap, paths, 1)
     with h5:
@@ -110,7 +110,7 @@ def test_s17_return_value_mapping(tmp_path, storage, func, expected):
 
 
 @pytest.mark.parametrize("storage", HDF5_STORAGES)
-def test_s17_strings_are_one_variable_length_string(tmp_path, storage):
+def test_strings_are_one_variable_length_string(tmp_path, storage):
     pmap, paths = run(text, [1, 2], out=tmp_path / "o", storage=storage)
     with h5py.File(pmap.results_container, "r") as h5:
         data = h5["comp_0/result_0"]
@@ -119,7 +119,7 @@ def test_s17_strings_are_one_variable_length_string(tmp_path, storage):
 
 
 @pytest.mark.parametrize("storage", HDF5_STORAGES)
-def test_s18_four_return_values_make_four_datasets(tmp_path, storage):
+def test_four_return_values_make_four_datasets(tmp_path, storage):
     pmap, _ = run(four_values, [1, 2, 3], out=tmp_path / "o", storage=storage)
     with h5py.File(pmap.results_container, "r") as h5:
         for i, x in enumerate([1, 2, 3]):
@@ -132,8 +132,8 @@ def test_s18_four_return_values_make_four_datasets(tmp_path, storage):
     assert [len(r) for r in in_memory] == [4, 4, 4] and all(isinstance(r, tuple) for r in in_memory)
 
 
-# ------------------------------------------------------------------ single_file (S19)
-def test_s19_single_file_holds_real_datasets_equal_to_the_multi_file_ones(tmp_path):
+# ------------------------------------------------------------------ single_file
+def test_single_file_holds_real_datasets_equal_to_the_multi_file_ones(tmp_path):
     multi, _ = run(array_and_scalar, [1, 2, 3, 4], out=tmp_path / "multi")
     single, result = run(array_and_scalar, [1, 2, 3, 4], out=tmp_path / "single",
                          single_file=True)
@@ -157,8 +157,8 @@ def test_single_file_on_threads_backend(tmp_path):
         assert [h5[f"comp_{i}/result_0"][0] for i in range(4)] == [18, 24, 30, 36]
 
 
-# ------------------------------------------------------------------ pickle (S20, S21)
-def test_s20_write_pickle_files_hold_the_raw_return_values(tmp_path):
+# ------------------------------------------------------------------ pickle
+def test_write_pickle_files_hold_the_raw_return_values(tmp_path):
     pmap, paths = run(f, [2, 4, 6, 8], 4, out=tmp_path / "o", write_pickle=True)
     out = str(tmp_path / "o")
     assert paths == [os.path.join(out, f"f_{i}.pickle") for i in range(4)]
@@ -172,30 +172,30 @@ def test_s20_write_pickle_files_hold_the_raw_return_values(tmp_path):
     assert values == [18, 24, 30, 36]
 
 
-def test_s20_pickle_keeps_multiple_returns_as_a_tuple(tmp_path):
+def test_pickle_keeps_multiple_returns_as_a_tuple(tmp_path):
     _, paths = run(array_and_scalar, [1, 2], out=tmp_path / "o", write_pickle=True)
     with open(paths[1], "rb") as fh:
         value = pickle.load(fh)
     assert isinstance(value, tuple) and value[0].tolist() == [0, 2, 4] and value[1] == 2
 
 
-def test_s20_pickle_ignores_result_shape_with_a_warning(tmp_path, caplog):
+def test_pickle_ignores_result_shape_with_a_warning(tmp_path, caplog):
     _, paths = run(f, [2, 4], 4, out=tmp_path / "o", write_pickle=True, result_shape=(None,))
     assert "result_shape is ignored" in caplog.text
     with open(paths[0], "rb") as fh:
         assert pickle.load(fh) == 18
 
 
-def test_s21_pickle_and_single_file_together_are_refused(tmp_path):
+def test_pickle_and_single_file_together_are_refused(tmp_path):
     with pytest.raises(ValueError, match="single_file"):
         ParallelMap(f, [2, 4], 4, write_pickle=True, single_file=True,
                     output_dir=str(tmp_path / "o"))
     assert not os.path.exists(tmp_path / "o")
 
 
-# ------------------------------------------------------------------ stacking (S22-S27)
+# ------------------------------------------------------------------ stacking
 @pytest.mark.parametrize("storage", HDF5_STORAGES)
-def test_s22_result_shape_one_dataset(tmp_path, storage):
+def test_result_shape_stacks_the_calls_into_one_dataset(tmp_path, storage):
     pmap, result = run(f, [2, 4, 6, 8], 4, out=tmp_path / "o", result_shape=(None,),
                        storage=storage)
     with h5py.File(pmap.results_container, "r") as h5:
@@ -210,14 +210,14 @@ def test_s22_result_shape_one_dataset(tmp_path, storage):
         assert result == [pmap.results_container]
 
 
-def test_s23_result_shape_in_memory_is_an_array(tmp_path):
+def test_result_shape_in_memory_is_an_array(tmp_path):
     arr = ParallelMap(f, [2, 4, 6, 8], 4, result_shape=(None,), write_worker_results=False,
                       **J).compute()
     assert isinstance(arr, np.ndarray) and arr.shape == (4,) and arr.tolist() == [18, 24, 30, 36]
 
 
 @pytest.mark.parametrize("storage", HDF5_STORAGES)
-def test_s24_rows_and_dtype(tmp_path, storage):
+def test_result_shape_rows_and_result_dtype(tmp_path, storage):
     pmap, _ = run(f, [2, 4, 6, 8], np.ones(3) * 4, n_inputs=4, out=tmp_path / "o",
                   result_shape=(None, 3), result_dtype="float16", storage=storage)
     with h5py.File(pmap.results_container, "r") as h5:
@@ -228,14 +228,14 @@ def test_s24_rows_and_dtype(tmp_path, storage):
 
 @pytest.mark.parametrize(("dtype", "exc", "message"), [
     ("invalid", TypeError, "valid NumPy datatype"), (np.ones(3), TypeError, "has to be a string")])
-def test_s24_invalid_dtypes(tmp_path, dtype, exc, message):
+def test_invalid_result_dtypes_are_refused(tmp_path, dtype, exc, message):
     with pytest.raises(exc, match=message):
         ParallelMap(f, [2, 4], 4, result_shape=(None,), result_dtype=dtype,
                     output_dir=str(tmp_path / "o"))
 
 
 @pytest.mark.parametrize("storage", HDF5_STORAGES)
-def test_s25_unlimited_dimension_is_zero_padded(tmp_path, storage):
+def test_unlimited_dimension_is_zero_padded(tmp_path, storage):
     pmap, _ = run(ones_of_length, [2, 3, 4], out=tmp_path / "o", result_shape=(None, np.inf),
                   storage=storage)
     with h5py.File(pmap.results_container, "r") as h5:
@@ -245,7 +245,7 @@ def test_s25_unlimited_dimension_is_zero_padded(tmp_path, storage):
         assert data[()].tolist() == [[1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]
 
 
-def test_s25_unlimited_axis_before_the_calls_axis(tmp_path):
+def test_unlimited_axis_before_the_calls_axis(tmp_path):
     pmap, _ = run(ones_of_length, [2, 3], out=tmp_path / "o", result_shape=(np.inf, None),
                   single_file=True)
     with h5py.File(pmap.results_container, "r") as h5:
@@ -262,13 +262,13 @@ def test_s25_unlimited_axis_before_the_calls_axis(tmp_path):
     ((np.pi, None, 5), {}, ValueError, "non-negative integers"),
     (3, {}, TypeError, "tuple"),
 ])
-def test_s25_result_shape_validation(tmp_path, shape, kwargs, exc, message):
+def test_invalid_result_shapes_are_refused(tmp_path, shape, kwargs, exc, message):
     with pytest.raises(exc, match=message):
         ParallelMap(ones_of_length, [2, 3], result_shape=shape, output_dir=str(tmp_path / "o"),
                     **kwargs)
 
 
-def test_s26_stacking_axis_position(tmp_path):
+def test_the_none_in_result_shape_places_the_stacking_axis(tmp_path):
     rows, _ = run(column, [0, 10, 20], out=tmp_path / "rows", result_shape=(None, 5),
                   single_file=True)
     cols, _ = run(column, [0, 10, 20], out=tmp_path / "cols", result_shape=(5, None),
@@ -279,7 +279,7 @@ def test_s26_stacking_axis_position(tmp_path):
 
 
 @pytest.mark.parametrize("storage", HDF5_STORAGES)
-def test_s27_stacked_first_value_and_extra_returns(tmp_path, storage):
+def test_stacked_first_value_and_extra_returns(tmp_path, storage):
     pmap, _ = run(three_values, [1, 2, 3], out=tmp_path / "o", result_shape=(None, 2, 3),
                   storage=storage)
     with h5py.File(pmap.results_container, "r") as h5:
@@ -291,7 +291,7 @@ def test_s27_stacked_first_value_and_extra_returns(tmp_path, storage):
             assert h5[f"comp_{i}/result_1"][()] == x and h5[f"comp_{i}/result_2"][()] == -x
 
 
-def test_s27_in_memory_flat_list(tmp_path):
+def test_stacked_first_value_and_extra_returns_in_memory_are_a_flat_list(tmp_path):
     res = ParallelMap(three_values, [1, 2, 3], result_shape=(None, 2, 3),
                       write_worker_results=False, **J).compute()
     assert isinstance(res, list) and res[0].shape == (3, 2, 3)
@@ -312,9 +312,9 @@ def test_a_first_value_of_the_wrong_shape_stops_the_run(tmp_path, storage):
     assert state.failed == {1} and state.failures[1]["type"] == "ResultShapeError"
 
 
-# ------------------------------------------------------------------ emergency pickling (S29, S31)
+# ------------------------------------------------------------------ emergency pickling
 @pytest.mark.parametrize("func", [as_dict, nothing])
-def test_s29_emergency_pickling(tmp_path, func, caplog):
+def test_results_hdf5_cannot_hold_are_pickled_instead(tmp_path, func, caplog):
     pmap, paths = run(func, [1, 2], out=tmp_path / "o")
     out = str(tmp_path / "o")
     assert paths == [os.path.join(out, f"{func.__name__}_{i}.pickle") for i in range(2)]
@@ -327,7 +327,7 @@ def test_s29_emergency_pickling(tmp_path, func, caplog):
     assert "pickled instead" in caplog.text and "has been removed" in caplog.text
 
 
-def test_s29_mixed_results_keep_call_order(tmp_path):
+def test_mixed_pickled_and_hdf5_results_keep_call_order(tmp_path):
     _, paths = run(dict_or_array, [0, 1, 2, 3], out=tmp_path / "o")
     assert [os.path.basename(p) for p in paths] == [
         "dict_or_array_0.pickle", "dict_or_array_1.h5", "dict_or_array_2.pickle",
@@ -338,7 +338,7 @@ def test_s29_mixed_results_keep_call_order(tmp_path):
         assert pickle.load(fh) == [{"a": 2}]
 
 
-def test_s29_pickle_names_do_not_collide_acme_rstrip_bug_fixed(tmp_path):
+def test_pickle_names_do_not_collide(tmp_path):
     # ACME named call 5 "f_.pickle" and let call 15 overwrite call 1 (rstrip(".h5"))
     _, paths = run(as_dict, list(range(16)), out=tmp_path / "o")
     assert [os.path.basename(p) for p in paths] == [f"as_dict_{i}.pickle" for i in range(16)]
@@ -347,7 +347,7 @@ def test_s29_pickle_names_do_not_collide_acme_rstrip_bug_fixed(tmp_path):
             assert pickle.load(fh) == [{"a": i}]
 
 
-def test_s31_single_file_has_no_emergency_pickling(tmp_path):
+def test_single_file_has_no_pickle_fallback(tmp_path):
     with pytest.raises(RuntimeError, match="Parallel computation failed: 2/2") as err:
         run(as_dict, [1, 2], out=tmp_path / "o", single_file=True)
     assert "no pickle fallback" in str(err.value.failures[0].message)

@@ -1,7 +1,7 @@
-"""Every bad input fails in the constructor, clearly, before anything exists (issue 3).
+"""Every bad input fails in the constructor, clearly, before anything exists.
 
 Each case of the catalogue asserts the exception type, a message fragment that names the
-argument (ACME's fragments from inventory §7.1 where ACME had one), that the message shows
+argument (ACME's own wording where ACME had a message), that the message shows
 what was given, and that no output directory, log file, temporary file, worker process or
 thread was left behind. The constructor is called in a fresh working directory with
 on-disk results (the default), so anything created too early would show there.
@@ -9,6 +9,7 @@ on-disk results (the default), so anything created too early would show there.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import logging
 import os
@@ -24,8 +25,17 @@ import pytest
 
 from acme_core import ParallelMap, UnknownKeywordError
 from acme_core.arguments import ArgumentMismatchError
-from acme_core.parameters import check_n_inputs
+from acme_core.parameters import (
+    BACKEND_PARAMETERS,
+    BY_NAME,
+    DEFAULTS,
+    RESERVED,
+    check_n_inputs,
+    executor_settings,
+    validate,
+)
 from acme_core.pickling import UnpicklableError
+from acme_core.records import ExecutorSettings
 from tests.helpers import funcs
 from tests.helpers.funcs import f
 
@@ -143,7 +153,7 @@ CATALOGUE = [
       lambda t: ((f, [2, 4, 6, 8], [2, 2]), {**THREADS, "n_inputs": 3})),
     c("empty-list", ValueError, E("positional argument 0 ('x') of f has 0 elements"), "0 calls",
       lambda t: ((f, [], 1), THREADS)),
-    # ---- n_inputs (inventory S9)
+    # ---- n_inputs
     c("n-inputs-str", ValueError, E("`n_inputs` has to be 'auto' or an integer"), "'not-auto'",
       lambda t: ((f, 2, 3), {**THREADS, "n_inputs": "not-auto"})),
     c("n-inputs-negative", ValueError, E("`n_inputs` has to be an integer between 1 and inf"),
@@ -162,7 +172,7 @@ CATALOGUE = [
       lambda t: ((f, 2, 3), {**THREADS, "n_inputs": True})),
     c("n-inputs-none", TypeError, E("`n_inputs` has to be a scalar"), "None",
       lambda t: ((f, 2, 3), {**THREADS, "n_inputs": None})),
-    # ---- result_shape (inventory §6.5-6.6, S25)
+    # ---- result_shape
     c("result-shape-int", TypeError, E("`result_shape` has to be either `None` or tuple"), "3",
       lambda t: ((f, [1, 2], 3), {**THREADS, "result_shape": 3})),
     c("result-shape-no-none", ValueError, E("must contain exactly one `None` entry"), "(3, 4)",
@@ -183,7 +193,7 @@ CATALOGUE = [
       E("`np.inf` in `result_shape` is only valid if `write_worker_results` is `True`"), "exact",
       lambda t: ((f, [1, 2], 3), {**THREADS, "result_shape": (None, np.inf),
                                   "write_worker_results": False})),
-    # ---- result_dtype (S24)
+    # ---- result_dtype
     c("result-dtype-invalid", TypeError, E("`result_dtype` has to be a valid NumPy datatype specification"),
       "'invalid'", lambda t: ((f, [1, 2], 3), {**THREADS, "result_dtype": "invalid"})),
     c("result-dtype-malformed", TypeError, E("`result_dtype` has to be a valid NumPy datatype specification"),
@@ -420,3 +430,28 @@ def test_the_snapshot_sees_what_a_valid_run_creates(workdir):
         pmap.compute()
     with pytest.raises(AssertionError, match="files were created"):
         before.assert_nothing_new(workdir)
+
+
+def test_executors_get_every_backend_parameter_of_the_table_with_its_default():
+    fields = {f.name: f.default for f in dataclasses.fields(ExecutorSettings)
+              if f.name not in ("options", "timeout")}
+    assert fields == {name: DEFAULTS[name] for name in BACKEND_PARAMETERS}
+    given = executor_settings(validate(partition="8GBXS", n_workers=3, setup_timeout=5,
+                                       backend_options={"queue": "a"}, timeout=2))
+    assert (given.partition, given.n_workers, given.setup_timeout) == ("8GBXS", 3, 5.0)
+    assert (given.options, given.timeout) == ({"queue": "a"}, 2.0)
+
+
+def test_a_keyword_parallel_map_lacks_is_no_parameter():
+    with pytest.raises(TypeError, match="not a parameter of ParallelMap: n_worker"):
+        validate(n_worker=3)
+
+
+@pytest.mark.parametrize("name", ["progress", "timeout", "rerun"])
+def test_reserved_names_are_parallel_maps_newer_keywords_that_never_reach_the_function(name):
+    def g(x, **kwargs):
+        return sorted(kwargs)
+    assert name in RESERVED and BY_NAME[name].kind == "reserved"
+    default = DEFAULTS[name]
+    assert ParallelMap(g, [1], write_worker_results=False, verbose=False,
+                       **{name: default}).compute() == [[]]

@@ -23,8 +23,9 @@ from .errors import (
     UnknownKeywordError,
     UnpicklableError,
 )
-from .hookspecs import AutoClaim, ExecutorSpec, StorageSpec, hookimpl
+from .hookspecs import hookimpl
 from .mainguard import MainGuardError
+from .records import AutoClaim, ExecutorSpec, StorageSpec
 
 if TYPE_CHECKING:  # imported on first use: worker processes only need acme_core.calls
     from .parallel_map import ParallelMap

@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import numpy as np
 
 from .arguments import CallPlan, rebuild_call_plan
+from .parameters import backend_values
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .executor import Executor, RunContext
+    from .executor import Executor
     from .parameters import Settings
+    from .records import RunContext
 
 
 def acme_lists(plan: CallPlan) -> tuple[list[Any], dict[str, list[Any]]]:
@@ -313,6 +315,6 @@ class AcmeAttributes:
             "collect_results": not s.write_worker_results, "result_shape": s.result_shape,
             "result_dtype": s.result_dtype, "single_file": s.single_file,
             "write_pickle": s.write_pickle, "backend": self.backend, "storage": self.storage,
-            **s.backend_parameters(), "verbose": s.verbose, "dryrun": s.dryrun,
+            **backend_values(s), "verbose": s.verbose, "dryrun": s.dryrun,
             "logfile": self.logfile, "retries": s.retries,
             "client": lazy(lambda: self.daemon.client)})

@@ -1,6 +1,6 @@
 """ACME's argument contract: which inputs are split over calls, which are broadcast.
 
-Rules (inventory §4), with ACME's bugs fixed:
+Rules, with ACME's bugs fixed:
 
 - A list, tuple or range, or a NumPy array that is 1-D after ``squeeze()``, is a candidate
   for splitting. For a parameter with a default, a list/tuple value does not count towards
@@ -29,24 +29,13 @@ from typing import Any
 import numpy as np
 
 from .errors import ArgumentMismatchError, UnknownKeywordError
+from .parameters import BY_NAME as OWN_KEYWORDS  # for "did you mean" hints
 
 log = logging.getLogger("acme_core")
 
 _EMPTY = inspect.Parameter.empty
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 TASK_ID = "taskID"
-#: ParallelMap's own keywords, for "did you mean" hints and the note on reserved names.
-OWN_KEYWORDS = (
-    "n_inputs", "write_worker_results", "output_dir", "result_shape", "result_dtype",
-    "single_file", "write_pickle", "partition", "n_workers", "mem_per_worker", "setup_timeout",
-    "setup_interactive", "stop_client", "verbose", "dryrun", "logfile", "cleanup_threshold_days",
-    "backend", "storage", "backend_options", "retries", "progress", "rerun", "seed",
-    "reuse",
-)
-
-
-
-
 @dataclass
 class BoundArgument:
     """One argument as given by the user, after matching it to ``func``'s signature."""
@@ -241,37 +230,11 @@ def _bind(func: Callable[..., Any], name: str, args: list[Any],
             f"or add *args to {name}'s signature."
         )
 
-    # ACME's `taskID` (inventory §4.5): a keyword with a default is set to each call's index
-    task_param = by_name.get(TASK_ID)
-    pass_task_id = task_param is not None and task_param.default is not _EMPTY
-    if pass_task_id and (TASK_ID in kwargs or TASK_ID in values):
-        log.warning(f"`taskID` of {name} is set by ParallelMap to each call's index; the given "
-                    f"value is ignored.")
-        kwargs.pop(TASK_ID, None)
-        if TASK_ID in values and extra:
-            raise ArgumentMismatchError(
-                f"<ParallelMap> {name}'s `taskID` is set by ParallelMap, but {len(args)} "
-                f"positional arguments fill it and *{var_pos.name if var_pos else 'args'}. "
-                f"Give the arguments after `taskID` by name instead."
-            )
-        values.pop(TASK_ID, None)  # later positionals then travel by name (see _order)
-
+    pass_task_id = _set_aside_task_id(by_name, name, args, kwargs, values, extra, var_pos)
     unknown = [k for k in kwargs if k not in by_name] if var_kw is None else []
     if unknown:
         raise UnknownKeywordError(_unknown_keyword_message(name, params, kwargs, unknown))
-    given_by_name: set[str] = set()
-    extra_kw: dict[str, Any] = {}
-    for key, value in kwargs.items():
-        if key in values:
-            raise ArgumentMismatchError(
-                f"<ParallelMap> {name} got multiple values for argument {key!r}: once "
-                f"positionally and once by name. Pass it only one way."
-            )
-        if key in by_name:
-            values[key] = value
-            given_by_name.add(key)
-        else:
-            extra_kw[key] = value
+    given_by_name, extra_kw = _take_keywords(name, kwargs, by_name, values)
     missing = [p.name for p in positional if p.default is _EMPTY and p.name not in values]
     if missing:
         required = [p.name for p in positional if p.default is _EMPTY]
@@ -289,6 +252,47 @@ def _bind(func: Callable[..., Any], name: str, args: list[Any],
             f"{', '.join(repr(m) for m in missing_kw)}, found none; pass them as name=value."
         )
     return _order(params, values, given_by_name, extra, extra_kw, var_pos), pass_task_id
+
+
+def _set_aside_task_id(by_name: dict[str, inspect.Parameter], name: str, args: list[Any],
+                       kwargs: dict[str, Any], values: dict[str, Any], extra: list[Any],
+                       var_pos: inspect.Parameter | None) -> bool:
+    """ACME's ``taskID``: a keyword with a default is set to each call's index, so a value
+    given for it is dropped (with a warning). Returns whether ``func`` gets it."""
+    task_param = by_name.get(TASK_ID)
+    pass_task_id = task_param is not None and task_param.default is not _EMPTY
+    if pass_task_id and (TASK_ID in kwargs or TASK_ID in values):
+        log.warning(f"`taskID` of {name} is set by ParallelMap to each call's index; the given "
+                    f"value is ignored.")
+        kwargs.pop(TASK_ID, None)
+        if TASK_ID in values and extra:
+            raise ArgumentMismatchError(
+                f"<ParallelMap> {name}'s `taskID` is set by ParallelMap, but {len(args)} "
+                f"positional arguments fill it and *{var_pos.name if var_pos else 'args'}. "
+                f"Give the arguments after `taskID` by name instead."
+            )
+        values.pop(TASK_ID, None)  # later positionals then travel by name (see _order)
+    return pass_task_id
+
+
+def _take_keywords(name: str, kwargs: dict[str, Any], by_name: dict[str, inspect.Parameter],
+                   values: dict[str, Any]) -> tuple[set[str], dict[str, Any]]:
+    """Add the keywords naming a parameter to ``values``; return their names and the
+    keywords left for ``**kwargs``."""
+    given_by_name: set[str] = set()
+    extra_kw: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if key in values:
+            raise ArgumentMismatchError(
+                f"<ParallelMap> {name} got multiple values for argument {key!r}: once "
+                f"positionally and once by name. Pass it only one way."
+            )
+        if key in by_name:
+            values[key] = value
+            given_by_name.add(key)
+        else:
+            extra_kw[key] = value
+    return given_by_name, extra_kw
 
 
 def _unknown_keyword_message(name: str, params: list[inspect.Parameter], kwargs: dict[str, Any],
@@ -455,7 +459,7 @@ def _flat_size(items: list[Any] | tuple[Any, ...]) -> int:
 def size_of(obj: Any) -> int:
     """Approximate size of ``obj`` in bytes (containers recursively, arrays by their buffer).
 
-    ACME's measure (inventory §4.6): ``sys.getsizeof`` summed over list, tuple and set
+    ACME's measure: ``sys.getsizeof`` summed over list, tuple and set
     elements and dict keys and values; a NumPy array counts its buffer. Shared and
     self-referencing objects are counted once; any nesting depth works.
 

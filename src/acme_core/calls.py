@@ -21,20 +21,23 @@ import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from itertools import accumulate, repeat
 from operator import itemgetter
 from typing import Any, Protocol
 
-#: Failure kinds: raised by the user's function, the worker process died, writing failed.
-ERROR, LOST_WORKER, STORAGE = "error", "lost-worker", "storage"
-#: The call itself killed its worker process (segfault, ``os._exit``, SIGKILL, out of memory).
-KILLED_WORKER = "killed-worker"
-#: Lost only because another call broke the worker pool it shared: re-run, not charged.
-LOST_NEIGHBOUR = "lost-neighbour"
-#: The call ran longer than ``timeout`` seconds and its worker was killed.
-TIMEOUT = "timeout"
-#: The call's return value cannot be pickled, so it cannot travel back to the parent.
-UNPICKLABLE = "unpicklable"
+# The call records live with every other plugin-facing record; plugins import them from here.
+from .records import (  # noqa: F401 - re-exported
+    ERROR,
+    KILLED_WORKER,
+    LOST_NEIGHBOUR,
+    LOST_WORKER,
+    STORAGE,
+    TIMEOUT,
+    UNPICKLABLE,
+    BatchOutcome,
+    CallBatch,
+    CallOutcome,
+    Failure,
+)
 
 
 class ResultWriter(Protocol):
@@ -47,148 +50,6 @@ class ResultWriter(Protocol):
     # last call of a batch, before its outcome leaves the worker: make the batch's results
     # durable and return the calls whose results could not be stored (they fail as
     # ``storage``). See ``CallProgram.end_batch``.
-
-
-@dataclass(slots=True)
-class Failure:
-    """Why one call has no result.
-
-    Examples
-    --------
-    >>> from acme_core.calls import Failure
-    >>> Failure(index=3, kind="error", exc_type="ValueError", message="boom").exc_type
-    'ValueError'
-    """
-
-    index: int
-    kind: str
-    exc_type: str
-    message: str
-    traceback: str = ""
-    worker: str = ""
-    attempts: int = 1
-
-
-@dataclass(slots=True)
-class CallOutcome:
-    """The outcome of one call: a value (or storage receipt), or a failure.
-
-    Examples
-    --------
-    >>> from acme_core.calls import CallOutcome
-    >>> CallOutcome(index=0, value=18).ok
-    True
-    """
-
-    index: int
-    value: Any = None
-    failure: Failure | None = None
-    duration: float = 0.0
-    worker: str = ""
-    attempt: int = 1
-    #: When the call started (``time.time()`` on its worker); None when unknown.
-    started: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        """True when the call returned and its result was stored."""
-        return self.failure is None
-
-
-@dataclass(frozen=True, slots=True)
-class CallBatch:
-    """Call indices to run together.
-
-    ``split`` holds each call's own (split) argument values: per call either the pickled
-    bytes of its split-argument tuple (``pickled=True``) or the tuple itself; or None when
-    the program carries every call's split values (small arguments travel once per worker).
-    """
-
-    run_id: str
-    indices: tuple[int, ...]
-    split: tuple[Any, ...] | None = None
-    pickled: bool = False
-    attempt: int = 1
-
-    def lost(self, reason: str, worker: str = "", kind: str = LOST_WORKER,
-             culprits: dict[int, tuple[str, str]] | None = None) -> BatchOutcome:
-        """The outcome of this batch when the worker running it was lost.
-
-        Executors return this when a worker process, job or node died under the batch.
-        ``kind`` is the failure kind of every call (``"lost-neighbour"`` when the calls
-        were only beside the one that broke a shared pool); ``culprits`` maps the calls
-        known to have caused the loss to ``(kind, reason)`` of their own.
-
-        Examples
-        --------
-        >>> from acme_core.calls import CallBatch
-        >>> [o.failure.kind for o in CallBatch("run", (4, 5)).lost("killed").outcomes()]
-        ['lost-worker', 'lost-worker']
-        """
-        failures = {i: Failure(i, kind, "WorkerLost", reason, "", worker, self.attempt)
-                    for i in self.indices}
-        for i, (own_kind, own_reason) in (culprits or {}).items():
-            if i in failures:
-                failures[i] = Failure(i, own_kind, "WorkerLost", own_reason, "", worker,
-                                      self.attempt)
-        return BatchOutcome(self.indices, [None] * len(self.indices),
-                            [0.0] * len(self.indices), failures, worker, self.attempt)
-
-
-@dataclass(slots=True)
-class BatchOutcome:
-    """What one batch sends back: per call a value (or storage receipt) and a duration,
-    and a :class:`Failure` for each call that failed. ``started`` is the wall-clock time
-    (``time.time()``) the first call started; calls run back to back, so
-    :meth:`starts` derives every call's start from it and the durations.
-
-    Examples
-    --------
-    >>> from acme_core.calls import BatchOutcome
-    >>> out = BatchOutcome((0, 1), [18, 24], [0.1, 0.1], {}, "host:1")
-    >>> [o.value for o in out.outcomes()]
-    [18, 24]
-    """
-
-    indices: tuple[int, ...]
-    values: list[Any]
-    durations: list[float]
-    failures: dict[int, Failure]
-    worker: str = ""
-    attempt: int = 1
-    started: float = 0.0
-
-    def starts(self) -> list[float]:
-        """Each call's start time (seconds since the epoch), in batch order; all 0.0 when
-        the backend did not say (a lost batch).
-
-        Examples
-        --------
-        >>> from acme_core.calls import BatchOutcome
-        >>> BatchOutcome((0, 1), [1, 2], [0.5, 0.25], {}, started=100.0).starts()
-        [100.0, 100.5]
-        """
-        if not self.started:
-            return [0.0] * len(self.indices)
-        return list(accumulate(self.durations[:-1], initial=self.started))
-
-    def outcomes(self) -> list[CallOutcome]:
-        """One :class:`CallOutcome` per call, in batch order."""
-        w, a, failed = self.worker, self.attempt, self.failures
-        starts = self.starts() if self.started else repeat(None)
-        return [CallOutcome(i, v, failed.get(i), d, w, a, t) for i, v, d, t
-                in zip(self.indices, self.values, self.durations, starts, strict=False)]
-
-    def without(self, dropped: set[int]) -> BatchOutcome:
-        """The same outcome without the calls ``dropped`` (a backend lost them)."""
-        keep = [k for k, i in enumerate(self.indices) if i not in dropped]
-        return BatchOutcome(tuple(self.indices[k] for k in keep), [self.values[k] for k in keep],
-                            [self.durations[k] for k in keep],
-                            {i: f for i, f in self.failures.items() if i not in dropped},
-                            self.worker, self.attempt, self._start_of(keep[0]) if keep else 0.0)
-
-    def _start_of(self, k: int) -> float:
-        return self.started + sum(self.durations[:k]) if self.started else 0.0
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,10 @@ from . import interrupts, manifest
 from . import output_dir as outdir
 from . import rerun as rerun_policy
 from .callkeys import ArgumentKeys
-from .calls import CallOutcome
 from .codeversion import code_version
 from .display import dashboard_link
 from .errors import ResultShapeError
-from .executor import Executor, RunContext
+from .executor import Executor
 from .failures import FailureTable
 from .inprocess import InProcessExecutor
 from .lifecycle import RunHooks
@@ -36,7 +35,8 @@ from .payloads import Payloads
 from .plugins import get_plugin_manager
 from .progress import ProgressBar
 from .progress import wanted as progress_wanted
-from .run import RunInfo, RunLoop, RunSummary
+from .records import CallOutcome, RunContext, RunInfo, RunSummary
+from .run import RunLoop
 from .run_end import conclude, failure_table, stored_result
 from .run_header import RunHeader
 from .session import Session
@@ -99,10 +99,6 @@ class Computation:
                     next(steps)
             except StopIteration as end:
                 return end.value
-            except KeyboardInterrupt as stop:  # the log said what happened: no library frames
-                if self.debug:
-                    raise
-                raise stop.with_traceback(None) from None
 
     def as_completed(self) -> Iterator[tuple[int, Any]]:
         """:meth:`compute` yielding ``(index, result)`` of each call as it finishes."""

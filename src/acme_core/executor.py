@@ -23,59 +23,34 @@ from __future__ import annotations
 import abc
 import queue
 import threading
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .calls import UNPICKLABLE, BatchOutcome, CallBatch, CallProgram
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .run import RunInfo
-
-
-@dataclass
-class ExecutorSettings:
-    """What a backend is configured with: ACME's backend parameters and its own options.
-
-    Examples
-    --------
-    >>> from acme_core.executor import ExecutorSettings
-    >>> ExecutorSettings().n_workers
-    'auto'
-    """
-
-    partition: str = "auto"
-    n_workers: int | str = "auto"
-    mem_per_worker: str = "auto"
-    setup_timeout: float = 60
-    setup_interactive: bool = True
-    stop_client: bool | str = "auto"
-    options: dict[str, Any] = field(default_factory=dict)
-    #: Seconds one call may run (``ParallelMap(timeout=...)``); None: no limit. Backends
-    #: that enforce it declare the capability ``"timeout"``.
-    timeout: float | None = None
-
-
-@dataclass
-class RunContext:
-    """What an executor gets at :meth:`Executor.start`.
-
-    ``program`` is the run's call program; ``program_bytes`` its cloudpickle bytes (set
-    when the backend's spec says ``needs_pickle``), proven picklable before anything
-    started; ship them as :class:`~acme_core.calls.PickledProgram` or
-    :class:`~acme_core.calls.ProgramFile` with ``sys_path``. ``output_dir`` is the run's
-    directory, or None for in-memory runs.
-    """
-
-    info: RunInfo
-    program: CallProgram
-    program_bytes: bytes | None
-    n_calls: int
-    output_dir: str | None
-    sys_path: tuple[str, ...] = ()
+# The records an executor receives; plugins import them from here.
+from .records import (  # noqa: F401 - re-exported
+    UNPICKLABLE,
+    BatchOutcome,
+    CallBatch,
+    ExecutorSettings,
+    RunContext,
+)
 
 
 class Executor(abc.ABC):
-    """Base class of every backend.
+    """Base class of every backend: the executor protocol in one class.
+
+    An executor is what ``backend=`` names. Its life in one ``compute()``::
+
+        executor = spec.factory(settings)   # ExecutorSettings; validates, starts nothing
+        executor.start(run)                 # RunContext; workers up (or attached to)
+        executor.submit(batch)              # CallBatch, many times; never blocks on a call
+        executor.collect(timeout)           # BatchOutcomes of what finished, [] on timeout
+        executor.cancel()                   # only on Ctrl-C / errors: drop what has not run
+        executor.close()                    # end of run; stop what it started (stop_client)
+
+    A batch whose worker died must come back as ``batch.lost(reason)``: one failure of
+    kind ``"lost-worker"`` per call, never silence; the run loop re-submits those calls,
+    and calls a batch's outcome lacks count as lost too. The records named here are in
+    :mod:`acme_core.records`.
 
     Examples
     --------

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .calls import Failure
+from .records import Failure
 from .replays import replay_lines
 from .sources import restore_sources
 
@@ -32,7 +32,7 @@ class FailureTable:
 
     Examples
     --------
-    >>> from acme_core.calls import Failure
+    >>> from acme_core.records import Failure
     >>> from acme_core.failures import FailureTable
     >>> table = FailureTable([(Failure(3, "error", "ValueError", "boom"), "x=3")])
     >>> table.indices
@@ -81,7 +81,7 @@ class FailureTable:
 
         Examples
         --------
-        >>> from acme_core.calls import Failure
+        >>> from acme_core.records import Failure
         >>> from acme_core.failures import FailureTable
         >>> table = FailureTable([(Failure(3, "error", "ValueError", "boom"), "x=3")])
         >>> table.to_dataframe()[["kind", "exc_type"]]  # doctest: +SKIP

@@ -1,4 +1,4 @@
-"""Every hook of acme-core, and the records plugins hand back through them.
+"""Every hook of acme-core; the records they pass are in :mod:`acme_core.records`.
 
 A plugin is a plain module (or object) with functions marked ``@hookimpl``. It is found
 through the entry-point group ``acme_core`` (see ``plugins.py``); acme-core's own storages
@@ -17,8 +17,7 @@ Example
 -------
 A complete plugin module that adds a backend and watches failures::
 
-    from acme_core import hookimpl
-    from acme_core.hookspecs import ExecutorSpec
+    from acme_core import ExecutorSpec, hookimpl
 
     @hookimpl
     def acme_core_executors():
@@ -33,135 +32,28 @@ A complete plugin module that adds a backend and watches failures::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
 
 import pluggy
 
-if TYPE_CHECKING:  # pragma: no cover - imports for annotations only
-    from .calls import CallOutcome
-    from .run import RunInfo, RunSummary
+# What the hooks pass; importable from here too, as plugins written before records.py do.
+from .records import (  # noqa: F401 - re-exported
+    CAPABILITIES,
+    AutoClaim,
+    CallOutcome,
+    ExecutorSpec,
+    RunInfo,
+    RunSummary,
+    StorageSpec,
+)
 
 PROJECT = "acme_core"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
-#: Capability names an executor may declare (a conformance suite skips what is missing).
-CAPABILITIES = {
-    "processes": "calls run in processes other than the caller's",
-    "kill-worker": "a worker process can be killed and the run recovers the lost calls",
-    "cancel": "pending calls can be cancelled",
-    "slurm": "workers run as SLURM jobs",
-    "timeout": "a call over ParallelMap's timeout= has its worker stopped and fails alone",
-    "imports-main": "worker processes import the caller's __main__ script again (spawn): "
-                    "a script must start its run under if __name__ == '__main__'",
-}
 
-#: ACME's ParallelMap parameters an executor may use; others are ignored with a warning.
-BACKEND_PARAMETERS = (
-    "partition",
-    "n_workers",
-    "mem_per_worker",
-    "setup_timeout",
-    "setup_interactive",
-    "stop_client",
-)
-
-
-@dataclass(frozen=True)
-class ExecutorSpec:
-    """A named backend contributed by a plugin.
-
-    Parameters
-    ----------
-    name : str
-        What users pass as ``backend=``; unique among installed plugins.
-    factory : callable
-        ``factory(settings: ExecutorSettings) -> Executor``. Must validate its settings and
-        start nothing (no process, no job) until :meth:`Executor.start`.
-    description : str
-        One line for ``python -m acme_core plugins``.
-    needs_pickle : bool
-        True when calls run in another process, so the core must prove the function and
-        its arguments picklable before anything starts.
-    parameters : tuple of str
-        Which of ACME's backend parameters (``BACKEND_PARAMETERS``) this backend uses.
-    options : mapping of str to str
-        Accepted ``backend_options`` keys with a one-line description each.
-    capabilities : frozenset of str
-        Names from ``CAPABILITIES``.
-    check : callable, optional
-        ``check(settings: ExecutorSettings) -> None``, called when the ParallelMap is made:
-        validates what needs the backend's environment (e.g. ``partition`` against the
-        cluster's partitions, from one cached query) and raises ``ValueError`` naming the
-        parameter and the valid values. Starts nothing.
-
-    Examples
-    --------
-    >>> from acme_core.hookspecs import ExecutorSpec
-    >>> spec = ExecutorSpec(name="mine", factory=object, description="demo")
-    >>> spec.name
-    'mine'
-    """
-
-    name: str
-    factory: Callable[..., Any]
-    description: str = ""
-    needs_pickle: bool = True
-    parameters: tuple[str, ...] = ("n_workers",)
-    options: Mapping[str, str] = field(default_factory=dict)
-    capabilities: frozenset[str] = frozenset()
-    check: Callable[[Any], None] | None = None
-
-
-@dataclass(frozen=True)
-class StorageSpec:
-    """A named result storage contributed by a plugin.
-
-    Parameters
-    ----------
-    name : str
-        What users pass as ``storage=``; unique among installed plugins.
-    factory : callable
-        ``factory(settings: StorageSettings) -> Storage``. Validates and creates nothing on
-        disk until :meth:`Storage.prepare`.
-    description : str
-        One line for ``python -m acme_core plugins``.
-    on_disk : bool
-        True when results go to ``output_dir`` (an output directory and a log file are made).
-
-    Examples
-    --------
-    >>> from acme_core.hookspecs import StorageSpec
-    >>> StorageSpec(name="zarr", factory=object, on_disk=True).on_disk
-    True
-    """
-
-    name: str
-    factory: Callable[..., Any]
-    description: str = ""
-    on_disk: bool = True
-
-
-@dataclass(frozen=True)
-class AutoClaim:
-    """A plugin's claim on ``backend="auto"``; the highest ``priority`` wins.
-
-    Priorities in use: 200 a running dask client the user made, 100 a site's cluster node
-    (an ESI node), 0 the default local backend.
-
-    Examples
-    --------
-    >>> from acme_core.hookspecs import AutoClaim
-    >>> AutoClaim(backend="joblib", priority=0, reason="default").backend
-    'joblib'
-    """
-
-    backend: str
-    priority: int
-    reason: str = ""
-
+# ---------------------------------------------------------------------- registration
+# Called when the plugin manager is built or a ParallelMap is made; each returns records.
 
 @hookspec
 def acme_core_executors() -> Iterable[ExecutorSpec]:
@@ -169,9 +61,23 @@ def acme_core_executors() -> Iterable[ExecutorSpec]:
 
     Example::
 
+        from concurrent.futures import ThreadPoolExecutor
+
+        from acme_core import ExecutorSpec, hookimpl
+        from acme_core.calls import run_batch
+        from acme_core.executor import FuturesExecutor
+
+        class ThreadExecutor(FuturesExecutor):
+            def start(self, run):
+                self._pool, self._program = ThreadPoolExecutor(2), run.program
+            def _submit_future(self, batch):
+                return self._pool.submit(run_batch, self._program, batch)
+            def close(self):
+                self._pool.shutdown()
+
         @hookimpl
         def acme_core_executors():
-            return [ExecutorSpec(name="threads", factory=ThreadExecutor,
+            return [ExecutorSpec(name="my-threads", factory=ThreadExecutor,
                                  description="a thread pool", needs_pickle=False)]
     """
 
@@ -182,9 +88,23 @@ def acme_core_storages() -> Iterable[StorageSpec]:
 
     Example::
 
+        from acme_core import StorageSpec, hookimpl
+        from acme_core.storage.base import KeepValue, Storage
+
+        class ListStorage(Storage):             # results in memory, in call order
+            def writer(self):
+                return KeepValue()              # the value travels back to the parent
+            def __init__(self, settings):    # settings: a StorageSettings
+                super().__init__(settings)
+                self.results = [None] * settings.n_calls
+            def collect(self, outcome):
+                self.results[outcome.index] = outcome.value
+            def finish(self):
+                return self.results
+
         @hookimpl
         def acme_core_storages():
-            return [StorageSpec(name="zarr", factory=ZarrStorage, on_disk=True)]
+            return [StorageSpec(name="my-list", factory=ListStorage, on_disk=False)]
     """
 
 
@@ -197,6 +117,10 @@ def acme_core_claim_auto() -> AutoClaim | None:
 
     Example::
 
+        import os
+
+        from acme_core import AutoClaim, hookimpl
+
         @hookimpl
         def acme_core_claim_auto():
             if os.environ.get("MY_SITE_NODE") == "1":
@@ -205,11 +129,16 @@ def acme_core_claim_auto() -> AutoClaim | None:
     """
 
 
+# ---------------------------------------------------------------------- lifecycle
+# Called in the parent process during compute(), only when some plugin implements them.
+
 @hookspec
 def acme_core_run_started(run: RunInfo) -> None:
     """A run is about to submit its first call.
 
     Example::
+
+        from acme_core import hookimpl
 
         @hookimpl
         def acme_core_run_started(run):
@@ -223,6 +152,8 @@ def acme_core_call_finished(run: RunInfo, outcome: CallOutcome) -> None:
 
     Example::
 
+        from acme_core import hookimpl
+
         @hookimpl
         def acme_core_call_finished(run, outcome):
             print("done", outcome.index, f"{outcome.duration:.3f}s")
@@ -234,6 +165,8 @@ def acme_core_call_failed(run: RunInfo, outcome: CallOutcome) -> None:
     """One call failed for good (``outcome.failure`` says why and where).
 
     Example::
+
+        from acme_core import hookimpl
 
         @hookimpl
         def acme_core_call_failed(run, outcome):
@@ -247,6 +180,8 @@ def acme_core_call_retried(run: RunInfo, outcome: CallOutcome) -> None:
 
     Example::
 
+        from acme_core import hookimpl
+
         @hookimpl
         def acme_core_call_retried(run, outcome):
             print("retrying", outcome.index, "after", outcome.failure.kind)
@@ -258,6 +193,8 @@ def acme_core_run_finished(run: RunInfo, summary: RunSummary) -> None:
     """A run ended (finished, failed or interrupted); ``summary`` has the counts.
 
     Example::
+
+        from acme_core import hookimpl
 
         @hookimpl
         def acme_core_run_finished(run, summary):

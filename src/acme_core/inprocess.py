@@ -13,8 +13,9 @@ import time
 from collections import deque
 from typing import Any
 
-from .calls import BatchOutcome, CallBatch, CallProgram, split_values_of, worker_name
-from .executor import Executor, ExecutorSettings, RunContext
+from .calls import CallProgram, split_values_of, worker_name
+from .executor import Executor
+from .records import BatchOutcome, CallBatch, ExecutorSettings, RunContext
 from .replays import replay_call
 
 
@@ -24,7 +25,7 @@ class InProcessExecutor(Executor):
     Examples
     --------
     >>> from acme_core.calls import CallBatch, CallProgram
-    >>> from acme_core.executor import RunContext
+    >>> from acme_core.records import RunContext
     >>> from acme_core.inprocess import InProcessExecutor
     >>> class Keep:
     ...     def write(self, index, value):

@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .plugins import get_plugin_manager, has_listeners
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .calls import CallOutcome
-    from .run import RunInfo, RunSummary
+    from .records import CallOutcome, RunInfo, RunSummary
 
 _CALL_EVENTS = ("finished", "failed", "retried")
 
@@ -24,7 +23,7 @@ class RunHooks:
     Examples
     --------
     >>> from acme_core.lifecycle import RunHooks
-    >>> from acme_core.run import RunInfo
+    >>> from acme_core.records import RunInfo
     >>> hooks = RunHooks(RunInfo("r1", "f", 4, "joblib", "memory", None))
     >>> hooks.run_started()   # nobody listens: nothing is called
     """

@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .calls import Failure
 from .errors import ManifestError
+from .records import Failure
 
 NAME = "acme_manifest.jsonl"
 DONE, FAILED = "done", "failed"

@@ -17,25 +17,34 @@ from .computation import Computation, RunParts
 from .display import run_summary_html
 from .dryrun import dry_run
 from .early_log import collected
-from .executor import ExecutorSettings, RunContext
 from .failures import FailureTable
-from .hookspecs import BACKEND_PARAMETERS, ExecutorSpec, StorageSpec
 from .logs import LogFile, configure
 from .mainguard import IMPORTS_MAIN, check_main_guard
-from .parameters import BACKEND_DEFAULTS, Settings, check_flag, validate
+from .parameters import (
+    FORWARDED,
+    RESERVED,
+    Settings,
+    check_flag,
+    executor_settings,
+    given_parameters,
+    ignored_by,
+    validate,
+)
 from .payloads import Payloads, call_runner
+from .records import (
+    ExecutorSettings,
+    ExecutorSpec,
+    RunContext,
+    RunSummary,
+    StorageSettings,
+    StorageSpec,
+)
 from .reserved import check_reserved
 from .resources import stops_workers
-from .run import RunSummary
 from .run_header import RunHeader
 from .seeding import keywords_for_function
-from .storage.base import StorageSettings
 
 log = logging.getLogger("acme_core")
-
-#: ParallelMap's own keywords: a function keyword of the same name cannot be distributed.
-RESERVED = ("backend", "storage", "backend_options", "retries", "rerun", "timeout")
-
 
 class ParallelMap(AcmeAttributes):
     """Call ``func`` concurrently over many inputs and store every result.
@@ -108,9 +117,6 @@ class ParallelMap(AcmeAttributes):
     retries : int, default 0
         Re-runs of a call whose function raised (calls lost with a dead worker are always
         re-submitted, up to 3 times).
-    timeout : float or None, default None
-        Seconds a single call may run; a call running longer has its worker killed and
-        fails with kind ``"timeout"``, the other calls go on. None (the default): no limit.
     rerun : {"missing", "changed", "all"}, default "missing"
         On an ``output_dir`` that holds results (or at a second ``compute()``): which calls
         with a result run again. Calls without a result, failed ones and those whose own
@@ -130,6 +136,9 @@ class ParallelMap(AcmeAttributes):
     reuse : str, default None
         A result-store directory: calls already computed there (same code version,
         arguments and random stream) are taken, not computed, and new results are added.
+    timeout : float or None, default None
+        Seconds a single call may run; a call running longer has its worker killed and
+        fails with kind ``"timeout"``, the other calls go on. None (the default): no limit.
 
     Examples
     --------
@@ -159,40 +168,17 @@ class ParallelMap(AcmeAttributes):
                  retries: int = 0, rerun: str = "missing", progress: bool | None = None,
                  seed: int | bool | None = None, reuse: str | os.PathLike[str] | None = None,
                  timeout: float | None = None, **kwargs: Any) -> None:
-        check_reserved(func, backend=backend, storage=storage, backend_options=backend_options,
-                       retries=retries, rerun=rerun, progress=progress, timeout=timeout)
-        own = keywords_for_function(func, kwargs, seed=seed, reuse=reuse)
-        self._settings = s = validate(
-            n_inputs=n_inputs, write_worker_results=write_worker_results, output_dir=output_dir,
-            result_shape=result_shape, result_dtype=result_dtype, single_file=single_file,
-            write_pickle=write_pickle, partition=partition, n_workers=n_workers,
-            mem_per_worker=mem_per_worker, setup_timeout=setup_timeout,
-            setup_interactive=setup_interactive, stop_client=stop_client, verbose=verbose,
-            dryrun=dryrun, logfile=logfile, cleanup_threshold_days=cleanup_threshold_days,
-            backend=backend, storage=storage, backend_options=backend_options, retries=retries,
-            rerun=rerun, timeout=timeout, **own)
-        self._progress = None if progress is None else check_flag("progress", progress)
+        # The signature is written out for IDEs and ACME's users; its values are read back
+        # by name, so every parameter is handled once (acme_core.parameters.PARAMETERS).
+        self._settings = s = _settle(func, kwargs, given_parameters(locals()))
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
         self._acme = ArgumentLists(plan)
         self._daemon: Daemon | None = None
-        self.backend, executor_spec = _choose_backend(s)
-        if IMPORTS_MAIN in executor_spec.capabilities:
-            check_main_guard(self.backend)
-        self.storage, storage_spec = _choose_storage(s)
-        _check_backend_settings(self.backend, executor_spec, s)
-        executor_settings = ExecutorSettings(
-            **{k: getattr(s, k) for k in BACKEND_DEFAULTS}, options=s.backend_options,
-            timeout=s.timeout)
-        if executor_spec.check is not None:
-            executor_spec.check(executor_settings)  # e.g. partition= against the cluster's
+        executor_spec, storage_spec, settings = self._choose_plugins(s)
         self.output_dir = self._output_path(storage_spec)
-        self._storage = storage_spec.factory(StorageSettings(
-            func_name=outdir.safe_name(plan.func_name), n_calls=plan.n_inputs,
-            output_dir=self.output_dir,
-            result_shape=s.result_shape if not (s.write_pickle and s.storage == "auto") else None,
-            result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id))
-        self._executor = executor_spec.factory(executor_settings)
+        self._storage = storage_spec.factory(self._storage_settings())
+        self._executor = executor_spec.factory(settings)
         self._run_id = uuid.uuid4().hex
         self._entropy = replays.run_entropy(s.seed, self.output_dir)
         self._needs_pickle = executor_spec.needs_pickle
@@ -215,6 +201,28 @@ class ParallelMap(AcmeAttributes):
         self._early_log.close()
 
     # ------------------------------------------------------------------ set-up
+    def _choose_plugins(self, s: Settings) -> tuple[ExecutorSpec, StorageSpec,
+                                                     ExecutorSettings]:
+        """The backend and storage by name (``self.backend``, ``self.storage``), checked
+        against the settings; and what the executor's factory gets."""
+        self.backend, executor_spec = _choose_backend(s)
+        if IMPORTS_MAIN in executor_spec.capabilities:
+            check_main_guard(self.backend)
+        self.storage, storage_spec = _choose_storage(s)
+        _check_backend_settings(self.backend, executor_spec, s)
+        settings = executor_settings(s)
+        if executor_spec.check is not None:
+            executor_spec.check(settings)  # e.g. partition= against the cluster's
+        return executor_spec, storage_spec, settings
+
+    def _storage_settings(self) -> StorageSettings:
+        s, plan = self._settings, self._plan
+        return StorageSettings(
+            func_name=outdir.safe_name(plan.func_name), n_calls=plan.n_inputs,
+            output_dir=self.output_dir,
+            result_shape=s.result_shape if not (s.write_pickle and s.storage == "auto") else None,
+            result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id)
+
     def _make_payloads(self) -> Payloads:
         """The call program of the current plan, pickled (proven picklable) when the
         backend needs it."""
@@ -229,7 +237,7 @@ class ParallelMap(AcmeAttributes):
     def _parts(self) -> RunParts:
         return RunParts(self._header(), self._payloads, self._storage, self._executor,
                         self._settings, self.output_dir, self._entropy, self._log_file,
-                        self._progress)
+                        self._settings.progress)
 
     def _run_context(self) -> RunContext:
         return self._parts().context()
@@ -312,6 +320,8 @@ class ParallelMap(AcmeAttributes):
         run = self._computation(debug)
         try:
             return run.compute()
+        except KeyboardInterrupt as stop:  # the log said what happened: no library frames
+            raise stop.with_traceback(None) from None
         finally:
             self._took(run)
 
@@ -475,17 +485,17 @@ def _check_backend_settings(name: str, spec: ExecutorSpec, s: Settings) -> None:
     if s.timeout is not None and "timeout" not in spec.capabilities:
         log.warning(f"`timeout={s.timeout!r}` has no effect on backend {name!r} (it cannot "
                     f"stop a single call) and is ignored.")
-    for param in BACKEND_PARAMETERS:
-        value = getattr(s, param)
-        if (param not in spec.parameters and value != BACKEND_DEFAULTS[param]
-                and ONLY_DISABLES.get(param, _NOTHING) != value):
-            log.warning(f"`{param}={value!r}` has no effect on backend {name!r} and is ignored.")
+    for param in ignored_by(spec.parameters, s):
+        log.warning(f"`{param}={getattr(s, param)!r}` has no effect on backend {name!r} and is "
+                    f"ignored.")
 
 
-#: Values that only turn off something a backend without the parameter cannot do anyway
-#: (SyNCoPy passes setup_interactive=False everywhere): no "has no effect" warning.
-ONLY_DISABLES: dict[str, Any] = {"setup_interactive": False}
-_NOTHING = object()
+def _settle(func: Any, kwargs: dict[str, Any], given: dict[str, Any]) -> Settings:
+    """ParallelMap's validated settings. A reserved keyword meant for ``func`` is an error;
+    a forwarded one that ``func`` names moves into ``kwargs``."""
+    check_reserved(func, **{name: given[name] for name in RESERVED})
+    given.update(keywords_for_function(func, kwargs, **{name: given[name] for name in FORWARDED}))
+    return validate(**given)
 
 
 def _log_path(logfile: bool | str | None, output_dir: str | None, func_name: str) -> str | None:

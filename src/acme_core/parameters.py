@@ -1,499 +1,296 @@
-"""Validation of ParallelMap's own parameters (ACME's, plus backend/storage/backend_options).
+"""ParallelMap's own parameters, declared once: :data:`PARAMETERS`.
 
-Every check runs before anything exists on disk or in a process. Messages name the
-parameter, what was given, and what would be accepted; they keep ACME's fragments so
-that scripts matching on them keep working.
+Each row gives a parameter's name, default, numpydoc type, check, the first line of its
+documentation, and what kind of parameter it is. Everything else is derived from the
+table: the :class:`Settings` record, :func:`validate`, the names handed to executors
+(:data:`BACKEND_PARAMETERS`), the names reserved against the user's function
+(:data:`RESERVED`), the names forwarded to it (:data:`FORWARDED`), and the reference
+table of the documentation (:func:`reference_table`). ``ParallelMap``'s signature and
+docstring stay written out, for IDEs and ACME's users; a test holds them to the table.
 """
 
 from __future__ import annotations
 
-import numbers
-import os
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
+from .checks import (  # noqa: F401 - check_n_inputs is imported from here by callers
+    check_backend_options,
+    check_cleanup_threshold_days,
+    check_flag,
+    check_logfile,
+    check_mem_per_worker,
+    check_n_inputs,
+    check_n_workers,
+    check_name,
+    check_output_dir,
+    check_partition,
+    check_progress,
+    check_rerun,
+    check_result_dtype,
+    check_result_shape,
+    check_retries,
+    check_setup_timeout,
+    check_stop_client,
+    check_timeout,
+    check_verbose,
+)
+from .records import ExecutorSettings
 from .reuse import check_reuse
 from .seeding import check_seed
 
-_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(MB|GB)\s*$", re.IGNORECASE)
-
-#: ACME's defaults of the backend parameters; a non-default value on a backend that does
-#: not use it is ignored with a warning.
-BACKEND_DEFAULTS = {
-    "partition": "auto",
-    "n_workers": "auto",
-    "mem_per_worker": "auto",
-    "setup_timeout": 60,
-    "setup_interactive": True,
-    "stop_client": "auto",
-}
+#: ACME had the parameter (its meaning and default are ACME's).
+ACME = "acme"
+#: A newer keyword of ParallelMap's own; a function parameter of the same name cannot be
+#: given through ParallelMap (``acme_core.reserved`` says how to bind it).
+RESERVED_KIND = "reserved"
+#: A newer keyword that goes to the function when the function has a parameter of that
+#: name, as ACME passed every keyword it did not know on.
+FORWARDED_KIND = "forwarded"
+_NOTHING = object()
 
 
-@dataclass
-class Settings:
-    """ParallelMap's validated parameters."""
-
-    n_inputs: Any
-    write_worker_results: bool
-    output_dir: str | None
-    result_shape: tuple[Any, ...] | None
-    result_dtype: str
-    single_file: bool
-    write_pickle: bool
-    partition: str
-    n_workers: int | str
-    mem_per_worker: str
-    setup_timeout: float
-    setup_interactive: bool
-    stop_client: bool | str
-    verbose: bool | None
-    dryrun: bool
-    logfile: bool | str | None
-    cleanup_threshold_days: int | None
-    backend: str
-    storage: str
-    backend_options: dict[str, Any] = field(default_factory=dict)
-    retries: int = 0
-    timeout: float | None = None
-    rerun: str = "missing"
-    seed: int | bool | None = None
-    reuse: str | None = None
-
-    def backend_parameters(self) -> dict[str, Any]:
-        """The backend parameters with their validated values."""
-        return {name: getattr(self, name) for name in BACKEND_DEFAULTS}
-
-
-def _given(value: Any) -> str:
-    return f"{value!r} ({type(value).__name__})"
-
-
-def check_flag(name: str, value: Any) -> bool:
-    """``value`` must be ``True`` or ``False`` (ACME: "`name` has to be `True` or `False`").
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter of ``ParallelMap``.
 
     Examples
     --------
-    >>> from acme_core.parameters import check_flag
-    >>> check_flag("dryrun", False)
-    False
-    >>> check_flag("dryrun", "no")
-    Traceback (most recent call last):
-    ...
-    TypeError: `dryrun` has to be `True` or `False`, not 'no' (str).
-    """
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{name}` has to be `True` or `False`, not {_given(value)}.")
-    return bool(value)
-
-
-def check_n_inputs(value: Any) -> int | str:
-    """``"auto"`` or an integer >= 1 (``2.0`` is accepted as 2).
-
-    Examples
-    --------
-    >>> from acme_core.parameters import check_n_inputs
-    >>> check_n_inputs(2.0)
-    2
-    """
-    if isinstance(value, str):
-        if value == "auto":
-            return value
-        raise ValueError(f"`n_inputs` has to be 'auto' or an integer >= 1, not {value!r}.")
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`n_inputs` has to be a scalar ('auto' or an integer >= 1), not {_given(value)}.")
-    if not np.isfinite(value) or value != int(value) or value < 1:
-        raise ValueError(f"`n_inputs` has to be an integer between 1 and inf, not {value!r}.")
-    return int(value)
-
-
-def check_n_workers(value: Any) -> int | str:
-    """``"auto"`` or an integer >= 1.
-
-    Examples
-    --------
-    >>> from acme_core.parameters import check_n_workers
-    >>> check_n_workers("auto"), check_n_workers(4)
-    ('auto', 4)
-    """
-    if isinstance(value, str):
-        if value == "auto":
-            return value
-        raise ValueError(f"`n_workers` has to be 'auto' or an integer >= 1, not {value!r}.")
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`n_workers` has to be 'auto' or an integer >= 1, not {_given(value)}.")
-    if not np.isfinite(value) or value != int(value) or value < 1:
-        raise ValueError(
-            f"`n_workers` has to be 'auto' or an integer >= 1 (between 1 and inf), not {value!r}.")
-    return int(value)
-
-
-def check_mem_per_worker(value: Any) -> str:
-    """``"auto"`` or a memory size such as ``"8GB"`` or ``"12000MB"``.
-
-    Examples
-    --------
-    >>> from acme_core.parameters import check_mem_per_worker
-    >>> check_mem_per_worker("8GB")
-    '8GB'
-    """
-    if not isinstance(value, str):
-        raise TypeError(
-            f"Memory specification `mem_per_worker` has to be a string such as '8GB' or "
-            f"'12000MB' (or 'auto'), not {_given(value)}."
-        )
-    if value != "auto":
-        match = _MEMORY.match(value)
-        if match is None or float(match.group(1)) <= 0:
-            raise ValueError(
-                f"`mem_per_worker` has to be 'auto' or a valid memory specifier (e.g., '8GB', "
-                f"'12000MB'), not {value!r}."
-            )
-    return value
-
-
-def check_setup_timeout(value: Any) -> float:
-    """Seconds to wait for workers: a number >= 1.
-
-    Examples
-    --------
-    >>> from acme_core.parameters import check_setup_timeout
-    >>> check_setup_timeout(60)
-    60.0
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`setup_timeout` has to be a scalar (seconds >= 1), not {_given(value)}.")
-    if not value >= 1:
-        raise ValueError(f"`setup_timeout` has to be a number of seconds between 1 and inf, not {value!r}.")
-    return float(value)
-
-
-def check_stop_client(value: Any) -> bool | str:
-    """``"auto"``, ``True`` or ``False``.
-
-    Examples
-    --------
-    >>> from acme_core.parameters import check_stop_client
-    >>> check_stop_client("auto"), check_stop_client(True)
+    >>> from acme_core.parameters import BY_NAME
+    >>> BY_NAME["n_workers"].default, BY_NAME["n_workers"].backend
     ('auto', True)
     """
-    if isinstance(value, str):
-        if value == "auto":
-            return value
-        raise ValueError(f"`stop_client` has to be 'auto' or Boolean, not {value!r}.")
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`stop_client` has to be 'auto' or Boolean, not {_given(value)}.")
-    return bool(value)
+
+    name: str
+    default: Any
+    #: The numpydoc type of the docstring entry, before ", default ...".
+    type: str
+    check: Callable[[Any], Any]
+    #: The first sentence of the docstring entry, and the reference table's text.
+    summary: str
+    kind: str = ACME
+    #: Handed to executors (``ExecutorSettings``); a backend whose ``ExecutorSpec.parameters``
+    #: lacks it warns when it is not the default.
+    backend: bool = False
+    #: A value that only turns something off, so a backend without the parameter takes it
+    #: without a warning (SyNCoPy passes ``setup_interactive=False`` everywhere).
+    harmless: Any = _NOTHING
+
+    @property
+    def default_text(self) -> str:
+        """The default as the docstring writes it: ``"auto"``, ``None``, ``60``."""
+        return f'"{self.default}"' if isinstance(self.default, str) else repr(self.default)
 
 
-def check_verbose(value: Any) -> bool | None:
-    """``None`` (INFO), ``True`` (DEBUG) or ``False`` (WARNING).
-
-    Examples
-    --------
-    >>> from acme_core.parameters import check_verbose
-    >>> check_verbose(None) is None
-    True
-    """
-    if value is not None and not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`verbose` has to be `None`, `True` or `False`, not {_given(value)}.")
-    return None if value is None else bool(value)
+def _flag(name: str) -> Callable[[Any], bool]:
+    def check(value: Any) -> bool:
+        return check_flag(name, value)
+    return check
 
 
-def check_output_dir(value: Any) -> str | None:
-    """``None`` or a path that is not an existing file and whose parent can be written.
-
-    Messages keep ACME's "automatic creation of output folder ... failed".
-
-    Examples
-    --------
-    >>> import os
-    >>> from acme_core.parameters import check_output_dir
-    >>> check_output_dir("results") == os.path.join(os.getcwd(), "results")
-    True
-    """
-    if value is None:
-        return None
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"`output_dir` has to be either `None` or str, not {_given(value)}.")
-    if not os.fspath(value):
-        raise ValueError("`output_dir` has to be either `None` or a directory path, not ''.")
-    path = os.path.abspath(os.path.expanduser(os.fspath(value)))
-    failed = f"`output_dir`: automatic creation of output folder {path!r} failed"
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise NotADirectoryError(
-            f"{failed}: it is an existing file, not a directory. Pass a directory path "
-            f"(new, or an empty directory)."
-        )
-    ancestor = path
-    while not os.path.exists(ancestor):
-        ancestor = os.path.dirname(ancestor)
-    if not os.path.isdir(ancestor):
-        raise NotADirectoryError(
-            f"{failed}: {ancestor!r} is a file, not a directory. Pass a path inside a directory."
-        )
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise PermissionError(
-            f"{failed}: {ancestor!r} is not writable. Pass an output_dir you can write to."
-        )
-    return path
+def _name_of(parameter: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        return check_name(parameter, value)
+    return check
 
 
-def check_logfile(value: Any) -> bool | str | None:
-    """``None``, ``True``, ``False`` or a file name that is not a directory.
+P = Parameter
+#: Every parameter of ``ParallelMap`` after ``func, *args``, in signature order.
+PARAMETERS: tuple[Parameter, ...] = (
+    P("n_inputs", "auto", '"auto" or int', check_n_inputs,
+      'Number of calls; "auto" infers it from the sequence arguments.'),
+    P("write_worker_results", True, "bool", _flag("write_worker_results"),
+      "True: results go to disk and ``compute()`` returns file paths."),
+    P("output_dir", None, "str", check_output_dir, "Where results go; None: a new "
+      "``ACME_YYYYMMDD-hhmmss-ffffff`` in the current working directory."),
+    P("result_shape", None, "tuple", check_result_shape,
+      "Stack each call's first return value into one array of this shape; its single "
+      "``None`` is the axis of calls."),
+    P("result_dtype", "float", "str", check_result_dtype,
+      "NumPy dtype of the stacked array (float64)."),
+    P("single_file", False, "bool", _flag("single_file"),
+      'ACME\'s flag for one HDF5 file for all results (storage ``"hdf5-single"``).'),
+    P("write_pickle", False, "bool", _flag("write_pickle"),
+      'ACME\'s flag for one pickle file per call (storage ``"pickle"``).'),
+    P("partition", "auto", "str", check_partition, 'SLURM partition; "auto": the backend '
+      "chooses (``slurm``: the cluster's default partition, ``slurm-esi``: from the measured "
+      "memory of sampled calls).", backend=True),
+    P("n_workers", "auto", 'int or "auto"', check_n_workers,
+      'Worker processes or SLURM jobs; "auto": the backend chooses (the local CPUs, or as '
+      "many jobs as there are calls up to a limit).", backend=True),
+    P("mem_per_worker", "auto", "str", check_mem_per_worker,
+      'Memory per worker such as ``"4GB"``; "auto": the backend\'s default (on SLURM the '
+      "partition's memory per CPU).", backend=True),
+    P("setup_timeout", 60, "float", check_setup_timeout,
+      "Seconds to wait for SLURM workers to start.", backend=True),
+    P("setup_interactive", True, "bool", _flag("setup_interactive"),
+      "On a terminal, ask whether to keep waiting when not every worker started within "
+      "``setup_timeout`` (without a terminal: go on with the workers that came).",
+      backend=True, harmless=False),
+    P("stop_client", "auto", 'bool or "auto"', check_stop_client,
+      'Stop the workers at the end of the run: "auto" stops those the run started and '
+      "leaves a client you started; True stops either; False keeps them for the next run.",
+      backend=True),
+    P("verbose", None, "bool", check_verbose,
+      "None: INFO messages, True: DEBUG, False: warnings only (and no progress bar)."),
+    P("dryrun", False, "bool", _flag("dryrun"),
+      "Run one sampled call in this process first and report its time and memory."),
+    P("logfile", None, "bool or str", check_logfile,
+      "None: a log file beside on-disk results; True/False force it on/off; str: this file."),
+    P("cleanup_threshold_days", None, "int", check_cleanup_threshold_days,
+      "Before a run with ``output_dir=None``, delete our ``ACME_*`` runs in the current "
+      "directory not modified for this many days (never one that is running)."),
+    P("backend", "auto", "str", _name_of("backend"),
+      "Executor name (``python -m acme_core plugins`` lists them); \"auto\" lets installed "
+      "plugins claim the run (a running dask client, an HPC site) and falls back to the "
+      "local default.", RESERVED_KIND),
+    P("storage", "auto", "str", _name_of("storage"),
+      'Storage name; "auto" follows ACME\'s flags.', RESERVED_KIND),
+    P("backend_options", None, "dict", check_backend_options,
+      "Backend-specific settings (``python -m acme_core options BACKEND`` lists them); "
+      "unknown keys are an error that lists the accepted ones.", RESERVED_KIND),
+    P("retries", 0, "int", check_retries,
+      "Re-runs of a call whose function raised (calls lost with a dead worker are always "
+      "re-submitted, up to 3 times).", RESERVED_KIND),
+    P("rerun", "missing", '{"missing", "changed", "all"}', check_rerun,
+      "On an ``output_dir`` that holds results (or at a second ``compute()``): which calls "
+      "with a result run again.", RESERVED_KIND),
+    P("progress", None, "bool", check_progress,
+      "Show a progress bar (done, failed, retried, running calls): None shows it where a "
+      "person watches (a terminal, or Jupyter's widget) unless ``verbose=False``; "
+      "True/False force it on or off.", RESERVED_KIND),
+    P("seed", None, "int or False", check_seed,
+      "The run's entropy: call ``i`` draws from its own stream, made of this entropy and "
+      "``i`` only (``acme_core.rng()``; Python's ``random`` and ``numpy.random`` are seeded "
+      "from it before each call).", FORWARDED_KIND),
+    P("reuse", None, "str", check_reuse,
+      "A result-store directory: calls already computed there (same code version, "
+      "arguments and random stream) are taken, not computed, and new results are added.",
+      FORWARDED_KIND),
+    P("timeout", None, "float or None", check_timeout,
+      "Seconds a single call may run; a call running longer has its worker killed and fails "
+      'with kind ``"timeout"``, the other calls go on.', RESERVED_KIND),
+)
+del P
 
-    Examples
-    --------
-    >>> import os
-    >>> from acme_core.parameters import check_logfile
-    >>> check_logfile("run.log") == os.path.join(os.getcwd(), "run.log")
-    True
-    """
-    if value is None or isinstance(value, (bool, np.bool_)):
-        return None if value is None else bool(value)
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(
-            f"`logfile` has to be `None`, `True`, `False` or a valid file-name, not {_given(value)}."
-        )
-    path = os.path.abspath(os.path.expanduser(os.fspath(value)))
-    if os.path.isdir(path):
-        raise IsADirectoryError(
-            f"`logfile` has to be `None`, `True`, `False` or a valid file-name, not a directory: "
-            f"{path!r}. Pass a file name inside it, e.g. {os.path.join(path, 'run.log')!r}."
-        )
-    folder = os.path.dirname(path)
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(
-            f"`logfile` has to be `None`, `True`, `False` or a valid file-name: {path!r} cannot "
-            f"be created because its folder {folder!r} does not exist or is not a directory."
-        )
-    return path
+BY_NAME: dict[str, Parameter] = {p.name: p for p in PARAMETERS}
+#: Every parameter's default.
+DEFAULTS: dict[str, Any] = {p.name: p.default for p in PARAMETERS}
+#: ACME's ParallelMap parameters an executor may use; others are ignored with a warning.
+BACKEND_PARAMETERS: tuple[str, ...] = tuple(p.name for p in PARAMETERS if p.backend)
+#: ParallelMap's newer keywords a function's parameter of the same name cannot get.
+RESERVED: tuple[str, ...] = tuple(p.name for p in PARAMETERS if p.kind == RESERVED_KIND)
+#: ParallelMap's newer keywords that go to a function having a parameter of that name.
+FORWARDED: tuple[str, ...] = tuple(p.name for p in PARAMETERS if p.kind == FORWARDED_KIND)
+
+#: ParallelMap's validated parameters: one field per row of :data:`PARAMETERS`.
+Settings = dataclasses.make_dataclass(
+    "Settings", [(p.name, Any, dataclasses.field(default=p.default)) for p in PARAMETERS])
+Settings.__module__ = __name__
+Settings.__doc__ = "ParallelMap's validated parameters (one field per row of PARAMETERS)."
 
 
-def check_result_shape(value: Any, on_disk: bool) -> tuple[Any, ...] | None:
-    """ACME's ``result_shape``: one ``None`` (the stacking axis), non-negative integers, at
-    most one ``np.inf`` (unlimited, on-disk storages only).
-
-    Examples
-    --------
-    >>> from acme_core.parameters import check_result_shape
-    >>> check_result_shape([None, 3.0], on_disk=False)
-    (None, 3)
-    """
-    if value is None:
-        return None
-    if not isinstance(value, (tuple, list)):
-        raise TypeError(f"`result_shape` has to be either `None` or tuple, not {_given(value)}.")
-    if sum(v is None for v in value) != 1:
-        raise ValueError(
-            f"`result_shape` must contain exactly one `None` entry (the axis along which calls "
-            f"are stacked), not {tuple(value)!r}; e.g. (None, 3)."
-        )
-    rest = [v for v in value if v is not None]
-    if not all(isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) for v in rest):
-        raise ValueError(f"`result_shape` must only contain numerical values (and one None), not {tuple(value)!r}.")
-    infinite = [v for v in rest if np.isinf(v)]
-    if any(np.isnan(v) or v < 0 or (np.isfinite(v) and v != int(v)) for v in rest):
-        raise ValueError(f"`result_shape` must only contain non-negative integers (and one None), not {tuple(value)!r}.")
-    if len(infinite) > 1:
-        raise ValueError(f"cannot use more than one `np.inf` in `result_shape` {tuple(value)!r}: "
-                         f"at most one axis can be unlimited.")
-    if infinite and not on_disk:
-        raise ValueError(
-            "`np.inf` in `result_shape` is only valid if `write_worker_results` is `True` "
-            "(results on disk); in memory give the exact size."
-        )
-    return tuple(v if v is None or np.isinf(v) else int(v) for v in value)
-
-
-def check_result_dtype(value: Any) -> str:
-    """A string NumPy understands as a dtype (``"float"`` = float64).
-
-    Examples
-    --------
-    >>> from acme_core.parameters import check_result_dtype
-    >>> check_result_dtype("float16")
-    'float16'
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"`result_dtype` has to be a string such as 'float32', not {_given(value)}.")
-    try:
-        np.dtype(value)
-    except (TypeError, ValueError, SyntaxError):
-        raise TypeError(
-            f"`result_dtype` has to be a valid NumPy datatype specification such as 'float', "
-            f"'int64' or 'complex128', not {value!r}."
-        ) from None
-    return value
-
-
-def check_cleanup_threshold_days(value: Any) -> int | None:
-    """``None`` or a whole number of days >= 0.
+def given_parameters(scope: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of ParallelMap's parameters in ``scope`` (its ``__init__``'s ``locals()``).
 
     Examples
     --------
-    >>> from acme_core.parameters import check_cleanup_threshold_days
-    >>> check_cleanup_threshold_days(7)
-    7
+    >>> from acme_core.parameters import given_parameters
+    >>> given_parameters({"n_workers": 4, "func": print})
+    {'n_workers': 4}
     """
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`cleanup_threshold_days` has to be `None` or an integer >= 0, not {_given(value)}.")
-    if value < 0:
-        raise ValueError(f"`cleanup_threshold_days` has to be `None` or an integer >= 0, not {value!r}.")
-    return int(value)
-
-
-def check_name(parameter: str, value: Any) -> str:
-    """A plugin name (``backend`` or ``storage``); whether it is installed is checked later.
-
-    Examples
-    --------
-    >>> from acme_core.parameters import check_name
-    >>> check_name("backend", "joblib")
-    'joblib'
-    """
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"`{parameter}` has to be a name such as 'auto', not {_given(value)}.")
-    return value
-
-
-def check_backend_options(value: Any) -> dict[str, Any]:
-    """``None`` or a mapping with string keys (the backend checks the keys).
-
-    Examples
-    --------
-    >>> from acme_core.parameters import check_backend_options
-    >>> check_backend_options(None)
-    {}
-    """
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
-        raise TypeError(
-            f"`backend_options` has to be a dict of option names to values, not {_given(value)}."
-        )
-    return dict(value)
-
-
-def check_retries(value: Any) -> int:
-    """Attempts after the first for calls whose function raised: an integer >= 0.
-
-    Examples
-    --------
-    >>> from acme_core.parameters import check_retries
-    >>> check_retries(2)
-    2
-    """
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"`retries` has to be an integer >= 0, not {_given(value)}.")
-    if value < 0:
-        raise ValueError(f"`retries` has to be an integer >= 0, not {value!r}.")
-    return int(value)
-
-
-def check_timeout(value: Any) -> float | None:
-    """Seconds one call may run: None (no limit) or a number > 0.
-
-    Examples
-    --------
-    >>> from acme_core.parameters import check_timeout
-    >>> check_timeout(30)
-    30.0
-    """
-    if value is None:
-        return None
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"`timeout` has to be None or a number of seconds > 0, not "
-                        f"{_given(value)}.")
-    if not value > 0:
-        raise ValueError(f"`timeout` has to be None or a number of seconds > 0, not {value!r}.")
-    return float(value)
-
-
-#: ``rerun=`` values: which calls that have a result from the same arguments run again.
-RERUN_VALUES = ("missing", "changed", "all")
-
-
-def check_rerun(value: Any) -> str:
-    """Which calls with a result run again: "missing" (none: only calls without a result or
-    with changed arguments run), "changed" (also results of an earlier code version), "all".
-
-    Examples
-    --------
-    >>> from acme_core.parameters import check_rerun
-    >>> check_rerun("changed")
-    'changed'
-    >>> check_rerun("failed")
-    Traceback (most recent call last):
-    ...
-    ValueError: `rerun` has to be one of 'missing', 'changed', 'all', not 'failed'. ...
-    """
-    if not isinstance(value, str):
-        raise TypeError(f"`rerun` has to be one of {', '.join(map(repr, RERUN_VALUES))}, not "
-                        f"{_given(value)}.")
-    if value not in RERUN_VALUES:
-        raise ValueError(
-            f"`rerun` has to be one of {', '.join(map(repr, RERUN_VALUES))}, not {value!r}. "
-            f"Failed and missing calls always run; \"changed\" also re-runs results of an "
-            f"earlier code version, \"all\" every call.")
-    return value
+    return {name: scope[name] for name in BY_NAME if name in scope}
 
 
 def validate(**given: Any) -> Settings:
-    """Validate every ParallelMap parameter; returns :class:`Settings`.
+    """Check every ParallelMap parameter (defaults for those not given); returns a
+    :class:`Settings`.
 
     Examples
     --------
     >>> from acme_core.parameters import validate
+    >>> validate(n_workers=4).n_workers
+    4
     >>> validate(n_workers=0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: `n_workers` has to be 'auto' or an integer >= 1...
     """
-    g = {**_DEFAULTS, **given}
-    flags = {k: check_flag(k, g[k]) for k in
-             ("write_worker_results", "single_file", "write_pickle", "setup_interactive", "dryrun")}
-    if flags["write_pickle"] and flags["single_file"]:
+    unknown = sorted(set(given) - set(BY_NAME))
+    if unknown:
+        raise TypeError(f"not a parameter of ParallelMap: {', '.join(unknown)}")
+    values = {p.name: p.check(given.get(p.name, p.default)) for p in PARAMETERS}
+    if values["write_pickle"] and values["single_file"]:
         raise ValueError(
             "Pickling of results does not support single output file creation. Pass either "
             "write_pickle=True or single_file=True, not both."
         )
-    if not isinstance(g["partition"], str):
-        raise TypeError(f"`partition` has to be 'auto' or a valid SLURM partition name, not {_given(g['partition'])}.")
-    return Settings(
-        n_inputs=check_n_inputs(g["n_inputs"]),
-        output_dir=check_output_dir(g["output_dir"]),
-        result_shape=check_result_shape(g["result_shape"], on_disk=flags["write_worker_results"]),
-        result_dtype=check_result_dtype(g["result_dtype"]),
-        partition=g["partition"],
-        n_workers=check_n_workers(g["n_workers"]),
-        mem_per_worker=check_mem_per_worker(g["mem_per_worker"]),
-        setup_timeout=check_setup_timeout(g["setup_timeout"]),
-        stop_client=check_stop_client(g["stop_client"]),
-        verbose=check_verbose(g["verbose"]),
-        logfile=check_logfile(g["logfile"]),
-        cleanup_threshold_days=check_cleanup_threshold_days(g["cleanup_threshold_days"]),
-        backend=check_name("backend", g["backend"]),
-        storage=check_name("storage", g["storage"]),
-        backend_options=check_backend_options(g["backend_options"]),
-        retries=check_retries(g["retries"]),
-        timeout=check_timeout(g["timeout"]),
-        rerun=check_rerun(g["rerun"]),
-        seed=check_seed(g["seed"]),
-        reuse=check_reuse(g["reuse"]),
-        **flags,
-    )
+    # np.inf in result_shape needs a storage on disk
+    check_result_shape(values["result_shape"], on_disk=values["write_worker_results"])
+    return Settings(**values)
 
 
-_DEFAULTS: dict[str, Any] = {
-    "n_inputs": "auto", "write_worker_results": True, "output_dir": None, "result_shape": None,
-    "result_dtype": "float", "single_file": False, "write_pickle": False,
-    "verbose": None, "dryrun": False, "logfile": None, "cleanup_threshold_days": None,
-    "backend": "auto", "storage": "auto", "backend_options": None, "retries": 0,
-    "timeout": None, "rerun": "missing", "seed": None, "reuse": None, **BACKEND_DEFAULTS,
-}
+def backend_values(settings: Any) -> dict[str, Any]:
+    """The backend parameters (:data:`BACKEND_PARAMETERS`) with their validated values.
+
+    Examples
+    --------
+    >>> from acme_core.parameters import backend_values, validate
+    >>> backend_values(validate(n_workers=2))["n_workers"]
+    2
+    """
+    return {name: getattr(settings, name) for name in BACKEND_PARAMETERS}
+
+
+def executor_settings(settings: Any) -> ExecutorSettings:
+    """What an executor's factory gets: the backend parameters, ``backend_options`` and
+    ``timeout``.
+
+    Examples
+    --------
+    >>> from acme_core.parameters import executor_settings, validate
+    >>> executor_settings(validate(timeout=5)).timeout
+    5.0
+    """
+    return ExecutorSettings(**backend_values(settings), options=settings.backend_options,
+                            timeout=settings.timeout)
+
+
+def ignored_by(uses: tuple[str, ...], settings: Any) -> list[str]:
+    """The backend parameters set to a non-default value that a backend using only
+    ``uses`` ignores (a value listed as harmless does not count).
+
+    Examples
+    --------
+    >>> from acme_core.parameters import ignored_by, validate
+    >>> ignored_by(("n_workers",), validate(partition="8GBXS", setup_interactive=False))
+    ['partition']
+    """
+    ignored = []
+    for name in BACKEND_PARAMETERS:
+        value, row = getattr(settings, name), BY_NAME[name]
+        if name not in uses and value != row.default and value != row.harmless:
+            ignored.append(name)
+    return ignored
+
+
+def reference_table(backends: Mapping[str, Any]) -> str:
+    """The documentation's table of ParallelMap's parameters (Markdown), with the
+    ``backends`` (name to ``ExecutorSpec``) that use each backend parameter.
+
+    Examples
+    --------
+    >>> from acme_core.parameters import reference_table
+    >>> print(reference_table({}).splitlines()[2])  # doctest: +ELLIPSIS
+    | `n_inputs` | `"auto"` | all | Number of calls; "auto" infers it from the sequence arguments. |
+    """
+    rows = ["| parameter | default | used by | meaning |", "|---|---|---|---|"]
+    for p in PARAMETERS:
+        users = "all" if not p.backend else ", ".join(
+            f"`{name}`" for name, spec in sorted(backends.items())
+            if p.name in spec.parameters) or "none installed"
+        summary = p.summary.replace("|", "\\|")
+        rows.append(f"| `{p.name}` | `{p.default_text}` | {users} | {summary} |")
+    return "\n".join(rows)

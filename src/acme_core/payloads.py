@@ -23,8 +23,9 @@ from typing import Any
 
 from . import replays, reuse
 from .arguments import CallPlan
-from .calls import CallBatch, CallProgram, ResultWriter
+from .calls import CallProgram, ResultWriter
 from .pickling import pickle_calls, pickle_program
+from .records import CallBatch
 from .seeding import CallStreams, cannot_draw
 
 log = logging.getLogger("acme_core")

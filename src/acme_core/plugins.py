@@ -19,7 +19,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError
-from .hookspecs import AutoClaim, ExecutorSpec, StorageSpec
+from .records import AutoClaim, ExecutorSpec, StorageSpec
 
 ENTRY_POINT_GROUP = "acme_core"
 BUILTIN_PLUGINS = ("acme_core.storage.builtin",)

@@ -10,9 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-#: ParallelMap's keywords that ACME did not have, with their defaults.
-RESERVED = {"backend": "auto", "storage": "auto", "backend_options": None, "retries": 0,
-            "rerun": "missing", "progress": None, "timeout": None}
+from .parameters import DEFAULTS, RESERVED, validate
 
 
 def _parameters(func: Any) -> set[str]:
@@ -23,18 +21,14 @@ def _parameters(func: Any) -> set[str]:
 
 
 def _valid(name: str, value: Any) -> bool:
-    from . import plugins
-    from .parameters import check_flag, validate
+    from . import plugins  # late: the plugins load only when a name collides
 
     try:
         if name == "backend":
             return value == "auto" or value in plugins.executors()
         if name == "storage":
             return value == "auto" or value in plugins.storages()
-        if name == "progress":
-            check_flag("progress", value)
-        else:
-            validate(**{name: value})
+        validate(**{name: value})
     except (TypeError, ValueError):
         return False
     return True
@@ -56,7 +50,7 @@ def check_reserved(func: Any, **given: Any) -> None:
     """
     params = _parameters(func)
     for name, value in given.items():
-        default = RESERVED[name]
+        default = DEFAULTS[name]
         if name not in params or value is default or (
                 type(value) is type(default) and value == default):
             continue

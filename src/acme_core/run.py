@@ -12,12 +12,16 @@ import logging
 import math
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from . import interrupts
 from .arguments import size_of
-from .calls import (
+from .calls import disk_hint
+from .errors import ResultShapeError
+from .executor import Executor
+from .manifest import ManifestWriter
+from .pending import InFlight, Pending
+from .records import (  # noqa: F401 - RunInfo and RunSummary re-exported
     ERROR,
     KILLED_WORKER,
     LOST_NEIGHBOUR,
@@ -26,12 +30,9 @@ from .calls import (
     BatchOutcome,
     CallOutcome,
     Failure,
-    disk_hint,
+    RunInfo,
+    RunSummary,
 )
-from .errors import ResultShapeError
-from .executor import Executor
-from .manifest import ManifestWriter
-from .pending import InFlight, Pending
 
 if TYPE_CHECKING:  # pragma: no cover
     from .lifecycle import RunHooks
@@ -55,54 +56,6 @@ TARGET_BATCH_BYTES = 16 * 1024**2
 #: such a batch costs less than one round trip to a worker (about 1 ms on loky, 5 ms on
 #: dask, more over TLS to SLURM jobs), so splitting it only adds round trips.
 MIN_BATCH_SECONDS = 0.01
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """One run, as lifecycle hooks see it.
-
-    Examples
-    --------
-    >>> from acme_core.run import RunInfo
-    >>> RunInfo("r1", "f", 4, "joblib", "memory", None).n_calls
-    4
-    """
-
-    run_id: str
-    func_name: str
-    n_calls: int
-    backend: str
-    storage: str
-    output_dir: str | None
-
-
-@dataclass
-class RunSummary:
-    """Counts at the end of a run.
-
-    Examples
-    --------
-    >>> from acme_core.run import RunSummary
-    >>> RunSummary(n_calls=4, n_done=4).complete
-    True
-    """
-
-    n_calls: int
-    n_done: int = 0
-    n_failed: int = 0
-    n_retried: int = 0
-    interrupted: bool = False
-    elapsed: float = 0.0
-    failures: list[Failure] = field(default_factory=list)
-    def restore_signals(self) -> None:
-        """After an interrupted run: let Ctrl-C and SIGTERM act again (they were held back
-        while the run cleaned up). Does nothing otherwise."""
-        interrupts.release()
-
-    @property
-    def complete(self) -> bool:
-        """True when every call has a result."""
-        return self.n_done == self.n_calls
 
 
 class BatchSizer:
@@ -292,7 +245,7 @@ class RunLoop:
             if outcome.ok:
                 try:
                     self.storage.collect(outcome)
-                    if self.manifest is not None:  # only a manifest line asks for it
+                    if self.manifest is not None:  # where it ran goes into its manifest line
                         self.session.seen(outcome)
                 except Exception as exc:
                     outcome.failure = Failure(outcome.index, STORAGE, type(exc).__qualname__,

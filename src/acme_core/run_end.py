@@ -11,7 +11,7 @@ from . import replays
 from .calls import disk_hint
 from .errors import ParallelComputationError
 from .failures import FailureTable
-from .run import RunSummary
+from .records import RunSummary
 from .session import log_failure_summary
 from .storage.base import Storage
 

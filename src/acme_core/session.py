@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .callkeys import ArgumentKeys
-from .calls import BatchOutcome, CallOutcome
 from .logs import FILE_ONLY
 from .manifest import ManifestWriter, RunState, wall_clock
+from .records import BatchOutcome, CallOutcome
 from .rerun import Selection
 
 log = logging.getLogger("acme_core")

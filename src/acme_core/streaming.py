@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .calls import CallOutcome
+from .records import CallOutcome
 from .storage.base import Storage
 
 
@@ -15,7 +15,7 @@ def call_result(storage: Storage, outcome: CallOutcome) -> Any:
 
     Examples
     --------
-    >>> from acme_core.calls import CallOutcome
+    >>> from acme_core.records import CallOutcome
     >>> from acme_core.storage.base import StorageSettings
     >>> from acme_core.storage.memory import MemoryStorage
     >>> call_result(MemoryStorage(StorageSettings("f", 2)), CallOutcome(1, 42))

@@ -10,7 +10,7 @@ import numpy as np
 
 
 def f(x, y, z=3):
-    """The seed example."""
+    """The README's first example: f(x, y, z=3) = (x + y) * z."""
     return (x + y) * z
 
 
@@ -96,7 +96,7 @@ def two(x, y):
     return (x, y)
 
 
-def list_default(x, w=[0, 0]):  # noqa: B006 - the list default is the point (inventory §4.2)
+def list_default(x, w=[0, 0]):  # noqa: B006 - the list default is the point
     """ACME's ``g``: a keyword whose default is a list."""
     return w
 
@@ -173,7 +173,7 @@ def counter_value(item, counter):
     return item.value + counter.value
 
 
-# ---- storage tests (return-value mapping, inventory §6.3, §15 S17-S29)
+# ---- storage tests (how return values map to datasets)
 def one_point_five(x):
     return 1.5
 
@@ -195,12 +195,12 @@ def ones23(x):
 
 
 def four_values(x):
-    """Four return values (``lowpass_medium`` style, S18)."""
+    """Four return values (``lowpass_medium`` style)."""
     return (np.full(3, float(x)), x, 2 * x, np.ones((2, 2)) * x)
 
 
 def three_values(x, m=2, n=3):
-    """A stacked first value and two extras (S27)."""
+    """A stacked first value and two extras."""
     return (np.full((m, n), float(x)), x, -x)
 
 
@@ -218,7 +218,7 @@ def dict_or_array(x):
 
 
 def ones_of_length(n):
-    """Ragged per-call lengths (S25)."""
+    """Ragged per-call lengths."""
     return np.ones(n)
 
 

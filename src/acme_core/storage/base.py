@@ -22,32 +22,10 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-from ..calls import CallOutcome, ResultWriter
-
-
-@dataclass
-class StorageSettings:
-    """What a storage is configured with.
-
-    Examples
-    --------
-    >>> from acme_core.storage.base import StorageSettings
-    >>> StorageSettings(func_name="f", n_calls=4).output_dir is None
-    True
-    """
-
-    func_name: str
-    n_calls: int
-    output_dir: str | None = None
-    result_shape: tuple[Any, ...] | None = None
-    result_dtype: str = "float"
-    pass_task_id: bool = False
-    #: True when ``output_dir`` holds an earlier, unfinished run of the same calls: keep
-    #: its results, (re)build only what is missing; ``collect`` gets only the new calls.
-    resume: bool = False
+from ..calls import ResultWriter
+from ..records import CallOutcome, StorageSettings  # noqa: F401 - StorageSettings re-exported
 
 
 class Storage(abc.ABC):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..hookspecs import StorageSpec, hookimpl
+from ..hookspecs import hookimpl
+from ..records import StorageSpec
 
 
 @hookimpl

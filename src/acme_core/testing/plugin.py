@@ -17,7 +17,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture
 def acme_backend_spec(request: pytest.FixtureRequest):
-    """The :class:`~acme_core.hookspecs.ExecutorSpec` of the class's ``backend``."""
+    """The :class:`~acme_core.records.ExecutorSpec` of the class's ``backend``."""
     name = request.cls.backend
     if not name:
         pytest.fail("set `backend = '<name>'` on your BackendConformance subclass")
