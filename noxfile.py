@@ -13,7 +13,8 @@ PYTHON = "3.11"
 PACKAGES = ["-e", ".", "-e", "plugins/acme_joblib", "-e", "plugins/acme_dask", "-e", "plugins/acme_slurm_esi",
             "-e", "plugins/acme_slurm"]
 #: Test-only outside plugins and the documented example plugin (own distributions).
-TEST_PLUGINS = ["-e", "tests/plugins/acme_threads", "-e", "docs/examples/acme_futures"]
+TEST_PLUGINS = ["-e", "tests/plugins/acme_threads", "-e", "docs/examples/acme_futures",
+                "-e", "docs/examples/acme_npy"]
 #: The import name ``acme`` (re-exports); conflicts with esi-acme, so never in PACKAGES.
 COMPAT = ["-e", "plugins/acme_compat"]
 #: SyNCoPy 2023.9, installed with --no-deps beside what it imports (its own pins are too loose

@@ -225,3 +225,141 @@ def test_a_cluster_from_daemon_client_whose_workers_were_retired_fails_compute_c
     with pytest.raises(RuntimeError, match="no active workers found"):
         pmap.compute()
     assert client.status != "running"        # the cluster it started is stopped
+
+
+# ---------------------------------------------------------------------- outFile
+def test_out_file_lists_where_each_calls_result_file_goes_and_is_not_an_argument(tmp_path):
+    out = str(tmp_path / "run")
+    pmap = ParallelMap(f, [1, 2, 3], 4, output_dir=out, backend="threads", verbose=False)
+    assert pmap.kwargv["outFile"] == [f"{out}/f_payload/f_{i}.h5" for i in range(3)]
+    assert pmap.config.kwargv["outFile"] is pmap.kwargv["outFile"]
+    assert pmap.compute() == pmap.kwargv["outFile"]        # f never received outFile
+    pickled = ParallelMap(f, [1, 2], 4, output_dir=str(tmp_path / "p"), write_pickle=True,
+                          backend="threads", verbose=False)
+    assert pickled.kwargv["outFile"] == [f"{tmp_path}/p/f_{i}.pickle" for i in range(2)]
+    single = ParallelMap(f, [1, 2], 4, output_dir=str(tmp_path / "s"), single_file=True,
+                         backend="threads", verbose=False)
+    assert single.kwargv["outFile"] == [single.results_container]
+    assert "outFile" not in ParallelMap(f, [1, 2], 4, **QUIET).kwargv
+
+
+@pytest.mark.parametrize("backend", ["threads", "joblib"])
+def test_a_rewritten_out_file_receives_that_calls_result(tmp_path, backend):
+    import h5py
+
+    elsewhere = str(tmp_path / "mine.h5")
+    pmap = ParallelMap(f, [1, 2, 3], 4, output_dir=str(tmp_path / "run"), backend=backend,
+                       verbose=False)
+    pmap.kwargv["outFile"][1] = elsewhere
+    paths = pmap.compute()
+    assert paths[1] == elsewhere and paths[0] == pmap.kwargv["outFile"][0]
+    with h5py.File(elsewhere) as h5:
+        assert h5["result_0"][()] == [18]
+
+
+def test_an_out_file_that_cannot_be_written_fails_that_call_alone(tmp_path):
+    # ACME's test_pickling: pmap.kwargv["outFile"][0] = "/path/to/nowhere"
+    pmap = ParallelMap(f, [1, 2, 3], 4, output_dir=str(tmp_path / "run"), backend="joblib",
+                       verbose=False)
+    pmap.kwargv["outFile"][0] = str(tmp_path / "no" / "such" / "folder" / "f_0.h5")
+    with pytest.raises(RuntimeError, match="Parallel computation failed: 1/3 tasks failed") \
+            as info:
+        pmap.compute()
+    assert info.value.failures.indices == [0]
+    assert info.value.failures[0].exc_type == "FileNotFoundError"
+    assert not (tmp_path / "run" / "f_payload" / "f_0.h5").exists()   # no stray file
+    assert (tmp_path / "run" / "f_payload" / "f_2.h5").is_file()
+
+
+def test_a_malformed_out_file_is_an_error_naming_it_before_any_work(tmp_path):
+    pmap = ParallelMap(f, [1, 2], 4, output_dir=str(tmp_path / "run"), backend="threads",
+                       verbose=False)
+    pmap.kwargv["outFile"] = [pmap.kwargv["outFile"]]      # SyNCoPy's broadcast wrapping
+    with pytest.raises(ValueError, match=r"pmap.kwargv\['outFile'\] has to stay a list of 2"):
+        pmap.compute()
+    assert not (tmp_path / "run").exists()
+    single = ParallelMap(f, [1, 2], 4, output_dir=str(tmp_path / "s"), single_file=True,
+                         backend="threads", verbose=False)
+    single.kwargv["outFile"][0] = str(tmp_path / "other.h5")
+    with pytest.raises(ValueError, match="single_file=True run is the results container"):
+        single.compute()
+
+
+def test_a_functions_own_out_file_keyword_is_its_argument(tmp_path):
+    def save(x, outFile="default"):
+        return f"{x}:{outFile}"
+
+    pmap = ParallelMap(save, [1, 2], outFile="mine", write_worker_results=False,
+                       backend="threads", verbose=False)
+    assert pmap.kwargv["outFile"] == ["mine"] and pmap.compute() == ["1:mine", "2:mine"]
+
+
+# ---------------------------------------------------------------------- the "ACME" logger
+def acme_log_files():
+    from logging import handlers
+
+    return [h.target.baseFilename for h in logging.getLogger("ACME").handlers
+            if isinstance(h, handlers.MemoryHandler)]
+
+
+def test_the_acme_logger_reaches_the_latest_runs_log_file(tmp_path):
+    # ACME's users (and ACME's tests) find the log file through logging.getLogger("ACME")
+    first = ParallelMap(f, [1, 2], 4, output_dir=str(tmp_path / "a"), backend="threads",
+                        verbose=False)
+    first.compute()
+    assert acme_log_files() == [first.logfile]
+    custom = str(tmp_path / "custom.log")
+    second = ParallelMap(f, [1, 2], 4, logfile=custom, backend="threads", **QUIET)
+    assert acme_log_files() == [custom]
+    second.compute()
+    with open(custom) as fh:
+        assert "Finished parallel computation" in fh.read()
+
+
+def test_flushing_the_acme_handler_before_compute_writes_the_constructions_warnings(
+        tmp_path):
+    from logging import handlers
+
+    out = tmp_path / "run"
+    pmap = SmallLimit(whole, [0, 1], table=np.ones((600, 500)), output_dir=str(out),
+                      logfile=True, backend="threads", verbose=False)
+    [handle] = [h for h in logging.getLogger("ACME").handlers
+                if isinstance(h, handlers.MemoryHandler)]
+    handle.flush()                        # ACME's tests do this to read the warnings
+    with open(handle.target.baseFilename) as fh:
+        assert "exceeds recommended limit of 1 MB" in fh.read()
+    assert len(pmap.compute()) == 2       # the folder holding only that log is still usable
+    with open(pmap.logfile) as fh:
+        text = fh.read()
+    assert text.count("exceeds recommended limit of 1 MB") == 1 and "SUCCESS" in text
+
+
+# ---------------------------------------------------------------------- h5py arguments
+@pytest.mark.parametrize("backend", ["joblib", "dask"])
+def test_an_h5py_dataset_of_a_read_only_file_reaches_worker_processes(
+        tmp_path, backend, no_dask_client_left):
+    # ACME's test_simple_filter passes h5py.File(name, "r")["data"]; dask sends it by name
+    import h5py
+
+    from tests.helpers.funcs import column_sum
+
+    data = np.arange(12.0).reshape(4, 3)
+    with h5py.File(tmp_path / "data.h5", "w") as h5:
+        h5.create_dataset("data", data=data)
+    with h5py.File(tmp_path / "data.h5", "r") as h5:
+        pmap = ParallelMap(column_sum, h5["data"], [0, 1, 2], backend=backend, n_workers=2,
+                           **QUIET)
+        assert pmap.compute() == data.sum(axis=0).tolist()
+
+
+def test_an_h5py_dataset_of_a_file_open_for_writing_is_refused_naming_it(tmp_path):
+    import h5py
+
+    from tests.helpers.funcs import column_sum
+
+    with h5py.File(tmp_path / "data.h5", "w") as h5:
+        h5.create_dataset("data", data=np.ones((2, 2)))
+        with pytest.raises(TypeError, match="h5py Dataset '/data' of .*open for writing") \
+                as info:
+            ParallelMap(column_sum, h5["data"], [0, 1], backend="joblib", **QUIET)
+    assert "positional argument 0 ('data')" in str(info.value)

@@ -270,7 +270,7 @@ def test_the_dashboard_is_served_only_when_asked(dashboard, caplog):
 def test_the_slurm_setup_bar_counts_down_seconds(monkeypatch):
     import io
 
-    from acme_dask.setup import _SetupBar
+    from acme_dask.prompts import SetupBar
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -278,10 +278,54 @@ def test_the_slurm_setup_bar_counts_down_seconds(monkeypatch):
 
     screen = Terminal()
     monkeypatch.setattr(sys, "stderr", screen)
-    bar = _SetupBar(4)
+    bar = SetupBar(4)
     bar.show(1, 42.4)
     bar.show(3, 17.0)
     bar.close()
     text = screen.getvalue()
     assert "SLURM workers ready: 1/4" in text and "time-out in 42 s" in text, text
     assert "3/4" in text and "time-out in 17 s" in text and "timeout at" not in text, text
+
+
+# ------------------------------------------------------------------ time limits, stopped workers
+def test_a_call_over_its_time_limit_fails_alone_on_dask(tmp_path):
+    """timeout=: the worker running call 3 (which never returns) is killed by its nanny and
+    the call fails with kind "timeout"; its neighbours, in its batch too, finish."""
+    from tests.helpers.fault_runs import process_gone, run_with_a_hung_call
+    from tests.helpers.waiting import wait_for
+
+    markers = tmp_path / "m"
+    markers.mkdir()
+    run_with_a_hung_call(markers, within=90, backend="dask")
+    hung = [int(n.split("_")[1]) for n in os.listdir(markers) if n.startswith("3_")]
+    assert len(hung) == 1 and wait_for(lambda: process_gone(hung[0]), 30)   # its worker was killed
+
+
+def test_a_stopped_dask_worker_is_killed_and_its_calls_run_elsewhere(tmp_path):
+    """SIGSTOP the worker running call 4: its heartbeats to the scheduler stop, after 3 s
+    its nanny kills it, and call 4 runs again on another worker."""
+    from tests.helpers.fault_funcs import pid_then_sleep
+    from tests.helpers.fault_runs import process_gone, runs
+    from tests.helpers.waiting import wait_for
+
+    markers = tmp_path / "m"
+    markers.mkdir()
+    stopped: list[int] = []
+
+    def stop_the_worker_of_call_4():
+        assert wait_for(lambda: any(n.startswith("4_") for n in os.listdir(markers)), 120)
+        pid = next(int(n.split("_")[1]) for n in os.listdir(markers) if n.startswith("4_"))
+        stopped.append(pid)
+        os.kill(pid, signal.SIGSTOP)
+
+    import threading
+
+    thread = threading.Thread(target=stop_the_worker_of_call_4, daemon=True)
+    thread.start()
+    pmap = ParallelMap(pid_then_sleep, list(range(10)), str(markers), 1.0,
+                       write_worker_results=False, backend="dask", n_workers=2,
+                       backend_options={"heartbeat_timeout": 3}, verbose=False)
+    assert pmap.compute() == list(range(10))
+    thread.join(timeout=10)
+    assert len(stopped) == 1 and wait_for(lambda: process_gone(stopped[0]), 30)
+    assert runs(markers)[4] == 2       # it ran again elsewhere

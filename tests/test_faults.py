@@ -9,7 +9,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+import uuid
 
 import psutil
 import pytest
@@ -17,27 +17,15 @@ import pytest
 from acme_core import ParallelComputationError, ParallelMap
 from tests.helpers.fault_funcs import (
     generator_for,
-    hang_on,
     lock_for,
     pid_then_sleep,
     poison,
     raise_bad,
 )
+from tests.helpers.fault_runs import process_gone, run_with_a_hung_call, runs
 from tests.helpers.scripts import communicate_or_fail, run_script, start_script
 from tests.helpers.soak import default_and_soak
 from tests.helpers.waiting import wait_for
-
-
-def runs(marker_dir) -> Counter:
-    """How often each call ran (one marker file per execution)."""
-    return Counter(int(name.split("_")[0]) for name in os.listdir(marker_dir))
-
-
-def _gone(pid):
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 def _poison_run(tmp_path, how):
@@ -248,18 +236,9 @@ def test_interrupt_then_compute_again_in_one_interpreter(tmp_path):
 def test_a_call_over_its_time_limit_fails_alone_and_its_worker_is_killed(tmp_path):
     markers = tmp_path / "m"
     markers.mkdir()
-    pmap = ParallelMap(hang_on, list(range(12)), str(markers), write_worker_results=False,
-                       n_workers=2, timeout=3, verbose=False)
-    start = time.monotonic()
-    with pytest.raises(ParallelComputationError) as err:
-        pmap.compute()
-    assert time.monotonic() - start < 60
-    rows = list(err.value.failures)
-    assert [(r.index, r.kind, r.attempts) for r in rows] == [(3, "timeout", 1)]
-    assert "timeout=3 s" in rows[0].message
+    rows = run_with_a_hung_call(markers)
     hung_pid = int(rows[0].message.split("(pid ")[1].split(")")[0])
-    assert _gone(hung_pid)
-    assert runs(markers)[3] == 1 and set(runs(markers)) == set(range(12))
+    assert process_gone(hung_pid)
 
 
 def test_timeout_is_checked_before_anything_starts():
@@ -291,7 +270,7 @@ def test_a_stopped_worker_is_killed_and_its_calls_run_elsewhere(tmp_path):
                           backend_options={"heartbeat_timeout": 3}, verbose=False).compute()
     thread.join(timeout=10)
     assert results == list(range(10))
-    assert len(stopped) == 1 and _gone(stopped[0])
+    assert len(stopped) == 1 and process_gone(stopped[0])
     assert runs(markers)[4] == 2  # it ran again elsewhere
 
 
@@ -358,3 +337,25 @@ def test_a_segfaulting_call_reports_one_crash_dump_and_one_line_per_loss(tmp_pat
     lost = [line for line in done.stderr.splitlines() if "killed its worker" in line]
     assert [line.split("attempt ")[1][:6] for line in lost] == [f"{k} of 4" for k in (1, 2, 3, 4)]
     assert "UserWarning" not in done.stderr and "lost with its worker" not in done.stderr
+
+
+def test_program_files_of_the_old_layout_go_at_the_next_start(tmp_path):
+    """Program files that runs of the old layout wrote straight into the temp folder, with
+    no owner pid in their name, are removed at the next start once unchanged for an hour;
+    a fresh one is kept (a run of the old layout could still be loading it)."""
+    folder = tempfile.gettempdir()
+    old, fresh = (os.path.join(folder, f"acme_core_{uuid.uuid4().hex}_{tag}.pickle")
+                  for tag in ("old12345", "new12345"))
+    for path in (old, fresh):
+        with open(path, "wb") as fh:
+            fh.write(b"program")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    try:
+        subprocess.run([sys.executable, "-c", "from acme_core import ParallelMap; ParallelMap("
+                        "abs, [-1, -2], write_worker_results=False, n_workers=1).compute()"],
+                       check=True, capture_output=True, timeout=120, cwd=tmp_path)
+        assert not os.path.exists(old) and os.path.exists(fresh)
+    finally:
+        for path in (old, fresh):
+            if os.path.exists(path):
+                os.remove(path)

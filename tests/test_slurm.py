@@ -18,16 +18,16 @@ import threading
 import time
 import uuid
 
-import numpy as np
 import pytest
 from acme_dask import cluster_cleanup, slurm_cluster_setup
-from acme_dask import setup as dask_setup
+from acme_dask import prompts as dask_prompts
 from acme_dask.setup import running_client
 from acme_dask.slurm import get_slurm_partitions, partition_memory
 
 from acme_core import ParallelComputationError, ParallelMap, plugins
 from tests.helpers.dask_funcs import node_of, triple_sum
 from tests.helpers.funcs import fail_on_3
+from tests.helpers.read_back import assert_same_results, run_and_read_back
 from tests.helpers.slurm_helpers import active_jobs, assert_gone, squeue_jobs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -124,8 +124,8 @@ def test_startup_prompt_keep_waiting_then_abort(slurm, tmp_path, monkeypatch):
         return answers.pop(0)
 
     monkeypatch.setattr(sys, "stdin", Terminal())
-    monkeypatch.setattr(dask_setup, "user_input", answer)
-    monkeypatch.setattr(dask_setup, "KEEP_WAITING", 1.0)
+    monkeypatch.setattr(dask_prompts, "user_input", answer)
+    monkeypatch.setattr(dask_prompts, "KEEP_WAITING", 1.0)
     result = slurm_cluster_setup(n_workers=1, timeout=1, interactive=True,
                                  job_extra=["--begin=now+3600"], log_directory=str(tmp_path),
                                  job_name=name)
@@ -241,23 +241,11 @@ class TestOnOneSlurmCluster:
 
     @pytest.mark.parametrize("storage", sorted(plugins.storages()))
     def test_results_equal_joblib(self, client, storage, tmp_path):
-        def run(backend):
-            on_disk = storage != "memory"
-            out = str(tmp_path / backend)
-            pmap = ParallelMap(triple_sum, list(range(200)), 4, backend=backend,
-                               storage=storage, write_worker_results=on_disk,
-                               output_dir=out if on_disk else None)
-            returned = pmap.compute()
-            if not on_disk:
-                return returned
-            from acme_core import load
-
-            return load(out)
-
-        on_slurm, on_joblib = run("slurm"), run("joblib")
-        assert len(on_slurm) == len(on_joblib) == 200
-        for a, b in zip(on_slurm, on_joblib, strict=True):
-            np.testing.assert_array_equal(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
+        on_slurm, on_joblib = (
+            run_and_read_back(triple_sum, list(range(200)), 4, backend=backend, storage=storage,
+                              output_dir=str(tmp_path / backend))
+            for backend in ("slurm", "joblib"))
+        assert_same_results(on_slurm, on_joblib, 200)
 
     def test_a_function_from_a_local_module_reaches_thesqueue_jobs(self, client, tmp_path,
                                                               monkeypatch):

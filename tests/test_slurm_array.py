@@ -8,12 +8,12 @@ import os
 import subprocess
 import uuid
 
-import numpy as np
 import pytest
 from acme_slurm import EscalationPolicy
 
 from acme_core import ParallelComputationError, ParallelMap, plugins
 from acme_core.testing import BackendConformance
+from tests.helpers.read_back import assert_same_results, first_values, run_and_read_back
 from tests.helpers.slurm_array_funcs import counted, grow, raise_on, runs_of, slow_one, tiny
 from tests.helpers.slurm_helpers import active_jobs
 from tests.helpers.waiting import wait_until
@@ -49,24 +49,12 @@ class TestSlurmArrayConformance(BackendConformance):
 # ------------------------------------------------------------------ storages, results
 @pytest.mark.parametrize("storage", sorted(plugins.storages()))
 def test_every_storage_equals_joblib(slurm, storage, tmp_path):
-    def run(backend):
-        on_disk = storage != "memory"
-        out = str(tmp_path / backend)
-        pmap = ParallelMap(tiny, list(range(60)), backend=backend, storage=storage,
-                           write_worker_results=on_disk, output_dir=out if on_disk else None,
-                           backend_options={**FAST, "job_name": _name("st")}
-                           if backend == "slurm-array" else None, verbose=False)
-        returned = pmap.compute()
-        if not on_disk:
-            return returned
-        from acme_core import load
-
-        return load(out)
-
-    on_slurm, on_joblib = run("slurm-array"), run("joblib")
-    assert len(on_slurm) == len(on_joblib) == 60
-    for a, b in zip(on_slurm, on_joblib, strict=True):
-        np.testing.assert_array_equal(np.asarray(a, dtype=float), np.asarray(b, dtype=float))
+    on_slurm = run_and_read_back(tiny, list(range(60)), backend="slurm-array", storage=storage,
+                                 output_dir=str(tmp_path / "slurm-array"), verbose=False,
+                                 backend_options={**FAST, "job_name": _name("st")})
+    on_joblib = run_and_read_back(tiny, list(range(60)), backend="joblib", storage=storage,
+                                  output_dir=str(tmp_path / "joblib"), verbose=False)
+    assert_same_results(on_slurm, on_joblib, 60)
 
 
 def test_in_memory_run_leaves_no_state_and_opens_no_port(slurm, tmp_path):
@@ -118,9 +106,7 @@ def test_memory_kill_is_out_of_memory_and_reruns_with_twice_the_memory(slurm, tm
                        backend_options={**FAST, "calls_per_task": 1, "job_name": _name("oom")})
     with caplog.at_level(logging.WARNING, logger="acme_slurm"):
         pmap.compute()
-    from acme_core import load
-
-    assert [float(np.ravel(r)[0]) for r in load(out)] == [0.0, 1.0, 2.0, 3.0]
+    assert first_values(out) == [0.0, 1.0, 2.0, 3.0]
     lines = [r.getMessage() for r in caplog.records if "call 2:" in r.getMessage()]
     assert len(lines) == 1, lines                      # one log line per escalation
     assert "out-of-memory" in lines[0] and "--mem=512M" in lines[0], lines
@@ -174,15 +160,14 @@ def test_scancel_and_requeue_lose_no_call_and_use_no_retries(slurm, tmp_path, ca
             subprocess.run(["scontrol", "requeue", requeued], check=True)
         thread.join(400)
     assert not thread.is_alive(), "compute() did not return"
-    from acme_core import load
-
-    assert [int(np.ravel(r)[0]) for r in load(out)] == [2 * x for x in range(16)]
+    assert first_values(out, int) == [2 * x for x in range(16)]
     assert set(runs_of(counts)) == set(range(16))
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "CANCELLED" in messages and "go back" in messages, messages
 
 
 @pytest.mark.slow
+@pytest.mark.soak  # SLURM's shortest walltime is a minute: it waits 1 + 2 minutes
 def test_a_chunk_over_its_time_limit_is_timeout_and_finishes_with_more_time(slurm, tmp_path,
                                                                              caplog):
     out = str(tmp_path / "run")
@@ -192,14 +177,13 @@ def test_a_chunk_over_its_time_limit_is_timeout_and_finishes_with_more_time(slur
                                         "job_name": _name("time")})
     with caplog.at_level(logging.WARNING, logger="acme_slurm"):
         pmap.compute()
-    from acme_core import load
-
-    assert [int(np.ravel(r)[0]) for r in load(out)] == [1, 2, 3, 4, 5, 6]
+    assert first_values(out, int) == [1, 2, 3, 4, 5, 6]
     lines = [r.getMessage() for r in caplog.records if "call 0:" in r.getMessage()]
     assert len(lines) == 1 and "timeout" in lines[0] and "--time=00:02:00" in lines[0], lines
 
 
 @pytest.mark.slow
+@pytest.mark.soak  # a task of SLURM's shortest walltime (a minute), then its follow-up
 def test_a_task_stops_before_its_walltime_and_its_unstarted_calls_go_back(slurm, tmp_path,
                                                                           caplog):
     counts = tmp_path / "counts"
@@ -236,12 +220,57 @@ def test_slurm_esi_in_array_mode_picks_the_partition_as_the_dask_transport(slurm
     pmap.compute()
     sent = submissions(out)
     assert sent and all(f"--partition={expected}" in line for line in sent), sent
-    from acme_core import load
-
-    assert [float(np.ravel(r)[0]) for r in load(out)] == [3.0 * x + 1.0 for x in range(10)]
+    assert first_values(out) == [3.0 * x + 1.0 for x in range(10)]
 
 
 def test_slurm_esi_rejects_an_unknown_transport():
     with pytest.raises(ValueError, match="transport"):
         ParallelMap(tiny, [1, 2], backend="slurm-esi", write_worker_results=False,
                     backend_options={"transport": "carrier-pigeon"})
+
+
+def test_a_call_over_its_time_limit_fails_alone_with_kind_timeout(slurm, tmp_path):
+    """timeout= on backend "slurm-array": the task running call 3 (which never returns)
+    ends itself after writing the outcomes it has and the call's "timeout" failure; the
+    calls it had not started run in another task, and no task is left."""
+    from tests.helpers.fault_funcs import hang_on
+
+    name, markers = _name("limit"), tmp_path / "markers"
+    markers.mkdir()
+    pmap = ParallelMap(hang_on, list(range(8)), str(markers), output_dir=str(tmp_path / "run"),
+                       backend="slurm-array", timeout=5, verbose=False,
+                       backend_options={**FAST, "calls_per_task": 4, "job_name": name})
+    with pytest.raises(ParallelComputationError) as info:
+        pmap.compute()
+    rows = list(info.value.failures)
+    assert [(r.index, r.kind, r.attempts) for r in rows] == [(3, "timeout", 1)], rows
+    assert "timeout=5 s" in rows[0].message
+    ran = [int(n.split("_")[0]) for n in os.listdir(markers)]
+    assert sorted(set(ran)) == list(range(8)) and ran.count(3) == 1
+    wait_until(lambda: not active_jobs(name), "the run's tasks leave squeue", timeout=30)
+
+
+def test_the_state_folder_of_a_killed_in_memory_run_goes_at_the_next_start(slurm, tmp_path):
+    """An in-memory run keeps its program and chunks in a folder under ``work_dir`` named
+    for no one: its owner file says which process made it. A process that died without
+    cleaning up (here: one that exits at once) leaves it; the next run removes it and keeps
+    the folder of a live process."""
+    import signal
+    import sys
+
+    work = tmp_path / "work"
+    make = ("import os, sys; from acme_core.stale import owned_directory; "
+            "print(owned_directory(sys.argv[1], 'run_'), flush=True); "
+            "os.kill(os.getpid(), 9)")
+    killed = subprocess.run([sys.executable, "-c", make, str(work)], capture_output=True,
+                            text=True, timeout=60)
+    assert killed.returncode == -signal.SIGKILL
+    stale = killed.stdout.strip()
+    from acme_core.stale import owned_directory
+
+    alive = owned_directory(str(work), "run_")          # owned by this (live) process
+    pmap = ParallelMap(tiny, list(range(4)), write_worker_results=False, backend="slurm-array",
+                       backend_options={**FAST, "work_dir": str(work), "job_name": _name("old")},
+                       verbose=False)
+    assert pmap.compute() == [3.0 * x + 1.0 for x in range(4)]
+    assert not os.path.exists(stale) and os.path.isdir(alive)

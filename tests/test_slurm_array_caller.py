@@ -13,9 +13,9 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from tests.helpers.read_back import first_values
 from tests.helpers.slurm_array_funcs import runs_of
 from tests.helpers.slurm_helpers import active_jobs
 
@@ -77,15 +77,15 @@ def _rerun(script, out, counts, name) -> str:
 
 
 def _results(out) -> list[int]:
-    from acme_core import load
-
-    return [int(np.ravel(r)[0]) for r in load(out)]
+    return first_values(out, int)
 
 
 @pytest.mark.slow
 def test_parent_killed_midway_array_keeps_running_and_rerun_reattaches(run_files):
+    """With ``on_interrupt="detach"`` the arrays outlive a SIGKILLed parent (by default its
+    reaper cancels them, see tests/test_slurm_workers.py)."""
     script, out, counts, name = run_files
-    proc = _start(script, out, counts, name)
+    proc = _start(script, out, counts, name, interrupt="detach")
     _wait_calls(counts, N // 2, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)

@@ -11,10 +11,10 @@ import threading
 import time
 import uuid
 
-import numpy as np
 import pytest
 
 from acme_core import ParallelMap
+from tests.helpers.read_back import first_values
 from tests.helpers.slurm_array_funcs import tiny
 
 START = os.environ.get("LOCAL_SLURM_START", "/work/shared/slurm/start-slurm.sh")
@@ -142,9 +142,7 @@ def _hundred_thousand(tmp_path) -> None:
     assert len(lines) <= 10
     assert len(files) <= tasks + 5, files
     assert sockets.samples > 0 and sockets.seen == set()
-    from acme_core import load
-
-    on_slurm = [float(np.ravel(r)[0]) for r in load(out)]
+    on_slurm = first_values(out)
     on_joblib = ParallelMap(tiny, list(range(n)), write_worker_results=False, backend="joblib",
                             n_workers=2, verbose=False).compute()
     assert on_slurm == on_joblib
@@ -161,6 +159,4 @@ def _offset_arrays(tmp_path) -> None:
     assert [re.search(r"offset=(\d+) tasks=(\d+)", line).groups() for line in lines] == [
         ("0", "101"), ("101", "101"), ("202", "98")]
     assert all("--array=0-" in line for line in lines)
-    from acme_core import load
-
-    assert [float(np.ravel(r)[0]) for r in load(out)] == [3.0 * x + 1.0 for x in range(300)]
+    assert first_values(out) == [3.0 * x + 1.0 for x in range(300)]

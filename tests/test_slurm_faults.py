@@ -239,3 +239,26 @@ class TestSlurm(BackendConformance):
         pmap = self.pmap(slurm_job_of, list(range(8)), write_worker_results=False)
         jobs = {job for _, job in self.compute(pmap)}
         assert jobs == set(active_jobs(shared_slurm_workers.name)) and len(jobs) == 2, jobs
+
+
+def test_a_call_over_its_time_limit_fails_alone_on_slurm(slurm, tmp_path):
+    """timeout= on backend "slurm": the worker running call 3 (which never returns) is
+    killed by its nanny inside its SLURM job, the call fails with kind "timeout", every
+    other call finishes, and no job is left."""
+    from tests.helpers.fault_funcs import hang_on
+
+    name, markers = _name("timeout"), tmp_path / "markers"
+    markers.mkdir()
+    pmap = ParallelMap(hang_on, list(range(8)), str(markers), write_worker_results=False,
+                       backend="slurm", n_workers=2, timeout=5, setup_interactive=False,
+                       backend_options={"job_name": name, "log_directory": str(tmp_path)})
+    start = time.monotonic()
+    with pytest.raises(Exception) as err:
+        pmap.compute()
+    print(f"run with a hung call: {time.monotonic() - start:.1f} s")
+    rows = list(err.value.failures)
+    assert [(r.index, r.kind, r.attempts) for r in rows] == [(3, "timeout", 1)], rows
+    assert "timeout=5 s" in rows[0].message
+    ran = [int(n.split("_")[0]) for n in os.listdir(markers)]
+    assert sorted(set(ran)) == list(range(8)) and ran.count(3) == 1
+    print(f"jobs gone {assert_gone(name):.1f} s after the run")

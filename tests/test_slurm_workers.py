@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import uuid
 
@@ -17,7 +16,7 @@ from acme_dask import slurm as dask_slurm
 
 from acme_core import ParallelMap
 from tests.helpers.security_probe import needs_root, run_victim_and_probe
-from tests.helpers.slurm_helpers import active_jobs, assert_gone, squeue_jobs
+from tests.helpers.slurm_helpers import RUNNING_STATES, assert_gone, squeue_jobs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -79,46 +78,80 @@ def test_another_user_cannot_reach_a_slurm_run_or_read_its_dashboard(slurm, tmp_
     assert_gone(name)
 
 
-@pytest.mark.parametrize("phase", ["while its jobs start", "while its calls run",
-                                   "SIGKILL while its calls run"])
-def test_sigterm_of_a_slurm_run_cancels_its_jobs_within_ten_seconds(slurm, tmp_path, phase):
-    """SIGTERM: the run cancels its jobs; SIGKILL (nothing can run in the parent): the
-    workers give up on the vanished scheduler after their death timeout and the jobs end."""
-    name = _name("sigterm")
-    script = tmp_path / "script.py"
-    script.write_text(textwrap.dedent(f"""
-        import signal
-        import sys
-        sys.path.insert(0, {REPO!r})
-        from acme_core import ParallelMap
-        from acme_core.testing.funcs import nap
+#: (backend, signal, phase) of the runs stopped below: every phase for "slurm", and the
+#: other SLURM backends in the phases where their own code decides what happens.
+STOPS = ([("slurm", sig, phase) for sig in ("SIGTERM", "SIGKILL")
+          for phase in ("pending", "starting", "running")]
+         + [("slurm-esi", "SIGKILL", "running"), ("slurm-esi", "SIGTERM", "pending"),
+            ("slurm-array", "SIGKILL", "pending"), ("slurm-array", "SIGKILL", "running"),
+            ("slurm-array", "SIGTERM", "running")])
 
-        if __name__ == "__main__":
-            # SIGTERM as SIGINT, as the core's run loop makes it (checks the SLURM side)
-            signal.signal(signal.SIGTERM, signal.default_int_handler)
-            ParallelMap(nap, list(range(8)), 30.0, backend="slurm", n_workers=2,
-                        write_worker_results=False, setup_interactive=False,
-                        backend_options={{"job_name": {name!r},
-                                         "log_directory": {str(tmp_path)!r}}}).compute()
-    """))
+_STOPPED_RUN = """
+import signal
+import sys
+sys.path.insert(0, {repo!r})
+from acme_core import ParallelMap
+from acme_core.testing.funcs import nap
+
+if __name__ == "__main__":
+    # SIGTERM as SIGINT, as the core's run loop makes it (checks the SLURM side)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    ParallelMap(nap, list(range(8)), 30.0, backend={backend!r}, n_workers=2,
+                write_worker_results=False, setup_interactive=False, setup_timeout=300,
+                **{extra}).compute()
+"""
+
+
+def _stopped_run_options(backend: str, name: str, folder: str, pending: bool) -> dict:
+    extra = ["--begin=now+3600"] if pending else []     # pending for an hour
+    if backend == "slurm-array":
+        return {"backend_options": {"job_name": name, "calls_per_task": 1, "poll_interval": 1.0,
+                                    "job_extra": extra, "work_dir": folder}}
+    options = {"backend_options": {"job_name": name, "log_directory": folder,
+                                   "job_extra": extra}}
+    if backend == "slurm-esi":
+        options["partition"] = "8GBXS"
+    return options
+
+
+def _wait_for_phase(proc, name: str, phase: str) -> None:
+    deadline = time.monotonic() + 180
+    states, count = {"pending": ("PD", 1), "starting": (RUNNING_STATES, 1),
+                     "running": ("R", 2)}[phase]
+    while len(squeue_jobs(name, states)) < count:
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, f"no job of {name} {phase} after 180 s"
+        time.sleep(0.2)
+    if phase == "running":
+        time.sleep(3)                     # inside their 30 s calls
+
+
+@pytest.mark.parametrize("backend, sig, phase", STOPS)
+def test_a_stopped_slurm_run_leaves_no_job_and_no_worker_within_ten_seconds(slurm, tmp_path,
+                                                                              backend, sig,
+                                                                              phase):
+    """SIGTERM: the run cancels its jobs as on Ctrl-C; SIGKILL (nothing runs in the parent
+    any more): its reaper process cancels them. Either way, whether the jobs wait in the
+    queue, start or run long calls, none is left in squeue and no process of them lives
+    (psutil) 10 s after the parent ended."""
+    name = _name(f"stop{backend.replace('-', '')}")
+    script = tmp_path / "script.py"
+    options = _stopped_run_options(backend, name, str(tmp_path), phase == "pending")
+    script.write_text(_STOPPED_RUN.format(repo=REPO, backend=backend, extra=repr(options)))
     proc = subprocess.Popen([sys.executable, str(script)], cwd=tmp_path, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 180
-        starting = phase.endswith("jobs start")
-        while len(active_jobs(name) if starting else squeue_jobs(name, "R")) < (1 if starting
-                                                                                else 2):
-            assert proc.poll() is None, proc.communicate()[0]
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-        if phase.endswith("calls run"):
-            time.sleep(3)
-        proc.send_signal(signal.SIGKILL if phase.startswith("SIGKILL") else signal.SIGTERM)
+        _wait_for_phase(proc, name, phase)
+        proc.send_signal(getattr(signal, sig))
         proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    # SIGKILL: nothing runs in the parent; a worker gives up on the vanished scheduler after
-    # its death timeout (10 s), but one inside a call may first finish it (30 s here)
-    within = 10 if not phase.startswith("SIGKILL") else 45
-    print(f"jobs gone {assert_gone(name, within=within):.1f} s after the process ended")
+        ended = time.monotonic()
+    try:
+        took = assert_gone(name, within=10)
+        print(f"{backend} {sig} while {phase}: jobs and workers gone {took:.1f} s after the "
+              f"process ended")
+    finally:
+        subprocess.run(["scancel", "-n", name], capture_output=True)
+    assert time.monotonic() - ended < 60

@@ -32,10 +32,14 @@ def test_ten_thousand_calls_make_o_workers_files_and_load_back_in_order(tmp_path
     files = [p for p in _files(out) if os.sep + "acme_replay" + os.sep not in p]  # not results
     assert len(shard_files(str(out / "index_and_pid_payload"), "index_and_pid")) == len(workers)
     assert len(files) <= len(workers) + 5, sorted(files)
-    with h5py.File(pmap.results_container, "r") as h5:  # the ACME view, through links
-        assert len(h5) == n
-        assert h5["comp_9999/result_0"][0] == 9999
-        assert h5["comp_0/result_0"][1] in workers
+    # small uniform results are rows: the container stacks them in call order (virtual
+    # datasets over the shards' tables), not one link per call
+    with h5py.File(pmap.results_container, "r") as h5:
+        assert sorted(h5) == ["done", "result_0"]
+        assert h5["result_0"].shape == (n, 2) and h5["done"][()].all()
+        assert h5["result_0"][:, 0].tolist() == list(range(n))
+        assert h5["result_0"][9999][0] == 9999
+        assert h5["result_0"][0][1] in workers
 
 
 def test_threads_backend_writes_one_shard_and_closes_it(tmp_path):
@@ -45,7 +49,8 @@ def test_threads_backend_writes_one_shard_and_closes_it(tmp_path):
     shards = shard_files(str(tmp_path / "o" / "f_payload"), "f")
     assert [os.path.basename(s) for s in shards][0].endswith(f"_{os.getpid()}.h5")
     with h5py.File(shards[0], "r") as h5:  # closed by finish: plain h5py (with locking) opens it
-        assert sorted(h5) == [f"comp_{i}" for i in range(4)]
+        assert sorted(h5) == ["rows"]  # small results: rows of one table
+        assert sorted(h5["rows/call_index"][()].tolist()) == list(range(4))
     assert [int(v[0]) for v in load(pmap.results_container)] == [18, 24, 30, 36]
 
 
@@ -68,7 +73,7 @@ def test_container_is_rebuilt_from_the_shards_on_resume(tmp_path):
     again.collect(CallOutcome(3, again.writer().write(3, 30)))
     assert again.finish() == [os.path.join(out, "f.h5")]
     with h5py.File(os.path.join(out, "f.h5"), "r") as h5:
-        assert [int(h5[f"comp_{i}/result_0"][0]) for i in range(4)] == [0, 10, 20, 30]
+        assert h5["result_0"][:, 0].tolist() == [0, 10, 20, 30] and h5["done"][()].all()
 
 
 def test_a_call_that_ran_twice_is_stored_once(tmp_path):
@@ -78,7 +83,16 @@ def test_a_call_that_ran_twice_is_stored_once(tmp_path):
     writer.close()
     (shard,) = shard_files(str(tmp_path), "f")
     with h5py.File(shard, "r") as h5:
-        assert list(h5) == ["comp_0"] and h5["comp_0/result_0"][()].tolist() == [2]
+        assert list(h5) == ["rows"] and h5["rows/call_index"][()].tolist() == [0]
+        assert h5["rows/result_0"][()].tolist() == [[2]]
+    big = ShardWriter(str(tmp_path / "big"), "f")  # results above the row size: groups
+    os.mkdir(tmp_path / "big")
+    big.write(0, np.ones(1000))
+    big.write(0, np.zeros(1000))
+    big.close()
+    (shard,) = shard_files(str(tmp_path / "big"), "f")
+    with h5py.File(shard, "r") as h5:
+        assert list(h5) == ["comp_0"] and h5["comp_0/result_0"][()].tolist() == [0.0] * 1000
 
 
 def test_writers_and_collectors_keep_no_result_alive(tmp_path):
@@ -109,3 +123,47 @@ def test_writers_and_collectors_keep_no_result_alive(tmp_path):
     single.finish()
     with h5py.File(tmp_path / "g.h5", "r") as h5:
         assert h5["comp_0/result_0"][()].tolist() == [1.0] * 1000
+
+
+def _write_batch(payload, indices, value_of):
+    """One batch of calls, as a worker process writes it (its own segment)."""
+    writer = ShardWriter(payload, "f")
+    receipts = [(i, writer.write(i, value_of(i))) for i in indices]
+    assert writer.end_batch(indices) == {}
+    return receipts
+
+
+def test_rows_of_other_shapes_read_back_per_call_from_the_container(tmp_path):
+    """A batch whose calls return other shapes than the rest: rows where the shapes agree,
+    one group (or, across worker processes, one small virtual dataset) per call otherwise;
+    load() and the container give every call's value either way."""
+    import multiprocessing
+
+    out = str(tmp_path / "o")
+    settings = StorageSettings(func_name="f", n_calls=8, output_dir=out)
+    create(out, {"func": "f", "n_inputs": 8, "storage": "hdf5-shards"})
+    storage = HDF5ShardStorage(settings)
+    storage.prepare()
+    payload = storage.payload_dir
+    receipts = _write_batch(payload, [0, 1, 2], lambda i: i if i < 2 else (i, i))
+    receipts += _write_batch(payload, [3], lambda i: (i, -i))  # same process, other rows
+    receipts += _write_batch(payload, [6], lambda i: i)
+    ctx = multiprocessing.get_context("fork")  # another worker process
+    queue = ctx.SimpleQueue()
+    child = ctx.Process(target=lambda: queue.put(_write_batch(payload, [4, 5],
+                                                              lambda i: (i, -i, 0))))
+    child.start()
+    receipts += queue.get()
+    child.join(60)
+    assert child.exitcode == 0
+    for i, receipt in receipts:
+        storage.collect(CallOutcome(i, receipt))
+    storage.finish()
+    expected = [[0], [1], [2, 2], [3, -3], [4, -4, 0], [5, -5, 0], [6], None]
+    with pytest.warns(MissingResultsWarning, match="call 7"):
+        assert [None if v is None else v.tolist() for v in load(out)] == expected
+    with h5py.File(storage.results_container, "r") as h5:
+        assert h5["done"][()].tolist() == [True] * 7 + [False]
+        assert h5["result_0"][()].tolist()[:2] + h5["result_0"][6:7].tolist() == [[0], [1], [6]]
+        assert [h5[f"comp_{i}/result_0"][()].tolist() for i in range(2, 6)] == expected[2:6]
+        assert h5["comp_4/result_0"].is_virtual  # a row of the other process's table

@@ -9,6 +9,10 @@ then reads ``pmap.daemon.client``), so they keep ACME's meaning:
   (call ``i`` gets element ``i``); a 1-element list is given whole to every call.
 - Both stay mutable until ``compute()``, which rebuilds the call plan from them when an
   entry was replaced or resized (validated again then, before any work).
+- ``kwargv["outFile"]`` (results in files: storages ``"hdf5"``, ``"pickle"``,
+  ``"hdf5-single"``) lists where each call's result file goes, as ACME's does; a
+  rewritten entry sends that call's file there instead (a path that cannot be written
+  fails that call alone). It is never passed to the function.
 - ``daemon.client`` is the dask client a dask-based backend runs on; ``config`` (and
   ``daemon.config``) is a read-only view of the run's settings.
 """
@@ -16,17 +20,22 @@ then reads ``pmap.daemon.client``), so they keep ACME's meaning:
 from __future__ import annotations
 
 import inspect
+import os
+import shutil
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from .arguments import CallPlan, rebuild_call_plan
+from .output_dir import safe_name
 from .parameters import backend_values
 
 if TYPE_CHECKING:  # pragma: no cover
     from .executor import Executor
     from .parameters import Settings
+    from .payloads import Payloads
     from .records import RunContext
 
 
@@ -67,6 +76,65 @@ def _fingerprint(entry: Any) -> tuple[int, int, int]:
     return id(entry), length, first
 
 
+#: ACME's keyword in ``kwargv`` for the calls' result files (never the function's).
+OUT_FILE = "outFile"
+
+
+def acme_out_files(storage: str, output_dir: str | None, func_name: str,
+                   n_calls: int) -> list[str] | None:
+    """ACME's ``kwargv["outFile"]`` of a run: each call's result file (``"hdf5"``,
+    ``"pickle"``), the one container (``"hdf5-single"``), or None (results elsewhere).
+
+    Examples
+    --------
+    >>> from acme_core.acme_attributes import acme_out_files
+    >>> acme_out_files("hdf5", "/data/run", "f", 2)
+    ['/data/run/f_payload/f_0.h5', '/data/run/f_payload/f_1.h5']
+    >>> acme_out_files("pickle", "/data/run", "f", 1), acme_out_files("memory", None, "f", 1)
+    (['/data/run/f_0.pickle'], None)
+    """
+    if output_dir is None:
+        return None
+    if storage == "hdf5":
+        folder = os.path.join(output_dir, f"{func_name}_payload")
+        return [os.path.join(folder, f"{func_name}_{i}.h5") for i in range(n_calls)]
+    if storage == "pickle":
+        return [os.path.join(output_dir, f"{func_name}_{i}.pickle") for i in range(n_calls)]
+    if storage == "hdf5-single":
+        return [os.path.join(output_dir, f"{func_name}.h5")]
+    return None
+
+
+@dataclass
+class RedirectedWriter:
+    """A storage's writer that moves the files of some calls where ``pmap.kwargv["outFile"]``
+    was rewritten to (ACME writes each call's result to its ``outFile``).
+
+    Examples
+    --------
+    >>> from acme_core.storage.pickle_files import PickleWriter
+    >>> from acme_core.acme_attributes import RedirectedWriter
+    >>> writer = RedirectedWriter(PickleWriter(str(tmp_path), "f"), {1: str(tmp_path / "x.p")})
+    >>> [p.rsplit("/", 1)[1] for p in (writer.write(0, 5), writer.write(1, 6))]
+    ['f_0.pickle', 'x.p']
+    """
+
+    inner: Any
+    targets: dict[int, str]
+
+    def write(self, index: int, value: Any) -> Any:
+        """Write call ``index`` as the storage does, then move it to its ``outFile``."""
+        written = self.inner.write(index, value)
+        target = self.targets.get(index)
+        if target is None or not isinstance(written, str):
+            return written
+        try:
+            return shutil.move(written, target)
+        except OSError:
+            os.unlink(written)  # the call failed: no result file is left where it was
+            raise
+
+
 class ArgumentLists:
     """``argv``/``kwargv`` of one ParallelMap and whether they changed since the plan.
 
@@ -84,13 +152,61 @@ class ArgumentLists:
     ([True, False], False)
     """
 
-    def __init__(self, plan: CallPlan) -> None:
+    def __init__(self, plan: CallPlan, out_files: list[str] | None = None,
+                 movable: bool = True) -> None:
         self.argv, self.kwargv = acme_lists(plan)
+        if OUT_FILE in self.kwargv:
+            out_files = None   # the function's own keyword of that name wins
+        self._out_files = out_files
+        self._movable = movable  # False: outFile is the one container (single_file)
+        if out_files is not None:
+            self.kwargv[OUT_FILE] = list(out_files)
         self._seen = self._state()
 
     def _state(self) -> tuple[Any, ...]:
         return (tuple(map(_fingerprint, self.argv)),
-                tuple((k, _fingerprint(v)) for k, v in self.kwargv.items()))
+                tuple((k, _fingerprint(v)) for k, v in self._function_kwargv().items()))
+
+    def _function_kwargv(self) -> dict[str, Any]:
+        """``kwargv`` without ACME's own ``outFile`` (unless the function takes one)."""
+        if self._out_files is None:
+            return self.kwargv
+        return {k: v for k, v in self.kwargv.items() if k != OUT_FILE}
+
+    def redirected(self) -> dict[int, str]:
+        """Calls whose ``kwargv["outFile"]`` entry was rewritten: index -> new path.
+
+        Examples
+        --------
+        >>> from acme_core.arguments import build_call_plan
+        >>> from acme_core.acme_attributes import ArgumentLists
+        >>> plan = build_call_plan(abs, ([-1, -2],), {}, "auto", 1024)
+        >>> lists = ArgumentLists(plan, ["/o/abs_0.pickle", "/o/abs_1.pickle"])
+        >>> lists.kwargv["outFile"][1] = "/elsewhere/b.pickle"
+        >>> lists.redirected(), lists.changed()
+        ({1: '/elsewhere/b.pickle'}, False)
+        """
+        if self._out_files is None:
+            return {}
+        current = self.kwargv.get(OUT_FILE)
+        if (not isinstance(current, (list, tuple)) or len(current) != len(self._out_files)
+                or not all(isinstance(p, (str, os.PathLike)) for p in current)):
+            raise ValueError(
+                f"<ParallelMap> pmap.kwargv['outFile'] has to stay a list of "
+                f"{len(self._out_files)} file path(s) (where each call's result goes), not "
+                f"{current!r}.")
+        moved = {i: os.fspath(p) for i, (p, old) in enumerate(zip(current, self._out_files, strict=True))
+                 if os.fspath(p) != old}
+        if moved and not self._movable:
+            raise ValueError(
+                "<ParallelMap> pmap.kwargv['outFile'] of a single_file=True run is the results "
+                "container, which cannot be moved; pass output_dir to ParallelMap(...) instead.")
+        return moved
+
+    def writer(self, inner: Any) -> Any:
+        """``inner`` (the storage's writer), moving the files of rewritten ``outFile`` s."""
+        targets = self.redirected()
+        return RedirectedWriter(inner, targets) if targets else inner
 
     def changed(self) -> bool:
         """True when an entry was added, removed, replaced or resized since the plan."""
@@ -100,7 +216,7 @@ class ArgumentLists:
         """The call plan of the current lists (ACME's rules), validated as at construction."""
         argv = [_entry(f"pmap.argv[{i}]", v, plan.n_inputs) for i, v in enumerate(self.argv)]
         kwargv = {k: _entry(f"pmap.kwargv[{k!r}]", v, plan.n_inputs)
-                  for k, v in self.kwargv.items()}
+                  for k, v in self._function_kwargv().items()}
         new = rebuild_call_plan(plan.func, argv, kwargv, plan.n_inputs)
         self._seen = self._state()
         return new
@@ -268,7 +384,8 @@ class AcmeAttributes:
     [12, 16, 20, 24]
     """
 
-    _acme: ArgumentLists
+    _acme_lists: ArgumentLists | None
+    _payloads: Payloads
     _daemon: Daemon | None
     _settings: Settings
     _plan: CallPlan
@@ -281,6 +398,28 @@ class AcmeAttributes:
 
     def _run_context(self) -> RunContext:  # pragma: no cover - implemented by ParallelMap
         raise NotImplementedError
+
+    def _make_payloads(self) -> Payloads:  # pragma: no cover - implemented by ParallelMap
+        raise NotImplementedError
+
+    @property
+    def _acme(self) -> ArgumentLists:
+        """The ACME lists of the constructor's plan (made once the storage is chosen: its
+        result files are ``kwargv["outFile"]``)."""
+        if self._acme_lists is None:
+            self._acme_lists = ArgumentLists(self._plan, acme_out_files(
+                self.storage, self.output_dir, safe_name(self._plan.func_name),
+                self._plan.n_inputs), movable=self.storage != "hdf5-single")
+        return self._acme_lists
+
+    def _take_rewrites(self) -> None:
+        """Before a run: rebuild the call plan (and program) from ``argv``/``kwargv`` when
+        they were rewritten, and the program when an ``outFile`` was (checked first)."""
+        if self._acme.changed():
+            self._plan = self._acme.rebuild(self._plan)
+            self._payloads = self._make_payloads()
+        elif self._acme.redirected():
+            self._payloads = self._make_payloads()
 
     @property
     def argv(self) -> list[Any]:

@@ -76,23 +76,31 @@ def _is_main_test(test: ast.expr) -> bool:
     return names == ["__name__"] and values == ["__main__"]
 
 
-def check_main_guard(backend: str) -> None:
+def check_main_guard(backend: str = "", *, starter: str | None = None,
+                     started: str = "the run") -> None:
     """Raise :class:`MainGuardError` when the ``__main__`` script runs this line outside
     ``if __name__ == "__main__":`` (called for backends with the ``imports-main``
     capability, before anything starts).
+
+    ``starter`` names what starts the workers (default ``backend '<backend>'``) and
+    ``started`` what the line starts, so a plugin's own helper (e.g. acme-dask's
+    ``local_cluster_setup``) raises the same error in its own words.
 
     Examples
     --------
     >>> from acme_core.mainguard import check_main_guard
     >>> check_main_guard("futures")  # under pytest: nothing to complain about
+    >>> check_main_guard(starter="local_cluster_setup", started="them")
     """
     found = unguarded_call(sys._getframe(1))
     if found is None:
         return
     path, line = found
+    starter = starter or f"backend {backend!r}"
     raise MainGuardError(
-        f"backend {backend!r} starts worker processes that import your script {path} again, "
-        f"and its line {line}, which starts this run, is not under "
-        f"`if __name__ == \"__main__\":`: every worker would start the run again. Put the code "
-        f"that starts the run under `if __name__ == \"__main__\":` (functions stay defined "
-        f"above it), or move it into a function called from there. Nothing was started.")
+        f"{starter} starts worker processes that import your script {path} again, "
+        f"and its line {line}, which starts {started}, is not under "
+        f"`if __name__ == \"__main__\":`: every worker would start {started} again. Put the "
+        f"code that starts {started} under `if __name__ == \"__main__\":` (functions stay "
+        f"defined above it), or move it into a function called from there. Nothing was "
+        f"started.")

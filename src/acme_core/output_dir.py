@@ -59,6 +59,8 @@ def check_available(path: str) -> None:
     """Raise when ``path`` exists, is not empty and is not one of our runs."""
     if not (os.path.isdir(path) and os.listdir(path)):
         return
+    if all(n.startswith("ACME_") and n.endswith(".log") for n in os.listdir(path)):
+        return  # only the log of a run flushed before its compute() (logs.ACME_LOGGER)
     marker = os.path.join(path, MARKER)
     if os.path.exists(marker) and not os.path.exists(os.path.join(path, MANIFEST)):
         read_marker(path)

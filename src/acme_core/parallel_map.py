@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import uuid
@@ -13,38 +12,23 @@ from . import manifest, plugins, replays
 from . import output_dir as outdir
 from .acme_attributes import AcmeAttributes, ArgumentLists, Daemon
 from .arguments import build_call_plan
+from .choices import choose, log_path, output_path, storage_settings
 from .computation import Computation, RunParts
 from .display import run_summary_html
 from .dryrun import dry_run
 from .early_log import collected
 from .failures import FailureTable
 from .logs import LogFile, configure
-from .mainguard import IMPORTS_MAIN, check_main_guard
-from .parameters import (
-    FORWARDED,
-    RESERVED,
-    Settings,
-    check_flag,
-    executor_settings,
-    given_parameters,
-    ignored_by,
-    validate,
-)
+from .parameters import FORWARDED, RESERVED, Settings, check_flag, given_parameters, validate
 from .payloads import Payloads, call_runner
-from .records import (
-    ExecutorSettings,
-    ExecutorSpec,
-    RunContext,
-    RunSummary,
-    StorageSettings,
-    StorageSpec,
-)
+from .records import RunContext, RunSummary
 from .reserved import check_reserved
 from .resources import stops_workers
 from .run_header import RunHeader
 from .seeding import keywords_for_function
 
 log = logging.getLogger("acme_core")
+
 
 class ParallelMap(AcmeAttributes):
     """Call ``func`` concurrently over many inputs and store every result.
@@ -173,19 +157,20 @@ class ParallelMap(AcmeAttributes):
         self._settings = s = _settle(func, kwargs, given_parameters(locals()))
         self._loggers = configure(_logger_names(), s.verbose)
         self._plan = plan = build_call_plan(func, args, kwargs, s.n_inputs, self._maxArgSize)
-        self._acme = ArgumentLists(plan)
+        self._acme_lists: ArgumentLists | None = None   # made when first read (see _acme)
         self._daemon: Daemon | None = None
-        executor_spec, storage_spec, settings = self._choose_plugins(s)
-        self.output_dir = self._output_path(storage_spec)
-        self._storage = storage_spec.factory(self._storage_settings())
-        self._executor = executor_spec.factory(settings)
+        choice = choose(s)
+        self.backend, self.storage = choice.backend, choice.storage
+        self.output_dir = output_path(s, choice.storage_spec)
+        self._storage = choice.storage_spec.factory(storage_settings(s, plan, self.output_dir))
+        self._executor = choice.executor_spec.factory(choice.executor_settings)
         self._run_id = uuid.uuid4().hex
         self._entropy = replays.run_entropy(s.seed, self.output_dir)
-        self._needs_pickle = executor_spec.needs_pickle
+        self._needs_pickle = choice.executor_spec.needs_pickle
         self._payloads = self._make_payloads()
         if self.output_dir is not None and manifest.exists(self.output_dir):
             self._header().check_same_run(self.output_dir)
-        path = _log_path(s.logfile, self.output_dir, outdir.safe_name(plan.func_name))
+        path = log_path(s.logfile, self.output_dir, outdir.safe_name(plan.func_name))
         self._log_file = LogFile(path, self._loggers, self._run_id) if path else None
         self.failures = FailureTable()
         self._last: Computation | None = None  # the last compute(), for display and cleanup
@@ -201,33 +186,11 @@ class ParallelMap(AcmeAttributes):
         self._early_log.close()
 
     # ------------------------------------------------------------------ set-up
-    def _choose_plugins(self, s: Settings) -> tuple[ExecutorSpec, StorageSpec,
-                                                     ExecutorSettings]:
-        """The backend and storage by name (``self.backend``, ``self.storage``), checked
-        against the settings; and what the executor's factory gets."""
-        self.backend, executor_spec = _choose_backend(s)
-        if IMPORTS_MAIN in executor_spec.capabilities:
-            check_main_guard(self.backend)
-        self.storage, storage_spec = _choose_storage(s)
-        _check_backend_settings(self.backend, executor_spec, s)
-        settings = executor_settings(s)
-        if executor_spec.check is not None:
-            executor_spec.check(settings)  # e.g. partition= against the cluster's
-        return executor_spec, storage_spec, settings
-
-    def _storage_settings(self) -> StorageSettings:
-        s, plan = self._settings, self._plan
-        return StorageSettings(
-            func_name=outdir.safe_name(plan.func_name), n_calls=plan.n_inputs,
-            output_dir=self.output_dir,
-            result_shape=s.result_shape if not (s.write_pickle and s.storage == "auto") else None,
-            result_dtype=s.result_dtype, pass_task_id=plan.pass_task_id)
-
     def _make_payloads(self) -> Payloads:
         """The call program of the current plan, pickled (proven picklable) when the
         backend needs it."""
         around = call_runner(self._plan, self._entropy, self._settings.reuse, self.output_dir)
-        return Payloads(self._plan, self._run_id, self._storage.writer(), around,
+        return Payloads(self._plan, self._run_id, self._acme.writer(self._storage.writer()), around,
                         self._needs_pickle, self.backend)
 
     def _header(self) -> RunHeader:
@@ -241,19 +204,6 @@ class ParallelMap(AcmeAttributes):
 
     def _run_context(self) -> RunContext:
         return self._parts().context()
-
-    def _output_path(self, spec: StorageSpec) -> str | None:
-        s = self._settings
-        if not spec.on_disk:
-            if s.output_dir is not None:
-                log.warning("Output directory specification has no effect if "
-                            "`write_worker_results` is `False`.")
-            return None
-        if s.output_dir is None:
-            return outdir.default_path()
-        if not manifest.exists(s.output_dir):
-            outdir.check_available(s.output_dir)
-        return s.output_dir
 
     # ------------------------------------------------------------------ attributes
     @property
@@ -360,9 +310,7 @@ class ParallelMap(AcmeAttributes):
             self._took(run)
 
     def _computation(self, debug: bool) -> Computation:
-        if self._acme.changed():   # argv/kwargv rewritten since the constructor
-            self._plan = self._acme.rebuild(self._plan)
-            self._payloads = self._make_payloads()
+        self._take_rewrites()   # argv/kwargv/outFile rewritten since the constructor
         self._last = Computation(self._parts(), debug)
         return self._last
 
@@ -429,81 +377,9 @@ def _logger_names() -> list[str]:
     return names
 
 
-def _choose_backend(s: Settings) -> tuple[str, ExecutorSpec]:
-    name = s.backend
-    if name == "auto":
-        claim = plugins.resolve_auto_backend()
-        log.debug(f"backend='auto' resolved to {claim.backend!r}: {claim.reason}")
-        name = claim.backend
-    return name, plugins.get_executor_spec(name)
-
-
-def _implied_storage(s: Settings) -> str:
-    if not s.write_worker_results:
-        if s.single_file:
-            log.warning("Generating a single output file only possible if "
-                        "`write_worker_results` is `True`; single_file is ignored.")
-        if s.write_pickle:
-            log.warning("Pickling of results only possible if `write_worker_results` is `True`; "
-                        "write_pickle is ignored.")
-        return "memory"
-    if s.write_pickle:
-        if s.result_shape is not None:
-            log.warning("Pickling of results does not support output array shape "
-                        "specification; result_shape is ignored.")
-        return "pickle"
-    return "hdf5-single" if s.single_file else "hdf5"
-
-
-def _choose_storage(s: Settings) -> tuple[str, StorageSpec]:
-    if s.storage == "auto":
-        name = _implied_storage(s)
-        return name, plugins.get_storage_spec(name)
-    spec = plugins.get_storage_spec(s.storage)
-    if spec.on_disk and not s.write_worker_results:
-        raise ValueError(
-            f"`storage={s.storage!r}` writes results to disk, but `write_worker_results=False` "
-            f"asks for results in memory. Drop one of the two.")
-    if not spec.on_disk and (s.single_file or s.write_pickle):
-        raise ValueError(
-            f"`storage={s.storage!r}` keeps results in memory, but single_file/write_pickle ask "
-            f"for files. Drop one of the two.")
-    for flag, implied in (("single_file", "hdf5-single"), ("write_pickle", "pickle")):
-        if getattr(s, flag) and s.storage != implied:
-            raise ValueError(f"`{flag}=True` means storage {implied!r}, but `storage="
-                             f"{s.storage!r}` was given. Drop one of the two.")
-    return s.storage, spec
-
-
-def _check_backend_settings(name: str, spec: ExecutorSpec, s: Settings) -> None:
-    unknown = sorted(set(s.backend_options) - set(spec.options))
-    if unknown:
-        accepted = ", ".join(repr(k) for k in spec.options) or "none"
-        raise ValueError(
-            f"backend {name!r} does not accept `backend_options` key(s) "
-            f"{', '.join(repr(k) for k in unknown)}; accepted: {accepted}.")
-    if s.timeout is not None and "timeout" not in spec.capabilities:
-        log.warning(f"`timeout={s.timeout!r}` has no effect on backend {name!r} (it cannot "
-                    f"stop a single call) and is ignored.")
-    for param in ignored_by(spec.parameters, s):
-        log.warning(f"`{param}={getattr(s, param)!r}` has no effect on backend {name!r} and is "
-                    f"ignored.")
-
-
 def _settle(func: Any, kwargs: dict[str, Any], given: dict[str, Any]) -> Settings:
     """ParallelMap's validated settings. A reserved keyword meant for ``func`` is an error;
     a forwarded one that ``func`` names moves into ``kwargs``."""
     check_reserved(func, **{name: given[name] for name in RESERVED})
     given.update(keywords_for_function(func, kwargs, **{name: given[name] for name in FORWARDED}))
     return validate(**given)
-
-
-def _log_path(logfile: bool | str | None, output_dir: str | None, func_name: str) -> str | None:
-    if logfile is False or (logfile is None and output_dir is None):
-        return None
-    if isinstance(logfile, str):
-        if os.path.exists(logfile):
-            log.warning(f"Log file {logfile} exists; appending to it.")
-        return logfile
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return os.path.join(output_dir or os.getcwd(), f"ACME_{func_name}_{stamp}.log")

@@ -22,12 +22,14 @@ import numpy as np
 from .arguments import CallPlan
 from .calls import CallProgram
 from .errors import UnpicklableError
+from .h5py_arguments import reduce_h5py
 
 
 class _Pickler(cloudpickle.Pickler):
     """cloudpickle, except that open files are refused (cloudpickle would ship a snapshot of
     a file opened for reading, and the worker would silently read a copy, never the file),
-    and imported modules of a module subclass travel by name."""
+    imported modules of a module subclass travel by name, and h5py objects of read-only
+    files as their file name and path (:mod:`acme_core.h5py_arguments`, as dask sends them)."""
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, types.ModuleType) and type(obj) is not types.ModuleType \
@@ -35,6 +37,9 @@ class _Pickler(cloudpickle.Pickler):
             # a package whose module object is of its own class (acme_core itself) is
             # imported by name on the worker; cloudpickle only knows plain modules
             return importlib.import_module, (obj.__name__,)
+        reduced = reduce_h5py(obj)
+        if reduced is not None:
+            return reduced
         if isinstance(obj, io.IOBase) and not isinstance(obj, (io.BytesIO, io.StringIO)):
             where = getattr(obj, "name", None)
             raise pickle.PicklingError(

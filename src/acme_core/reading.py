@@ -1,5 +1,10 @@
 """Read a run's results back (``acme_core.load``), in call order, from any on-disk layout.
 
+A run directory is read by the storage that wrote it: its name is in the run's marker,
+the plugin registry gives its class, and the class's ``Storage.load`` reads (a storage
+plugin is readable with no change here). Containers and per-call files given directly
+are read here.
+
 A call without a result (failed, not run yet, its file lost) never reads as data: it is
 ``None`` in a list, NaN in a stacked floating-point array, and ``load`` warns with the
 indices of such calls (:class:`MissingResultsWarning`) and returns them on request
@@ -10,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -19,7 +23,8 @@ import numpy as np
 
 from .errors import MissingResultsWarning
 from .output_dir import MARKER
-from .storage.values import read_dataset, read_group
+from .storage.base import StorageSettings, StoredResults
+from .storage.readback import read_call_h5, read_container, read_pickle
 
 PathLike = str | os.PathLike
 
@@ -101,7 +106,7 @@ def load(path: PathLike | Sequence[PathLike], return_missing: bool = False) -> A
         shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
         warnings.warn(MissingResultsWarning(
             f"{len(missing)} of {read.n} calls have no result in {read.where}: "
-            f"call{'s' if len(missing) > 1 else ''} {shown}. {_note(read.values)}", missing),
+            f"call{'s' if len(missing) > 1 else ''} {shown}. {_note(read)}", missing),
             stacklevel=2)
     return (read.values, read.missing) if return_missing else read.values
 
@@ -111,19 +116,20 @@ class _Read(NamedTuple):
     missing: list[int]
     n: int
     where: str
+    per_call: bool = True
 
 
-class _Calls(list):
-    """A list with one entry per call (not ACME's flat list of stacked results)."""
-
-
-def _note(values: Any) -> str:
-    if isinstance(values, _Calls):
+def _note(read: _Read) -> str:
+    if read.per_call:
         return "Their entries are None."
-    arr = values[0] if isinstance(values, list) else values
+    arr = read.values[0] if isinstance(read.values, list) else read.values
     if isinstance(arr, np.ndarray) and arr.dtype.kind in "fc":
         return "Their slices of the stacked array are NaN."
     return "Their slices of the stacked array are 0 (this dtype has no NaN)."
+
+
+def _read(stored: StoredResults, n: int, where: str) -> _Read:
+    return _Read(stored.values, stored.missing, n, where, stored.per_call)
 
 
 def _load(path: PathLike | Sequence[PathLike]) -> _Read:
@@ -134,12 +140,13 @@ def _load(path: PathLike | Sequence[PathLike]) -> _Read:
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path} does not exist.")
         if path.endswith(".pickle"):
-            return _Read(_Calls([_read_pickle(path)]), [], 1, path)
+            return _Read([read_pickle(path)], [], 1, path)
         return _load_h5(path)
     paths = [os.fspath(p) for p in path]
     if len(paths) == 1 and paths[0].endswith(".h5") and _is_container(paths[0]):
         return _load_h5(paths[0])
-    values, missing = _Calls(), []
+    values: list[Any] = []
+    missing: list[int] = []
     for i, p in enumerate(paths):
         value, found = _load_call_file(p) if os.path.exists(p) else (None, False)
         values.append(value)
@@ -164,134 +171,37 @@ def _marker(folder: str) -> dict[str, Any]:
 
 
 def _load_dir(folder: str) -> _Read:
+    """A run directory, read by the storage that wrote it (the default ``hdf5`` for
+    directories whose marker names none)."""
+    from .plugins import storages
+
     info = _marker(folder)
-    func, n, storage = info.get("func"), info.get("n_inputs"), info.get("storage")
+    func, n, name = info.get("func"), info.get("n_inputs"), info.get("storage", "hdf5")
     if func is None or n is None:
         containers = [e for e in os.listdir(folder) if e.endswith(".h5")]
         if len(containers) == 1:
-            return _load_container(os.path.join(folder, containers[0]))
+            stored = read_container(os.path.join(folder, containers[0]))
+            return _read(stored, _n_of(stored), os.path.join(folder, containers[0]))
         raise ValueError(f"{folder} holds no acme-core run (no {MARKER}).")
-    if storage == "memory":
-        raise ValueError(f"{folder} is an in-memory run: it holds no results.")
-    container = os.path.join(folder, f"{func}.h5")
-    payload = os.path.join(folder, f"{func}_payload")
-    if storage == "hdf5-shards":
-        return _from_segments(folder, payload, func, n, None)
-    if storage == "hdf5-single":
-        return _from_segments(folder, payload, func, n, container)
-    if storage == "pickle":
-        return _from_files(folder, func, n, wrapped=False)
-    if os.path.isfile(container):
-        return _load_container(container, n)._replace(where=folder)
-    return _from_files(folder, func, n, wrapped=True)
+    known = storages()
+    if name not in known:
+        raise ValueError(f"{folder} was written by storage {name!r}, which is not installed "
+                         f"here (installed: {', '.join(map(repr, known))}); install the "
+                         f"plugin that provides it to read the results.")
+    reader = getattr(known[name].spec.factory, "load", None)
+    if reader is None:
+        raise ValueError(f"storage {name!r} ({known[name].distribution}) cannot read its "
+                         f"results back: its factory has no `load`.")
+    return _read(reader(StorageSettings(func_name=func, n_calls=n, output_dir=folder)), n,
+                 folder)
 
 
-def _from_files(folder: str, func: str, n: int, wrapped: bool) -> _Read:
-    """Per-call files, where ACME puts them: the payload folder, or (pickles, emergency
-    pickling) the run directory itself."""
-    payload = os.path.join(folder, f"{func}_payload")
-    values: list[Any] = _Calls()
-    missing: list[int] = []
-    for i in range(n):
-        value, found = None, False
-        for where in (folder, payload):
-            base = os.path.join(where, f"{func}_{i}")
-            if os.path.isfile(base + ".pickle"):
-                value, found = _read_pickle(base + ".pickle", wrapped), True
-                break
-            if os.path.isfile(base + ".h5"):
-                value, found = _read_call_h5(base + ".h5")
-                break
-        values.append(value)
-        if not found:
-            missing.append(i)
-    return _Read(values, missing, n, folder)
-
-
-def _from_segments(folder: str, payload: str, func: str, n: int,
-                   container: str | None) -> _Read:
-    """``hdf5-shards`` and ``hdf5-single``: the results file (single) overlaid by the
-    shards and segments in the payload folder (they are the truth during a run and after
-    a crash; a call found in several reads from the most recent)."""
-    import h5py
-
-    from .storage.segments import result_files
-
-    values: list[Any] = [None] * n
-    have = np.zeros(n, dtype=bool)
-    axis = -1
-    stacked = None
-    if container is not None and os.path.isfile(container):
-        stacked, axis = _read_single(container, n, values, have)
-    for path in result_files(payload, func):
-        try:
-            with h5py.File(path, "r", locking=False) as h5:
-                axis = int(h5.attrs.get("acme_core_stacking_axis", axis))
-                for key, group in h5.items():
-                    index = int(key[5:]) if key.startswith("comp_") else n
-                    if index < n and "result_0" in group:
-                        values[index], have[index] = read_group(group), True
-        except OSError:
-            continue  # a damaged file: its calls count as missing (resume re-runs them)
-    missing = np.flatnonzero(~have).tolist()
-    if axis < 0:
-        return _Read(_Calls(values), missing, n, folder)
-    return _Read(_stack(values, axis, stacked, have), missing, n, folder)
-
-
-def _read_single(container: str, n: int, values: list[Any],
-                 have: np.ndarray) -> tuple[Any, int]:
-    """Fill ``values``/``have`` from an ``hdf5-single`` file; (stacked array, axis)."""
-    import h5py
-
-    from .storage.hdf5_single import stored_calls
-
-    try:
-        with h5py.File(container, "r", locking=False) as h5:
-            have |= stored_calls(h5, n)
-            if isinstance(h5.get("result_0"), h5py.Dataset):
-                dset = h5["result_0"]
-                axis = int(dset.attrs.get("acme_core_stacking_axis", 0))
-                arr = np.moveaxis(dset[()], axis, 0)
-                for i in np.flatnonzero(have).tolist():
-                    group = _group(h5, i)
-                    extras = tuple(read_dataset(group[k]) for k in _result_keys(group)
-                                   if k != "result_0") if group is not None else ()
-                    values[i] = (arr[i], *extras) if extras else arr[i]
-                return arr, axis
-            for i in np.flatnonzero(have).tolist():
-                values[i] = read_group(h5[f"comp_{i}"])
-    except OSError:
-        have[:] = False
-    return None, -1
-
-
-def _result_keys(group: Any) -> list[str]:
-    return sorted((k for k in group if k.startswith("result_")), key=lambda k: int(k[7:]))
-
-
-def _stack(values: list[Any], axis: int, template: Any, have: np.ndarray) -> Any:
-    """First values stacked along ``axis`` (zero-padded along a ragged axis, NaN or 0 for
-    missing calls), plus ACME's flat list of further return values."""
-    firsts = [v[0] if isinstance(v, tuple) else v for v in values]
-    present = [np.asarray(v) for v in firsts if v is not None]
-    if not present and template is None:
-        return _Calls(values)
-    ref = present[0] if present else template[0]
-    shape = tuple(np.max([v.shape for v in present], axis=0)) if present and ref.ndim else ()
-    if template is not None:
-        shape = tuple(max(a, b) for a, b in zip(shape or template.shape[1:],
-                                                template.shape[1:], strict=True))
-    dtype = ref.dtype
-    stacked = np.zeros((len(values), *shape), dtype=dtype)
-    for i, v in enumerate(firsts):
-        if v is not None:
-            stacked[(i, *(slice(0, s) for s in np.shape(v)))] = v
-    if dtype.kind in "fc":
-        stacked[~have] = np.nan
-    stacked = np.moveaxis(stacked, 0, axis)
-    extras = [x for v in values if isinstance(v, tuple) for x in v[1:]]
-    return [stacked, *extras] if extras else stacked
+def _n_of(stored: StoredResults) -> int:
+    values = stored.values
+    if stored.per_call:
+        return len(values)
+    arr = values[0] if isinstance(values, list) else values
+    return arr.shape[0]
 
 
 # ---------------------------------------------------------------------------- files
@@ -313,112 +223,17 @@ def _load_h5(path: str) -> _Read:
     if _is_container(path):
         folder, name = os.path.split(os.path.abspath(path))
         info = _marker(folder)
-        if info.get("func") and name == f"{info['func']}.h5" and info.get("storage") in (
-                "hdf5-shards", "hdf5-single"):
+        if info.get("func") and name == f"{info['func']}.h5":
             return _load_dir(folder)
-        return _load_container(path)
-    value, found = _read_call_h5(path)
-    return _Read(_Calls([value]), [] if found else [0], 1, path)
-
-
-def _load_container(path: str, n: int | None = None) -> _Read:
-    import h5py
-
-    with h5py.File(path, "r") as h5:
-        comps = [int(k[5:]) for k in h5 if k.startswith("comp_") and k[5:].isdigit()]
-        if "result_0" in h5:  # result_shape: one stacked dataset, extras per call
-            stacked, axis, sources, extras = _read_stacked(h5, comps)
-        else:
-            if n is None:
-                n = max(comps, default=-1) + 1
-            values, missing = _Calls(), []
-            for i in range(n):
-                group = _group(h5, i)
-                if group is not None and "result_0" in group:
-                    values.append(read_group(group))
-                else:
-                    values.append(None)
-                    missing.append(i)
-            return _Read(values, missing, n, path)
-    if n is None:
-        n = stacked.shape[axis] if axis >= 0 else len(stacked)
-    missing = []
-    if sources is not None:  # virtual: a call is there when its source file opens
-        folder = os.path.dirname(os.path.abspath(path))
-        have = np.zeros(n, dtype=bool)
-        by_file: dict[str, list[tuple[int, str]]] = {}
-        for index, file_name, dataset in sources:
-            by_file.setdefault(file_name, []).append((index, dataset))
-        for file_name, entries in by_file.items():
-            target = file_name if os.path.isabs(file_name) else os.path.join(folder, file_name)
-            for index in _present(target, entries):
-                if index < n:
-                    have[index] = True
-        missing = np.flatnonzero(~have).tolist()
-        if stacked.dtype.kind in "fc" and missing:
-            np.moveaxis(stacked, axis, 0)[~have] = np.nan
-    return _Read([stacked, *extras] if extras else stacked, missing, n, path)
-
-
-def _read_stacked(h5: Any, comps: list[int]) -> tuple[np.ndarray, int, Any, list[Any]]:
-    """(stacked array, calls' axis, virtual sources (index, file, dataset) or None,
-    further return values in call order)."""
-    dset = h5["result_0"]
-    axis = int(dset.attrs.get("acme_core_stacking_axis", -1))
-    stacked = dset[()]
-    sources = None
-    if dset.is_virtual and axis >= 0:
-        sources = [(s.vspace.get_select_bounds()[0][axis], s.file_name, s.dset_name)
-                   for s in dset.virtual_sources() if s.dset_name != "acme_core_zeros"]
-    extras = []
-    for i in sorted(comps):
-        group = _group(h5, i)
-        if group is not None:
-            extras += [read_dataset(group[k]) for k in _result_keys(group)]
-    return stacked, axis, sources, extras
-
-
-def _present(path: str, entries: list[tuple[int, str]]) -> list[int]:
-    """The indices of ``entries`` (index, dataset) whose dataset ``path`` holds."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r", locking=False) as h5:
-            return [index for index, dataset in entries if dataset in h5]
-    except OSError:
-        return []
-
-
-def _group(h5: Any, index: int) -> Any:
-    """``comp_<index>``, or None when it is absent or its link dangles (a failed call)."""
-    try:
-        return h5[f"comp_{index}"]
-    except (KeyError, OSError):
-        return None
-
-
-def _read_call_h5(path: str) -> tuple[Any, bool]:
-    """One call's file: (value, True), or (None, False) when it does not open."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as h5:
-            return read_group(h5), "result_0" in h5
-    except OSError:
-        return None, False
+        stored = read_container(path)
+        return _read(stored, _n_of(stored), path)
+    value, found = read_call_h5(path)
+    return _Read([value], [] if found else [0], 1, path)
 
 
 def _load_call_file(path: str) -> tuple[Any, bool]:
     if path.endswith(".pickle"):
         folder = os.path.dirname(os.path.abspath(path))
         wrapped = _marker(folder).get("storage") not in (None, "pickle")
-        return _read_pickle(path, wrapped), True
-    return _read_call_h5(path)
-
-
-def _read_pickle(path: str, wrapped: bool = False) -> Any:
-    with open(path, "rb") as fh:
-        value = pickle.load(fh)
-    if wrapped and isinstance(value, list) and len(value) == 1:
-        return value[0]  # ACME's emergency pickles hold the list-wrapped value
-    return value
+        return read_pickle(path, wrapped), True
+    return read_call_h5(path)

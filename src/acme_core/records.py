@@ -187,6 +187,25 @@ class StorageSettings:
     resume: bool = False
 
 
+@dataclass(frozen=True)
+class StoredResults:
+    """What :meth:`Storage.load <acme_core.storage.base.Storage.load>` reads back.
+
+    Examples
+    --------
+    >>> from acme_core.records import StoredResults
+    >>> StoredResults([1, None], [1]).per_call
+    True
+    """
+
+    #: One entry per call in call order (None for a call without a result), or, with
+    #: ``per_call=False``, ACME's stacked form (an array, or ``[array, extras...]``).
+    values: Any
+    #: The sorted indices of the calls without a result.
+    missing: list[int]
+    per_call: bool = True
+
+
 # ---------------------------------------------------------------------- a run
 
 @dataclass

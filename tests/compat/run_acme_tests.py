@@ -60,29 +60,25 @@ else:
 #: difference or an ACME internal the test reads).
 KNOWN = {
     "test_pmap.py::TestParallelMap::test_init":
-        "(1) expects OSError from ParallelMap(..., output_dir='/path/to/nowhere'): run as root "
-        "that folder can be made, and acme-core makes nothing before compute() (ACME fails "
-        "there only when makedirs finds the folder an earlier run left); (2) reads "
-        "pmap.daemon.config.client of the default backend: acme-core's is joblib, without a "
-        "dask client (ACME always starts a dask LocalCluster); (3) assigns "
-        "pmap.daemon.config.client = None: config is a read-only view",
+        "(1) expects OSError from ParallelMap(..., output_dir='/path/to/nowhere') at "
+        "construction: run as root, that folder can be created; acme-core creates nothing "
+        "before compute() (ACME, as root, raises there only when an earlier run left "
+        "/path/to/nowhere/simple_func_payload: its makedirs at construction succeeds the first "
+        "time); (2) then assigns pmap.daemon.config.client = None and expects compute() to "
+        "return None without running anything: config is a read-only view in acme-core, and a "
+        "compute() that silently does nothing is not reproduced",
     "test_pmap.py::TestParallelMap::test_simple_filter":
-        "reads ACME internals: pmap.config.kwargv['outFile'] (the output-file keyword ACME "
-        "adds to the user's arguments) and the MemoryHandlers of the logger 'ACME'",
-    "test_pmap.py::TestParallelMap::test_pickling":
-        "finds the log file through the MemoryHandlers of the logger 'ACME' (ACME's logging "
-        "internals; acme-core's is pmap.logfile, which holds the warning checked), then "
-        "writes pmap.kwargv['outFile'][0] (ACME's internal output-file keyword)",
-    "test_pmap.py::TestParallelMap::test_cancel":
-        "expects 'Successfully shut down', the message of ACME's dask cluster helper: "
-        "acme-core's default backend is joblib (no dask cluster); the script does stop on "
-        "SIGINT without 'ALL DONE' and logs 'Interrupted: 0 of 2 calls finished'",
+        "expects exactly 3 entries in the output directory (container, payload folder, log): "
+        "acme-core's run directory also holds its manifest (acme_manifest.jsonl), run marker "
+        "(acme_run.json) and replay folder (acme_replay), which make resuming, status and "
+        "replay(i) possible",
     "test_pmap.py::TestParallelMap::test_memest":
         "calls pmap.daemon.profiler.estimate_memory (ACME's memory profiler, an internal; "
-        "acme-core's dryrun reports a call's time and memory instead)",
+        "acme-core's dryrun reports a call's time and memory, and slurm-esi's partition='auto' "
+        "measures sampled calls)",
     "test_pmap.py::TestParallelMap::test_existing_cluster":
-        "re-runs test_init, test_simple_filter and test_pickling with a shared client: fails "
-        "where they fail",
+        "re-runs test_init and test_simple_filter with a shared client: fails where they fail "
+        "(test_init's OSError, reason (1))",
 }
 
 

@@ -280,3 +280,8 @@ def row_after(x, n=64, seconds=0.02):
     """``np.full(n, x)`` after a pause that varies from call to call (0 to ``seconds``)."""
     time.sleep(seconds * ((x * 7919) % 10) / 9)
     return np.full(n, float(x))
+
+
+def column_sum(data, column):
+    """Sum one column of a 2-D array-like (an h5py dataset in ACME's examples)."""
+    return float(data[:, column].sum())

@@ -118,15 +118,30 @@ def atomic_write(final: str, write: Callable[[str], Any], durable: bool = True) 
     tmp = temporary_name(final)
     try:
         write(tmp)
-        if durable:
-            fsync_file(tmp)
-        os.replace(tmp, final)
+        publish(tmp, final, durable)
     except BaseException as exc:
         remove(tmp)
         full = as_disk_full(exc, final)
         if full is not exc:
             raise full from exc
         raise
+
+
+def publish(tmp: str, final: str, durable: bool = True) -> None:
+    """Give the complete, closed file ``tmp`` its final name ``final`` (same folder):
+    fsync it, rename it, fsync the folder (without ``durable``: only rename).
+
+    Examples
+    --------
+    >>> from acme_core.storage.atomic import publish
+    >>> _ = (tmp_path / ".a.tmp").write_text("done")
+    >>> publish(str(tmp_path / ".a.tmp"), str(tmp_path / "a"))
+    >>> (tmp_path / "a").read_text()
+    'done'
+    """
+    if durable:
+        fsync_file(tmp)
+    os.replace(tmp, final)
     if durable:
         fsync_dir(os.path.dirname(final) or ".")
 

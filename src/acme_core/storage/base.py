@@ -13,6 +13,11 @@ A storage's life in one run::
     storage.flush()                    # parent, optional: make what was collected durable
     storage.finish()                   # parent: compute()'s return value
     storage.damaged(done)              # parent, on resume: which recorded results are gone
+    type(storage).load(settings)       # any process, any time later: read every result back
+
+``acme_core.load(output_dir)`` finds the storage a run used by the name in the run's
+marker, through the plugin registry, and calls its class's :meth:`Storage.load`: a
+storage plugin owns both its write and its read half.
 
 A result travels once: a storage that writes where the call ran returns a small receipt
 (a path); one that needs the value in the parent returns the value itself.
@@ -25,7 +30,11 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..calls import ResultWriter
-from ..records import CallOutcome, StorageSettings  # noqa: F401 - StorageSettings re-exported
+from ..records import (  # noqa: F401 - StorageSettings, StoredResults re-exported
+    CallOutcome,
+    StorageSettings,
+    StoredResults,
+)
 
 
 class Storage(abc.ABC):
@@ -73,6 +82,27 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def finish(self) -> Any:
         """Complete the storage after the last call; return what ``compute()`` returns."""
+
+    @classmethod
+    def load(cls, settings: StorageSettings) -> StoredResults:
+        """Read back every result of the run in ``settings.output_dir``, in call order,
+        also after a crash or an interruption (any process, no running storage needed).
+
+        ``settings`` holds what the run's marker records: ``func_name``, ``n_calls`` and
+        ``output_dir``. ``acme_core.load`` warns about the missing calls. The default (a
+        storage that keeps nothing on disk) raises ``ValueError``.
+
+        Examples
+        --------
+        >>> from acme_core.storage.base import StorageSettings
+        >>> from acme_core.storage.memory import MemoryStorage
+        >>> MemoryStorage.load(StorageSettings("f", 2, "/runs/r"))
+        Traceback (most recent call last):
+        ...
+        ValueError: /runs/r is an in-memory run (MemoryStorage): it holds no results.
+        """
+        raise ValueError(f"{settings.output_dir} is an in-memory run ({cls.__name__}): it "
+                         f"holds no results.")
 
     def damaged(self, indices: Iterable[int]) -> set[int]:
         """Of ``indices`` (calls the manifest records as done), those whose stored result

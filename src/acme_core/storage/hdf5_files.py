@@ -35,7 +35,9 @@ import numpy as np
 from ..calls import CallOutcome
 from ..result_paths import ResultPaths, result_paths
 from .atomic import atomic_write, remove, remove_temporaries
-from .base import Storage, StorageSettings
+from .base import Storage, StorageSettings, StoredResults
+from .links import link_all
+from .readback import pickle_complete, read_container, read_files
 from .stacking import Stacking, arrays_of
 from .values import cannot_store
 from .virtual import create_stacked, layout_of_files, layout_of_known
@@ -146,8 +148,7 @@ class HDF5FileStorage(Storage):
         st, n = self.stacking, self.settings.n_calls
         with h5py.File(path, "w") as h5:
             if st is None:
-                for i in range(n):
-                    h5[f"comp_{i}"] = h5py.ExternalLink(self._payload(i), "/")
+                link_all(h5, ((f"comp_{i}", self._payload(i), "/") for i in range(n)))
                 return
             if st.unlimited is None or not done:
                 create_stacked(h5, st, layout_of_files(st, n, self._payload))
@@ -156,9 +157,9 @@ class HDF5FileStorage(Storage):
                            for i, shapes in done.items()}
                 create_stacked(h5, st, layout_of_known(st, n, sources),
                                {i: shapes["result_0"] for i, shapes in done.items()})
-            for i, shapes in sorted(done.items()):
-                for key in sorted(shapes, key=lambda k: int(k[7:]))[1:]:
-                    h5[f"comp_{i}/{key}"] = h5py.ExternalLink(self._payload(i), key)
+            link_all(h5, ((f"comp_{i}/{key}", self._payload(i), key)
+                          for i, shapes in sorted(done.items())
+                          for key in sorted(shapes, key=lambda k: int(k[7:]))[1:]))
 
     def writer(self) -> HDF5FileWriter:
         return HDF5FileWriter(self.payload_dir, self.settings.func_name, self.stacking)
@@ -167,6 +168,17 @@ class HDF5FileStorage(Storage):
         self._stored[outcome.index] = True
         if not outcome.value.endswith(".h5"):  # the writer pickled it instead
             self._other[outcome.index] = outcome.value
+
+    @classmethod
+    def load(cls, settings: StorageSettings) -> StoredResults:
+        """The container's view when it exists, else every call's file (emergency
+        pickling moved them into ``output_dir``)."""
+        assert settings.output_dir is not None
+        container = os.path.join(settings.output_dir, f"{settings.func_name}.h5")
+        if os.path.isfile(container):
+            return read_container(container, settings.n_calls)
+        return read_files(settings.output_dir, settings.func_name, settings.n_calls,
+                          wrapped=True)
 
     def damaged(self, indices: Iterable[int]) -> set[int]:
         """Calls of ``indices`` whose file is missing or does not open (truncated).
@@ -265,8 +277,6 @@ def _complete(path: str) -> bool:
     """True when ``path`` holds a complete result: a pickle whose ending is intact, or an
     HDF5 file that opens (HDF5 refuses a file shorter than the end it recorded)."""
     if path.endswith(".pickle"):
-        from .pickle_files import pickle_complete
-
         return pickle_complete(path)
     import h5py
 

@@ -1,17 +1,28 @@
-"""``storage="hdf5-shards"``: O(workers) result files for 10^5 calls, crash-safe.
+"""``storage="hdf5-shards"``: O(workers) result files for 10^5-10^6 calls, crash-safe.
 
 ::
 
     <output_dir>/
-      <func>.h5                                    container, built at the end: comp_<i> ->
-                                                   ExternalLink("<func>_payload/<shard>", "/comp_<i>")
-                                                   (with result_shape: a virtual dataset result_0,
-                                                   further return values as comp_<i>/result_<k>)
-      <func>_payload/<func>_shard_<host>_<pid>.h5  one per worker process: groups comp_<i>
+      <func>.h5                                    container, built at the end (below)
+      <func>_payload/<func>_shard_<host>_<pid>.h5  one per worker process
       <func>_payload/<func>_segment_<...>.h5       during a run: one per batch (``segments``)
 
-Readers see ACME's ``comp_<i>/result_<k>`` view, but 10^5 calls make a handful of files
-instead of 10^5 (inode quotas on HPC file systems).
+A shard (and a segment) holds small, uniform results (numbers and small numeric arrays
+of the same shapes, at most ``rows.ROW_BYTES`` per call) as rows of one table, and other
+results (large, ragged, strings) as one group per call::
+
+    rows/call_index     int64 (m,)        the call of each row
+    rows/result_<k>     (m, *shape)       row r: value k of call call_index[r]
+    comp_<i>/result_<k>                   calls stored one by one (ACME's names)
+
+The container gives every call in call order. Without ``result_shape``: ``result_<k>``,
+virtual datasets of shape (n_calls, *shape) over the shards' tables (one mapping per run
+of consecutive calls), ``done`` (n_calls,) bool, and ``comp_<i>`` links for calls stored
+one by one. With ``result_shape``: ACME's view, a stacked virtual ``result_0`` (NaN for
+calls without a result, floating-point dtypes) and ``comp_<i>/result_<k>`` links for
+further return values. 10^5 calls make a handful of files instead of 10^5 (inode quotas
+on HPC file systems) and HDF5 objects instead of 10^5 groups, so writing and
+``acme_core.load`` take a fraction of a second.
 
 Crash safety: a worker never keeps a visible file open (an HDF5 file open for writing can
 be destroyed by a crash). It writes each batch into a new segment under a temporary name
@@ -31,18 +42,29 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 from ..calls import CallOutcome
+from . import rows
 from .atomic import atomic_write, remove, remove_temporaries
-from .base import Storage, StorageSettings
-from .segments import Receipt, SegmentWriter, result_files, scan, segment_files
-from .stacking import Stacking
-from .virtual import create_stacked, layout_of_known
+from .base import StorageSettings, StoredResults
+from .readback import overlay_results
+from .segments import (
+    Receipt,
+    SegmentStorage,
+    SegmentWriter,
+    read_results,
+    receipts,
+    result_files,
+    scan,
+    segment_files,
+)
+from .shard_container import read_tables, write_container
+from .virtual import AXIS_ATTR
 
 log = logging.getLogger("acme_core")
 
@@ -78,10 +100,9 @@ def compact(payload_dir: str, func_name: str, where: dict[int, str] | None = Non
 
     ``where`` (call index -> file name) says which file holds each call's valid result (the
     parent's receipts); without it the segments are scanned and a call stored in several
-    keeps its most recent version. A shard starts as a byte copy of the process's segment
-    that holds most of its calls (cheap: early batches are the large ones), then takes the
-    calls of its other segments; results no longer valid (a call that ran again
-    elsewhere) are dropped from it.
+    keeps its most recent version. The rows of a process's segments are appended to one
+    table in the shard, their groups copied; results no longer valid (a call that ran
+    again elsewhere) are left out.
 
     Examples
     --------
@@ -101,7 +122,7 @@ def compact(payload_dir: str, func_name: str, where: dict[int, str] | None = Non
     if where is None:
         where = {i: os.path.basename(path) for i, (path, _) in
                  scan([os.path.join(payload_dir, p) for p in segments], n_calls).items()}
-    else:
+    elif n_calls is None or len(where) < n_calls:  # else every call is accounted for
         where = dict(where)
         _add_unreported(payload_dir, segments, where)
     calls: dict[str, list[int]] = defaultdict(list)
@@ -135,18 +156,15 @@ def _add_unreported(payload_dir: str, segments: list[str], where: dict[int, str]
     report never arrived: an interrupted run), so compaction keeps them."""
     import h5py
 
-    known: dict[str, int] = defaultdict(int)
-    for name in where.values():
-        known[name] += 1
+    known = Counter(where.values())
     for name in segments:
         try:
             with h5py.File(os.path.join(payload_dir, name), "r", locking=False) as h5:
-                if len(h5) <= known[name]:
+                held = len(rows.table_indices(h5)) + len(h5) - (rows.TABLE in h5)
+                if held <= known[name]:
                     continue
-                for key in h5:
-                    index = int(key[5:])
-                    if index not in where and "result_0" in h5[key]:
-                        where[index] = name
+                for index, _ in receipts(h5, name):
+                    where.setdefault(index, name)
         except (OSError, ValueError) as exc:
             log.warning(f"Result segment {name} cannot be read; it is skipped: {exc}")
 
@@ -160,27 +178,74 @@ def _new_shard(payload_dir: str, func_name: str, process: str) -> str:
     return path
 
 
+#: Rows a compaction holds in memory before it appends them to the shard's table.
+_BUFFER_BYTES = 64 << 20
+
+
 def _merge(target: str, payload_dir: str, sources: dict[str, list[int]]) -> None:
-    """``target`` := the largest source segment, minus its invalid calls, plus the valid
-    calls of the other sources."""
+    """``target`` := the valid calls of the source segments: their rows in one table
+    (rows of another signature become groups), their groups copied."""
     import h5py
 
-    base = max(sources, key=lambda name: len(sources[name]))
-    shutil.copyfile(os.path.join(payload_dir, base), target)
-    with h5py.File(target, "a") as out:
-        if len(out) != len(sources[base]):
-            keep = {f"comp_{i}" for i in sources[base]}
-            for key in [k for k in out if k not in keep]:
-                del out[key]
+    with h5py.File(target, "w") as out:
+        pending = _Rows(out)
         for name, indices in sources.items():
-            if name == base:
-                continue
             with h5py.File(os.path.join(payload_dir, name), "r", locking=False) as src:
-                for index in indices:
-                    src.copy(src[f"comp_{index}"], out, name=f"comp_{index}")
+                if AXIS_ATTR in src.attrs:
+                    out.attrs[AXIS_ATTR] = src.attrs[AXIS_ATTR]
+                pending.add(src, np.asarray(indices, dtype=np.int64))
+                wanted = {f"comp_{i}" for i in indices}
+                for key in [k for k in src if k in wanted]:  # groups only: rows are done
+                    src.copy(src[key], out, name=key)
+        pending.write()
 
 
-class HDF5ShardStorage(Storage):
+class _Rows:
+    """The valid rows of a shard's segments, written in few large appends."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.sig: rows.Signature | None = None
+        self.axis = 0
+        self.indices: list[np.ndarray] = []
+        self.columns: list[dict[str, np.ndarray]] = []
+        self.nbytes = 0
+
+    def add(self, src: Any, wanted: np.ndarray) -> None:
+        sig = rows.table_signature(src)
+        if sig is None:
+            return
+        indices, columns = rows.read_table(src)
+        keep = np.isin(indices, wanted)
+        if not keep.any():
+            return
+        indices, columns = indices[keep], {k: v[keep] for k, v in columns.items()}
+        if self.sig is None:
+            self.sig, self.axis = sig, rows.calls_axis(src, "result_0")
+        if sig != self.sig:  # another worker's shapes: one group per call
+            for r, index in enumerate(indices.tolist()):
+                for name, data in columns.items():
+                    self.out.create_dataset(f"comp_{index}/{name}", data=data[r])
+            return
+        self.indices.append(indices)
+        self.columns.append(columns)
+        self.nbytes += sum(v.nbytes for v in columns.values())
+        if self.nbytes > _BUFFER_BYTES:
+            self.write()
+
+    def write(self) -> None:
+        if not self.indices:
+            return
+        indices = np.concatenate(self.indices)
+        columns = {k: np.concatenate([c[k] for c in self.columns]) for k in self.columns[0]}
+        if rows.TABLE in self.out:
+            rows.append_table(self.out, indices, columns)
+        else:
+            rows.write_table(self.out, indices, columns, self.axis, growable=True)
+        self.indices, self.columns, self.nbytes = [], [], 0
+
+
+class HDF5ShardStorage(SegmentStorage):
     """One HDF5 file per worker process plus a container (see the module docstring).
 
     ``compute()`` returns ``[container]`` (as ``single_file=True`` does).
@@ -196,18 +261,15 @@ class HDF5ShardStorage(Storage):
     ...     paths = pmap.compute()
     >>> paths == [pmap.results_container]
     True
-    >>> h5py.File(pmap.results_container)["comp_2"]["result_0"][()]
-    array([30])
+    >>> with h5py.File(pmap.results_container) as h5:   # small results: rows, in call order
+    ...     h5["result_0"][2], h5["done"][()].all()
+    (array([30]), np.True_)
     """
+
+    name = "hdf5-shards"
 
     def __init__(self, settings: StorageSettings) -> None:
         super().__init__(settings)
-        assert settings.output_dir is not None
-        name = settings.func_name
-        self.stacking = Stacking.of(settings.result_shape, settings.result_dtype)
-        self.payload_dir = os.path.join(settings.output_dir, f"{name}_payload")
-        self.results_container = os.path.join(settings.output_dir, f"{name}.h5")
-        self._writer: SegmentWriter | None = None
         # where each call's valid result is, from the receipts (and, on resume, a scan):
         # compact for 10^6 calls, so finish never has to open every group again
         self._files: list[str] = []
@@ -215,6 +277,7 @@ class HDF5ShardStorage(Storage):
         self._where = np.full(settings.n_calls, -1, dtype=np.int32)
         self._names: dict[int, tuple[str, ...]] = {}     # only calls with extra returns
         self._shapes: dict[int, tuple[int, ...]] = {}    # only along an unlimited axis
+        self._ragged = self.stacking is not None and self.stacking.unlimited is not None
 
     def prepare(self) -> None:
         os.makedirs(self.payload_dir, exist_ok=self.settings.resume)
@@ -225,11 +288,6 @@ class HDF5ShardStorage(Storage):
             for index, (_, receipt) in found.items():
                 self._record(index, receipt)
 
-    def writer(self) -> SegmentWriter:
-        self._writer = SegmentWriter(self.payload_dir, self.settings.func_name, self.stacking,
-                                     "hdf5-shards")
-        return self._writer
-
     def collect(self, outcome: CallOutcome) -> None:
         """Note where the call is (the worker sealed its segment before it reported)."""
         self._record(outcome.index, outcome.value)
@@ -237,19 +295,18 @@ class HDF5ShardStorage(Storage):
     def _record(self, index: int, receipt: Receipt) -> None:
         file, names, shape = receipt
         fid = self._file_ids.get(file)
+        self._where[index] = self._file_id(file) if fid is None else fid
+        if len(names) > 1:
+            self._names[index] = tuple(names)
+        if self._ragged:
+            self._shapes[index] = tuple(shape)
+
+    def _file_id(self, file: str) -> int:
+        fid = self._file_ids.get(file)
         if fid is None:
             fid = self._file_ids[file] = len(self._files)
             self._files.append(file)
-        self._where[index] = fid
-        if len(names) > 1:
-            self._names[index] = tuple(names)
-        if self.stacking is not None and self.stacking.unlimited is not None:
-            self._shapes[index] = tuple(shape)
-
-    def flush(self) -> None:
-        """Seal what this process wrote call by call itself (debug runs)."""
-        if self._writer is not None:
-            self._writer.flush()
+        return fid
 
     def damaged(self, indices: Iterable[int]) -> set[int]:
         """Calls of ``indices`` that no readable shard or segment holds.
@@ -269,39 +326,44 @@ class HDF5ShardStorage(Storage):
                      self.settings.n_calls)
         return {i for i in indices if i not in found}
 
+    @classmethod
+    def load(cls, settings: StorageSettings) -> StoredResults:
+        """Every call from the shards and segments (they are the truth: the container is
+        built from them at the end)."""
+        assert settings.output_dir is not None
+        payload = os.path.join(settings.output_dir, f"{settings.func_name}_payload")
+        values: list[Any] = [None] * settings.n_calls
+        have = np.zeros(settings.n_calls, dtype=bool)
+        axis = read_results(payload, settings.func_name, values, have)
+        return overlay_results(values, have, axis)
+
     def finish(self) -> list[str]:
-        if self._writer is not None:
-            self._writer.close()
+        self._close_writer()
         done = np.flatnonzero(self._where >= 0).tolist()
         where = {i: self._files[self._where[i]] for i in done}
-        for index, shard in compact(self.payload_dir, self.settings.func_name, where).items():
-            self._record(index, Receipt(shard, self._names.get(index, ("result_0",)),
-                                        self._shapes.get(index, ())))
+        moved: dict[str, list[int]] = defaultdict(list)
+        for index, shard in compact(self.payload_dir, self.settings.func_name, where,
+                                    self.settings.n_calls).items():
+            moved[shard].append(index)
+        for shard, indices in moved.items():  # names and shapes stay as collected
+            self._where[indices] = self._file_id(shard)
         assert self.results_container is not None
         atomic_write(self.results_container, lambda tmp: self._write_container(tmp, done))
         return [self.results_container]
 
-    def _link(self, index: int) -> str:
-        return f"{self.settings.func_name}_payload/{self._files[self._where[index]]}"
-
     def _write_container(self, path: str, done: list[int]) -> None:
+        """Links and virtual datasets over the shards (``shard_container``)."""
         import h5py
 
+        payload = f"{self.settings.func_name}_payload"
+        files = {fid: (os.path.join(self.payload_dir, self._files[fid]),
+                       f"{payload}/{self._files[fid]}")
+                 for fid in np.unique(self._where[self._where >= 0]).tolist()}
+        tables = read_tables(files, self._where)
+        in_rows = np.zeros(self.settings.n_calls, dtype=bool)
+        for table in tables:
+            in_rows[table.calls] = True
+        groups = {i: files[self._where[i]][1] for i in done if not in_rows[i]}
         with h5py.File(path, "w") as h5:
-            st = self.stacking
-            if st is None:
-                for i in done:
-                    h5[f"comp_{i}"] = h5py.ExternalLink(self._link(i), f"/comp_{i}")
-                return
-            if st.unlimited is None:
-                shape = tuple(int(v) for v in st.per_call if v is not None)
-                sources = {i: (self._link(i), f"comp_{i}/result_0", shape) for i in done}
-                create_stacked(h5, st, layout_of_known(st, self.settings.n_calls, sources))
-            else:
-                sources = {i: (self._link(i), f"comp_{i}/result_0", self._shapes[i])
-                           for i in done}
-                create_stacked(h5, st, layout_of_known(st, self.settings.n_calls, sources),
-                               {i: self._shapes[i] for i in done})
-            for i in done:
-                for key in self._names.get(i, ())[1:]:
-                    h5[f"comp_{i}/{key}"] = h5py.ExternalLink(self._link(i), f"/comp_{i}/{key}")
+            write_container(h5, self.settings.n_calls, self.stacking, tables, groups,
+                            self._names, self._shapes)

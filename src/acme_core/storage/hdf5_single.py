@@ -36,10 +36,13 @@ from typing import Any
 import numpy as np
 
 from ..calls import CallOutcome
+from . import rows
 from .atomic import atomic_write, remove, remove_temporaries
-from .base import Storage, StorageSettings
-from .segments import Receipt, SegmentWriter, scan, segment_files
-from .stacking import Stacking, convert
+from .base import StorageSettings, StoredResults
+from .readback import group_of, overlay_results, result_keys
+from .segments import Receipt, SegmentStorage, read_results, scan, segment_files
+from .stacking import convert
+from .values import read_dataset, read_group
 from .virtual import AXIS_ATTR
 
 log = logging.getLogger("acme_core")
@@ -77,7 +80,7 @@ def stored_calls(h5: Any, n_calls: int) -> np.ndarray:
     return mask
 
 
-class HDF5SingleStorage(Storage):
+class HDF5SingleStorage(SegmentStorage):
     """Every result in one HDF5 file, built by the parent at the end (see the module
     docstring).
 
@@ -96,13 +99,7 @@ class HDF5SingleStorage(Storage):
     array([36])
     """
 
-    def __init__(self, settings: StorageSettings) -> None:
-        super().__init__(settings)
-        assert settings.output_dir is not None
-        self.stacking = Stacking.of(settings.result_shape, settings.result_dtype)
-        self.results_container = os.path.join(settings.output_dir, f"{settings.func_name}.h5")
-        self.payload_dir = os.path.join(settings.output_dir, f"{settings.func_name}_payload")
-        self._writer: SegmentWriter | None = None
+    name = "hdf5-single"
 
     # ---------------------------------------------------------------- set-up
     def prepare(self) -> None:
@@ -145,19 +142,9 @@ class HDF5SingleStorage(Storage):
         extent = max(1, min(1 << 16, (1 << 18) // (np.dtype(st.dtype).itemsize * max(1, fixed))))
         return tuple(max(1, c) for c in st.full_shape(1, extent))
 
-    def writer(self) -> SegmentWriter:
-        self._writer = SegmentWriter(self.payload_dir, self.settings.func_name, self.stacking,
-                                     "hdf5-single")
-        return self._writer
-
     # ---------------------------------------------------------------- running
     def collect(self, outcome: CallOutcome) -> None:
         """Nothing to do: the worker's segment holds the call (sealed before it reported)."""
-
-    def flush(self) -> None:
-        """Seal what this process wrote call by call itself (debug runs)."""
-        if self._writer is not None:
-            self._writer.flush()
 
     def damaged(self, indices: Iterable[int]) -> set[int]:
         """Calls of ``indices`` that neither the results file nor a segment holds.
@@ -196,10 +183,27 @@ class HDF5SingleStorage(Storage):
                             f"rebuilt from the calls' segments ({exc}).")
             return None
 
+    # ---------------------------------------------------------------- reading back
+    @classmethod
+    def load(cls, settings: StorageSettings) -> StoredResults:
+        """The results file overlaid by the segments in the payload folder (they are the
+        truth during a run and after a crash; a call found in several reads from the most
+        recent)."""
+        assert settings.output_dir is not None
+        n, name = settings.n_calls, settings.func_name
+        values: list[Any] = [None] * n
+        have = np.zeros(n, dtype=bool)
+        stacked, axis = None, -1
+        container = os.path.join(settings.output_dir, f"{name}.h5")
+        if os.path.isfile(container):
+            stacked, axis = _read_file(container, n, values, have)
+        payload = os.path.join(settings.output_dir, f"{name}_payload")
+        axis = read_results(payload, name, values, have, axis)
+        return overlay_results(values, have, axis, stacked)
+
     # ---------------------------------------------------------------- the end
     def finish(self) -> list[str]:
-        if self._writer is not None:
-            self._writer.close()
+        self._close_writer()
         assert self.results_container is not None
         segments = segment_files(self.payload_dir, self.settings.func_name)
         if segments or not os.path.isfile(self.results_container):
@@ -229,22 +233,38 @@ class HDF5SingleStorage(Storage):
             old_extent = None if st is None else h5["result_0"].shape
             for path, indices in by_file.items():
                 with h5py.File(path, "r", locking=False) as src:
-                    for index in indices:
-                        self._write(h5, index, src[f"comp_{index}"])
+                    self._copy_calls(h5, src, indices)
             if st is not None:
                 self._mark_done(h5["result_0"], winners, old_extent)
 
-    def _write(self, h5: Any, index: int, source: Any) -> None:
+    def _copy_calls(self, h5: Any, src: Any, indices: list[int]) -> None:
+        """Copy calls ``indices`` of the segment ``src`` (rows or groups) into ``h5``."""
+        wanted = set(indices)
+        row_indices, columns = rows.read_table(src)
+        for r, index in enumerate(row_indices.tolist()):
+            if index in wanted:
+                self._write(h5, index, [(name, data[r, ...]) for name, data in columns.items()])
+        for index in indices:
+            if f"comp_{index}" in src:
+                group = src[f"comp_{index}"]
+                self._write(h5, index, [(name, group[name]) for name in result_keys(group)])
+
+    def _write(self, h5: Any, index: int, items: list[tuple[str, Any]]) -> None:
+        """Call ``index``'s datasets (``items``: name, array or source dataset)."""
         group = None
-        for name in sorted(source, key=lambda k: int(k[7:])):
+        for name, data in items:
             if self.stacking is not None and name == "result_0":
-                self._slot(h5["result_0"], index, source[name][()])
+                self._slot(h5["result_0"], index, data if isinstance(data, np.ndarray)
+                           else data[()])
                 continue
             if group is None:
                 group = h5.require_group(f"comp_{index}")
             if name in group:  # a call that ran again (retry, resumed run)
                 del group[name]
-            source.copy(source[name], group, name=name)
+            if isinstance(data, np.ndarray):
+                group.create_dataset(name, data=data)
+            else:
+                data.file.copy(data, group, name=name)
 
     def _slot(self, dset: Any, index: int, data: np.ndarray) -> None:
         st = self.stacking
@@ -288,3 +308,28 @@ class HDF5SingleStorage(Storage):
                        for v in st.per_call]
                 pad.insert(st.axis, index)
                 dset[tuple(pad)] = 0
+
+
+def _read_file(container: str, n: int, values: list[Any],
+               have: np.ndarray) -> tuple[Any, int]:
+    """Fill ``values``/``have`` from an ``hdf5-single`` file; (stacked array, axis)."""
+    import h5py
+
+    try:
+        with h5py.File(container, "r", locking=False) as h5:
+            have |= stored_calls(h5, n)
+            if isinstance(h5.get("result_0"), h5py.Dataset):
+                dset = h5["result_0"]
+                axis = int(dset.attrs.get(AXIS_ATTR, 0))
+                arr = np.moveaxis(dset[()], axis, 0)
+                for i in np.flatnonzero(have).tolist():
+                    group = group_of(h5, i)
+                    extras = tuple(read_dataset(group[k]) for k in result_keys(group)
+                                   if k != "result_0") if group is not None else ()
+                    values[i] = (arr[i], *extras) if extras else arr[i]
+                return arr, axis
+            for i in np.flatnonzero(have).tolist():
+                values[i] = read_group(h5[f"comp_{i}"])
+    except OSError:
+        have[:] = False
+    return None, -1

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..calls import BatchOutcome, CallOutcome, ResultWriter
 from .base import Discard, KeepValue, Storage, StorageSettings
+from .stacking import Stacking
 
 
 class MemoryStorage(Storage):
@@ -41,10 +42,10 @@ class MemoryStorage(Storage):
                 "(results on disk); in memory give the exact size."
             )
         self._values: list[Any] = [None] * settings.n_calls
-        if shape is not None:
-            full = tuple(settings.n_calls if v is None else v for v in shape)
-            dtype = np.dtype(settings.result_dtype)
-            self._array = np.full(full, np.nan if dtype.kind in "fc" else 0, dtype=dtype)
+        self._stacking = Stacking.of(shape, settings.result_dtype)
+        if self._stacking is not None:
+            st = self._stacking
+            self._array = np.full(st.full_shape(settings.n_calls), st.fill, dtype=st.dtype)
 
     def writer(self) -> ResultWriter:
         return Discard() if self.settings.pass_task_id else KeepValue()
@@ -77,17 +78,16 @@ class MemoryStorage(Storage):
     def _slot(self, index: int, value: Any) -> None:
         """Put the first return value of call ``index`` into its slice of the stacked array;
         keep further return values (a tuple of several) for the flat list ACME returns."""
-        shape = self.settings.result_shape
-        assert shape is not None
+        st = self._stacking
+        assert st is not None
         multi = isinstance(value, tuple) and len(value) > 1
         first = value[0] if multi else value
-        axis = shape.index(None)
         try:
-            self._array[(slice(None),) * axis + (index,)] = first
+            self._array[st.slot(index)] = first
         except (ValueError, TypeError) as exc:
             raise ValueError(
                 f"call {index} returned a result of shape {np.shape(first)} that does not fit "
-                f"`result_shape` {shape}: {exc}"
+                f"`result_shape` {self.settings.result_shape}: {exc}"
             ) from None
         if multi:
             self._values[index] = value[1:]

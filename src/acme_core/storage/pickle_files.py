@@ -20,38 +20,10 @@ from typing import Any
 from ..calls import CallOutcome
 from ..result_paths import ResultPaths, result_paths
 from .atomic import atomic_write, remove_temporaries
-from .base import Storage, StorageSettings
+from .base import Storage, StorageSettings, StoredResults
+from .readback import pickle_complete, read_files
 
-
-def pickle_complete(path: str) -> bool:
-    """A cheap check that ``path`` holds a whole pickle: it starts with a protocol header
-    and ends with the STOP opcode, and (protocol 4 and 5) is at least as long as its first
-    frame says. A truncated file fails it (certainly when it is shorter than its first
-    frame, which holds every small result; else unless it was cut right after a STOP byte).
-
-    Examples
-    --------
-    >>> import pickle
-    >>> from acme_core.storage.pickle_files import pickle_complete
-    >>> data = pickle.dumps({"a": list(range(100))}, protocol=5)
-    >>> _ = (tmp_path / "p").write_bytes(data)
-    >>> _ = (tmp_path / "t").write_bytes(data[:-9])
-    >>> pickle_complete(str(tmp_path / "p")), pickle_complete(str(tmp_path / "t"))
-    (True, False)
-    """
-    try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as fh:
-            head = fh.read(11)
-            fh.seek(max(0, size - 1))
-            last = fh.read(1)
-    except OSError:
-        return False
-    if len(head) < 2 or head[0] != 0x80 or last != b".":
-        return False
-    if head[1] >= 4 and len(head) == 11 and head[2] == 0x95:  # FRAME <8-byte length>
-        return size >= 11 + int.from_bytes(head[3:11], "little")
-    return True
+__all__ = ["PickleStorage", "PickleWriter", "pickle_complete"]
 
 
 @dataclass
@@ -138,3 +110,10 @@ class PickleStorage(Storage):
         assert self.settings.output_dir is not None
         return result_paths(self.settings.output_dir, self.settings.func_name,
                             self.settings.n_calls, ".pickle")
+
+    @classmethod
+    def load(cls, settings: StorageSettings) -> StoredResults:
+        """Every call's pickle, unpickled (a tuple stays a tuple)."""
+        assert settings.output_dir is not None
+        return read_files(settings.output_dir, settings.func_name, settings.n_calls,
+                          wrapped=False)

@@ -7,7 +7,10 @@ of a batch into a new *segment* under a temporary name; at the end of the batch
 (:meth:`SegmentWriter.end_batch`, called by ``run_batch`` before the batch's outcome
 leaves the worker) it closes the file, fsyncs it and renames it to its final name::
 
-    <func>_payload/<func>_segment_<host>_<pid>_<token>_<seq>.h5    groups comp_<i>/result_<k>
+    <func>_payload/<func>_segment_<host>_<pid>_<token>_<seq>.h5
+
+A segment holds its batch's small, uniform results as rows of one table (``rows/``, see
+``acme_core.storage.rows``) and every other result as a group ``comp_<i>/result_<k>``.
 
 A segment on disk is therefore always complete, and every call the parent hears about is
 in one. A killed worker leaves at most a temporary file (removed at the next start). The
@@ -24,12 +27,19 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from .atomic import as_disk_full, fsync_dir, fsync_file, remove, temporary_name
+import numpy as np
+
+from . import rows
+from .atomic import as_disk_full, publish, remove, temporary_name
+from .base import Storage, StorageSettings
 from .stacking import Stacking, convert
+from .values import read_group
+from .virtual import AXIS_ATTR
 
 log = logging.getLogger("acme_core")
 
@@ -109,19 +119,100 @@ def scan(paths: Iterable[str], n_calls: int | None = None) -> dict[int, tuple[st
     for path in paths:
         try:
             with h5py.File(path, "r", locking=False) as h5:
-                for key, group in h5.items():
-                    index = _index(key)
-                    if index is None or (n_calls is not None and index >= n_calls):
-                        continue
-                    if "result_0" not in group:
-                        continue
-                    names = tuple(sorted(group, key=lambda k: int(k[7:])))
-                    found[index] = (path, Receipt(os.path.basename(path), names,
-                                                  tuple(group["result_0"].shape)))
+                for index, receipt in receipts(h5, os.path.basename(path), n_calls):
+                    found[index] = (path, receipt)
         except (OSError, KeyError, ValueError) as exc:
             log.warning(f"Result file {path} cannot be read; its calls count as missing: "
                         f"{exc}")
     return found
+
+
+def receipts(h5: Any, file: str, n_calls: int | None = None) -> Iterator[tuple[int, Receipt]]:
+    """(call index, receipt) of every call the open file ``h5`` holds, as a row of its
+    table (:mod:`acme_core.storage.rows`) or as a group ``comp_<i>``.
+
+    Examples
+    --------
+    >>> import h5py
+    >>> from acme_core.storage.segments import receipts
+    >>> with h5py.File(tmp_path / "g.h5", "w") as h5:
+    ...     h5["comp_3/result_0"] = [1.5]
+    ...     list(receipts(h5, "g.h5"))
+    [(3, Receipt(file='g.h5', names=('result_0',), shape=(1,)))]
+    """
+    sig = rows.table_signature(h5)
+    if sig is not None:
+        names = tuple(name for name, _, _ in sig)
+        shape = sig[0][2]
+        for index in rows.table_indices(h5).tolist():
+            if n_calls is None or index < n_calls:
+                yield index, Receipt(file, names, shape)
+    for key, group in h5.items():
+        index = _index(key)
+        if index is None or (n_calls is not None and index >= n_calls):
+            continue
+        if "result_0" not in group:
+            continue
+        names = tuple(sorted(group, key=lambda k: int(k[7:])))
+        yield index, Receipt(file, names, tuple(group["result_0"].shape))
+
+
+def values_in(h5: Any, wanted: Container[int] | None = None) -> Iterator[tuple[int, Any]]:
+    """(call index, value as ``read_group`` reads it) of the calls in ``wanted`` (default:
+    every call) that the open file ``h5`` holds.
+
+    Examples
+    --------
+    >>> import h5py
+    >>> from acme_core.storage.segments import SegmentWriter, values_in
+    >>> writer = SegmentWriter(str(tmp_path), "f")
+    >>> receipt = writer.write(2, 7.5)
+    >>> writer.close()
+    >>> with h5py.File(tmp_path / receipt.file) as h5:
+    ...     list(values_in(h5))
+    [(2, array([7.5]))]
+    """
+    indices, columns = rows.read_table(h5)
+    for index, value in zip(indices.tolist(), rows.values_of(columns), strict=True):
+        if wanted is None or index in wanted:
+            yield index, value
+    for key, group in h5.items():
+        index = _index(key)
+        if index is not None and (wanted is None or index in wanted) and "result_0" in group:
+            yield index, read_group(group)
+
+
+def read_results(folder: str, func_name: str, values: list[Any], have: np.ndarray,
+                 axis: int = -1) -> int:
+    """Overlay the calls of every shard and segment in ``folder`` onto ``values`` (one entry
+    per call) and ``have`` (a later file wins); return the calls' axis of ``result_0``
+    that the files record (``axis`` when none does). A file that does not open is skipped:
+    its calls count as missing (a resumed run re-runs them).
+
+    Examples
+    --------
+    >>> from acme_core.storage.segments import SegmentWriter, read_results
+    >>> writer = SegmentWriter(str(tmp_path), "f")
+    >>> _ = writer.write(1, 18)
+    >>> writer.close()
+    >>> values, have = [None, None], np.zeros(2, dtype=bool)
+    >>> read_results(str(tmp_path), "f", values, have), values[1], have.tolist()
+    (-1, array([18]), [False, True])
+    """
+    import h5py
+
+    n = len(values)
+    for path in result_files(folder, func_name):
+        try:
+            with h5py.File(path, "r", locking=False) as h5:
+                axis = int(h5.attrs.get(AXIS_ATTR, axis))
+                for index, value in values_in(h5):
+                    if index < n:
+                        values[index] = value
+                        have[index] = True
+        except OSError:
+            continue
+    return axis
 
 
 def _index(key: str) -> int | None:
@@ -150,8 +241,8 @@ class SegmentWriter:
     >>> writer.end_batch([7])
     {}
     >>> with h5py.File(tmp_path / receipt.file) as h5:
-    ...     h5["comp_7/result_0"][()]
-    array([18])
+    ...     h5["rows/call_index"][()], h5["rows/result_0"][()]
+    (array([7]), array([[18]]))
     """
 
     payload_dir: str
@@ -162,6 +253,9 @@ class SegmentWriter:
     _h5: Any = field(default=None, repr=False)
     _name: str = field(default="", repr=False)
     _indices: set[int] = field(default_factory=set, repr=False)
+    _rows: dict[int, tuple[rows.Signature, list[np.ndarray]]] = field(default_factory=dict,
+                                                                      repr=False)
+    _groups: set[int] = field(default_factory=set, repr=False)  # calls written as groups
     _lost: dict[int, BaseException] = field(default_factory=dict, repr=False)
     _pid: int = field(default=0, repr=False)
     _token: str = field(default="", repr=False)
@@ -176,17 +270,32 @@ class SegmentWriter:
         self.__init__(**state)  # type: ignore[misc]
 
     def write(self, index: int, value: Any) -> Receipt:
-        """Add call ``index`` to the current segment; return its receipt."""
+        """Add call ``index`` to the current segment; return its receipt.
+
+        A small, numeric result is kept (copied) until the segment is sealed, then written
+        as a row of the segment's table (:mod:`acme_core.storage.rows`); others are
+        written as a group ``comp_<index>`` at once."""
         datasets = convert(value, self.stacking, index, self.storage)
+        # with result_shape only a lone first value is a row: the container keeps ACME's
+        # view (a stacked result_0, further values in comp_<i>), padding needs groups
+        st = self.stacking
+        per_call = st is not None and (st.unlimited is not None or len(datasets) > 1)
+        sig = None if per_call else rows.signature(datasets)
         with self._lock:
             h5 = self._open()
             key = f"comp_{index}"
             try:
-                if key in h5:  # the call ran again in this batch (retry)
+                if index in self._groups:  # the call ran again in this batch (retry)
                     del h5[key]
-                group = h5.create_group(key)
-                for name, data in datasets:
-                    group.create_dataset(name, data=data)
+                    self._groups.discard(index)
+                self._rows.pop(index, None)
+                if sig is not None:
+                    self._rows[index] = (sig, [np.array(a, copy=True) for _, a in datasets])
+                else:
+                    group = h5.create_group(key)
+                    self._groups.add(index)
+                    for name, data in datasets:
+                        group.create_dataset(name, data=data)
             except BaseException as exc:  # e.g. a full disk: the segment is unusable
                 full = self._abandon(exc)
                 if full is not exc:
@@ -244,13 +353,14 @@ class SegmentWriter:
 
         if self._pid != os.getpid():  # new process (or fork): its own segments
             self._h5, self._indices, self._lost, self._batched = None, set(), {}, False
+            self._rows, self._groups = {}, set()
             self._pid, self._token, self._seq = os.getpid(), uuid.uuid4().hex[:8], 0
         if self._h5 is None:
             self._name = (f"{self.func_name}_segment_{host_name()}_{self._pid}_"
                           f"{self._token}_{self._seq}.h5")
             self._h5 = h5py.File(temporary_name(self._final()), "w", locking=False)
             if self.stacking is not None:
-                self._h5.attrs["acme_core_stacking_axis"] = self.stacking.axis
+                self._h5.attrs[AXIS_ATTR] = self.stacking.axis
         return self._h5
 
     def _seal(self) -> None:
@@ -258,15 +368,31 @@ class SegmentWriter:
             return
         tmp, final = self._h5.filename, self._final()
         try:
+            self._write_rows()
             self._h5.close()
-            fsync_file(tmp)
-            os.replace(tmp, final)
-            fsync_dir(self.payload_dir)
+            publish(tmp, final)
         except BaseException as exc:
             self._abandon(exc)
             return
-        self._h5, self._indices = None, set()
+        self._h5, self._indices, self._rows, self._groups = None, set(), {}, set()
         self._seq += 1
+
+    def _write_rows(self) -> None:
+        """The kept rows as the segment's table; rows of a rarer signature (a batch whose
+        calls returned different shapes) as groups."""
+        if not self._rows:
+            return
+        counts = Counter(sig for sig, _ in self._rows.values())
+        main = counts.most_common(1)[0][0]
+        table = sorted(i for i, (sig, _) in self._rows.items() if sig == main)
+        axis = self.stacking.axis if self.stacking is not None else 0
+        columns = rows.columns_of([self._rows[i][1] for i in table], main)
+        rows.write_table(self._h5, table, columns, axis)
+        for index, (sig, arrays) in self._rows.items():
+            if sig != main:
+                group = self._h5.create_group(f"comp_{index}")
+                for (name, _, _), data in zip(sig, arrays, strict=True):
+                    group.create_dataset(name, data=data)
 
     def _abandon(self, exc: BaseException) -> BaseException:
         """Drop the current segment: its calls are lost with ``exc`` (returned, as an
@@ -281,6 +407,46 @@ class SegmentWriter:
         remove(tmp)
         for i in self._indices:
             self._lost[i] = exc
-        self._h5, self._indices = None, set()
+        self._h5, self._indices, self._rows, self._groups = None, set(), {}, set()
         self._seq += 1
         return exc
+
+
+class SegmentStorage(Storage):
+    """Base of the storages whose workers write segments (``hdf5-shards``,
+    ``hdf5-single``): the payload folder, the container's path and the writer.
+
+    Examples
+    --------
+    >>> from acme_core.storage.base import StorageSettings
+    >>> from acme_core.storage.hdf5_shards import HDF5ShardStorage
+    >>> HDF5ShardStorage(StorageSettings("f", 2, "/runs/r")).payload_dir
+    '/runs/r/f_payload'
+    """
+
+    #: The storage's name, in the error of a value HDF5 cannot hold.
+    name = "hdf5-shards"
+
+    def __init__(self, settings: StorageSettings) -> None:
+        super().__init__(settings)
+        assert settings.output_dir is not None
+        func = settings.func_name
+        self.stacking = Stacking.of(settings.result_shape, settings.result_dtype)
+        self.payload_dir = os.path.join(settings.output_dir, f"{func}_payload")
+        self.results_container = os.path.join(settings.output_dir, f"{func}.h5")
+        self._writer: SegmentWriter | None = None
+
+    def writer(self) -> SegmentWriter:
+        self._writer = SegmentWriter(self.payload_dir, self.settings.func_name, self.stacking,
+                                     self.name)
+        return self._writer
+
+    def flush(self) -> None:
+        """Seal what this process wrote call by call itself (debug runs)."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def _close_writer(self) -> None:
+        """Seal this process's last segment (the run ends)."""
+        if self._writer is not None:
+            self._writer.close()

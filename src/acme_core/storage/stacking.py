@@ -85,7 +85,7 @@ class Stacking:
         >>> Stacking.of((None, 3), "float32").fill, Stacking.of((None, 3), "int64").fill
         (nan, 0)
         """
-        return float("nan") if np.dtype(self.dtype).kind in "fc" else 0
+        return fill_value(self.dtype)
 
     def _mismatch(self, arr: np.ndarray, index: int | None) -> str:
         shape = tuple("inf" if v is None else v for v in self.per_call)
@@ -112,6 +112,19 @@ class Stacking:
         dims: list[int | None] = list(self.per_call)
         dims.insert(self.axis, n_calls)
         return tuple(dims)
+
+
+def fill_value(dtype: Any) -> float:
+    """What a stacked dataset of ``dtype`` reads for a call without a result: NaN for
+    floating-point (and complex) dtypes, else 0.
+
+    Examples
+    --------
+    >>> from acme_core.storage.stacking import fill_value
+    >>> fill_value("float32"), fill_value("int8")
+    (nan, 0)
+    """
+    return float("nan") if np.dtype(dtype).kind in "fc" else 0
 
 
 def convert(value: Any, stacking: Stacking | None, index: int,

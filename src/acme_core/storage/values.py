@@ -26,6 +26,8 @@ def as_datasets(value: Any) -> list[tuple[str, Any]]:
     >>> [name for name, _ in as_datasets((np.arange(3), 2))]
     ['result_0', 'result_1']
     """
+    if type(value) in _SCALARS:  # the common tiny result, without the general checks
+        return [("result_0", np.asarray([value]))]
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     if items and all(_is_number(v) for v in items):
         return [("result_0", np.asarray(items))]
@@ -34,6 +36,9 @@ def as_datasets(value: Any) -> list[tuple[str, Any]]:
 
         return [("result_0", np.array(items, dtype=h5py.string_dtype()))]
     return [(f"result_{k}", v) for k, v in enumerate(items)]
+
+
+_SCALARS = frozenset({int, float, complex, bool, np.float64, np.float32, np.int64, np.int32})
 
 
 def _is_number(v: Any) -> bool:
@@ -85,8 +90,15 @@ def as_array(data: Any) -> np.ndarray:
         arr = np.array(data, dtype=h5py.string_dtype("ascii"))
     else:
         arr = np.asarray(data, order="C")
-    h5py.h5t.py_create(arr.dtype, logical=True)  # TypeError when HDF5 has no such type
+    if arr.dtype not in _STORABLE:  # numeric dtypes are checked once per process
+        h5py.h5t.py_create(arr.dtype, logical=True)  # TypeError when HDF5 has no such type
+        if arr.dtype.kind in "biufc":
+            _STORABLE.add(arr.dtype)
     return arr
+
+
+#: dtypes HDF5 was found to hold (``h5t.py_create`` costs microseconds per call).
+_STORABLE: set[np.dtype] = set()
 
 
 def to_arrays(value: Any) -> list[tuple[str, np.ndarray]]:

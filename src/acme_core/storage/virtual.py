@@ -82,6 +82,29 @@ def layout_of_known(st: Stacking, n: int,
     return layout
 
 
+def map_rows(layout: Any, file: str, dataset: str, shape: tuple[int, ...], axis: int,
+             runs: list[tuple[int, int, int]]) -> None:
+    """Map runs of a row table's ``dataset`` (in ``file``, of ``shape``, calls along
+    ``axis``) onto ``layout``'s calls' axis: (first row, first call, length) each.
+
+    Examples
+    --------
+    >>> import h5py
+    >>> from acme_core.storage.virtual import map_rows
+    >>> layout = h5py.VirtualLayout(shape=(10, 2), dtype="f8")
+    >>> map_rows(layout, "shard.h5", "rows/result_0", (4, 2), 0, [(0, 6, 4)])
+    """
+    import h5py
+
+    source = h5py.VirtualSource(file, dataset, shape=shape)
+    for row, call, length in runs:
+        target: list[Any] = [slice(None)] * len(shape)
+        target[axis] = slice(call, call + length)
+        rows = list(target)
+        rows[axis] = slice(row, row + length)
+        layout[tuple(target)] = source[tuple(rows)]
+
+
 def create_stacked(h5: Any, st: Stacking, layout: Any, padded: Mapping[int, tuple[int, ...]]
                    | None = None) -> None:
     """Create the virtual ``result_0`` of ``layout`` in ``h5`` with :attr:`Stacking.fill`.

@@ -7,6 +7,7 @@ Examples
 True
 """
 
-from .setup import cluster_cleanup, count_online_workers, local_cluster_setup, slurm_cluster_setup
+from .clients import cluster_cleanup, count_online_workers, local_cluster_setup
+from .slurm_cluster import slurm_cluster_setup
 
 __all__ = ["cluster_cleanup", "count_online_workers", "local_cluster_setup", "slurm_cluster_setup"]

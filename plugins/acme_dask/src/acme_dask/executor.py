@@ -30,16 +30,28 @@ import shutil
 import time
 from typing import Any
 
-from acme_core.calls import ERROR, BatchOutcome, CallBatch, CallOutcome, Failure, PickledProgram
+from acme_core.calls import (
+    ERROR,
+    LOST_NEIGHBOUR,
+    TIMEOUT,
+    BatchOutcome,
+    CallBatch,
+    Failure,
+    PickledProgram,
+)
 from acme_core.executor import ExecutorSettings, FuturesExecutor, RunContext
 from acme_core.resources import auto_workers, stops_workers, usable_cores
 
-from . import setup
+from . import checks, clients, credentials, slurm_cluster
+from .watch import HEARTBEAT_TIMEOUT, WATCH_SECONDS, CallWatch
 
 log = logging.getLogger("acme_dask")
 
+_HEARTBEAT = ("seconds without a heartbeat before a stopped or hung worker is killed and its "
+              "calls run elsewhere (default 120)")
 DASK_OPTIONS = {
     "threads_per_worker": "threads per local worker process (default 1)",
+    "heartbeat_timeout": _HEARTBEAT,
     "dashboard": "True: serve dask's dashboard on a free loopback port and log its link "
                  "(readable by every local user); default False: no dashboard",
 }
@@ -58,6 +70,7 @@ SLURM_OPTIONS = {
     "job_name": "SLURM job name (default acme_<user>_<HHMMSS>)",
     "mem_cushion": "MB kept free below the partition's memory limit (default 100)",
     "max_workers": "upper bound of n_workers='auto' (default 64)",
+    "heartbeat_timeout": _HEARTBEAT,
     "dashboard": "True: serve dask's dashboard on a free loopback port of this host and log "
                  "its link (readable by every user of this host); default False: none",
 }
@@ -98,17 +111,14 @@ def _removed_workers(dask_scheduler: Any = None) -> list[tuple[float, str, list[
 
 
 def _check_dashboard(options: dict[str, Any]) -> None:
+    """The options both backends share: ``dashboard`` and ``heartbeat_timeout``."""
     if not isinstance(options.get("dashboard", False), bool):
         raise TypeError(f"backend_options['dashboard'] has to be True or False, not "
                         f"{options['dashboard']!r}.")
-
-
-def _singles(batch: CallBatch) -> list[CallBatch]:
-    """``batch`` as one batch per call."""
-    return [CallBatch(batch.run_id, (index,),
-                      None if batch.split is None else (batch.split[k],), batch.pickled,
-                      batch.attempt)
-            for k, index in enumerate(batch.indices)]
+    beat = options.get("heartbeat_timeout", HEARTBEAT_TIMEOUT)
+    if isinstance(beat, bool) or not isinstance(beat, (int, float)) or not beat > 0:
+        raise ValueError(f"backend_options['heartbeat_timeout'] has to be a number of seconds "
+                         f"> 0, not {beat!r}.")
 
 
 class DaskExecutor(FuturesExecutor):
@@ -121,8 +131,6 @@ class DaskExecutor(FuturesExecutor):
     ...             n_workers=1, verbose=False).compute()
     [1, 2]
     """
-
-    kind = "dask"
 
     def __init__(self, settings: ExecutorSettings) -> None:
         super().__init__(settings)
@@ -142,6 +150,9 @@ class DaskExecutor(FuturesExecutor):
         self._cancelled = False
         self._empty_checks = 0         # health checks in a row that found no worker
         self._rescaled_at = -1e9       # when lost local nannies were last started again
+        self._watch: CallWatch | None = None
+        self._culprits: dict[Any, dict[int, tuple[str, str]]] = {}   # dask key -> timeouts
+        self._stopped_keys: set[Any] = set()   # batches given up on: no "runs again" line
         self._validate(settings.options)
 
     def _validate(self, options: dict[str, Any]) -> None:
@@ -160,11 +171,11 @@ class DaskExecutor(FuturesExecutor):
         assert run.program_bytes is not None
         self._lost = _lost_worker_types()
         self._cancelled = False
-        client = setup.running_client()
+        client = clients.running_client()
         try:
             if self._early:   # started by client(): its workers were all online then
                 self._early = False
-                if setup.count_online_workers(self._client) == 0:
+                if clients.count_online_workers(self._client) == 0:
                     raise RuntimeError(f"The cluster started for `daemon.client` "
                                        f"({self._client}) has no workers left; no active "
                                        f"workers found.")
@@ -179,6 +190,9 @@ class DaskExecutor(FuturesExecutor):
             self._online()
             self._ship_program()
             self._n = max(1, self._threads_online(), self._target)
+            self._watch = CallWatch(self._client, run.info.run_id, self.settings.timeout,
+                                    self.settings.options.get("heartbeat_timeout",
+                                                              HEARTBEAT_TIMEOUT))
         except BaseException:
             self._stop(force=self._owned)
             raise
@@ -187,7 +201,7 @@ class DaskExecutor(FuturesExecutor):
         """The running client, or this backend's own cluster started now for ``run``
         (ParallelMap's ``daemon.client``)."""
         if self._client is None:
-            running = setup.running_client()
+            running = clients.running_client()
             if running is not None:
                 return running
             self._client = self._start_cluster(run)
@@ -204,7 +218,7 @@ class DaskExecutor(FuturesExecutor):
         self._client, self._owned = client, False
         setup_timeout = float(self.settings.setup_timeout)
         deadline = time.monotonic() + setup_timeout
-        while setup.count_online_workers(client) == 0:
+        while clients.count_online_workers(client) == 0:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"The running dask client {client} has no workers (waited "
                                    f"{setup_timeout:g} s); no active workers found.")
@@ -216,7 +230,7 @@ class DaskExecutor(FuturesExecutor):
         n_workers = auto_workers(run.n_calls, usable_cores()) if n == "auto" else int(n)
         mem = self.settings.mem_per_worker
         self._target = n_workers * self.settings.options.get("threads_per_worker", 1)
-        return setup.local_cluster_setup(
+        return clients.local_cluster_setup(
             n_workers=n_workers, mem_per_worker=None if mem == "auto" else mem,
             interactive=False, threads_per_worker=self.settings.options.get("threads_per_worker", 1),
             dashboard=self.settings.options.get("dashboard", False))
@@ -251,15 +265,7 @@ class DaskExecutor(FuturesExecutor):
     def _failed_batch(self, batch: CallBatch, exc: BaseException) -> list[BatchOutcome]:
         """A task that raised on a live worker is every call's error (never retried as a
         lost worker); a dead worker or a broken connection is a lost worker."""
-        if self._is_lost_worker(exc):
-            if len(batch.indices) > 1 and not self._cancelled:
-                # a call that kills its worker must not take its batch neighbours with it:
-                # each call runs again alone, at the same attempt (nobody is charged yet)
-                log.debug(f"batch {batch.indices} lost ({type(exc).__name__}); re-running "
-                          f"its calls one by one")
-                for single in _singles(batch):
-                    self.submit(single)
-                return []
+        if self._is_lost_worker(exc):   # the run loop re-runs its calls one by one
             return super()._failed_batch(batch, exc)
         import traceback
 
@@ -270,11 +276,42 @@ class DaskExecutor(FuturesExecutor):
         n = len(batch.indices)
         return [BatchOutcome(batch.indices, [None] * n, [0.0] * n, failures, "", batch.attempt)]
 
-    def collect(self, timeout: float | None) -> list[CallOutcome]:
+    def collect(self, timeout: float | None) -> list[BatchOutcome]:
+        watch = self._watch
+        if watch is not None and timeout is not None:
+            timeout = min(timeout, WATCH_SECONDS)
         outcomes = super().collect(timeout)
         if self._pending:
             self._check_health()
+            if watch is not None and watch.due():
+                self._stop_workers(watch)
         return outcomes
+
+    def _stop_workers(self, watch: CallWatch) -> None:
+        """Stop the workers of calls over ``timeout`` (those calls fail with kind
+        ``timeout``, their batch neighbours run again free) and workers that stopped
+        beating (dask re-runs their calls elsewhere)."""
+        with self._lock:
+            futures = {f.key: f for f in self._pending.values()}
+        running = {i: key for key, f in futures.items() if key in self._batch_of_key
+                   for i in self._batch_of_key[key].indices}
+        for stop in watch.check(lambda index: index in running):
+            log.warning(f"Call {stop.index}: {stop.reason}." if stop.index is not None
+                        else f"A worker: {stop.reason}.")
+            if stop.kind == TIMEOUT and stop.index in running:
+                key = running[stop.index]
+                self._culprits[key] = {stop.index: (TIMEOUT, stop.reason)}
+                self._stopped_keys.add(key)
+                with contextlib.suppress(Exception):   # the client may be gone already
+                    self._client.cancel([futures[key]])
+            watch.kill(stop)
+
+    def _outcomes_of(self, batch: CallBatch, future: Any) -> list[BatchOutcome]:
+        culprits = self._culprits.pop(getattr(future, "key", None), None)
+        if culprits:
+            return [batch.lost("another call of its batch ran over its time limit and its "
+                               "worker was killed", kind=LOST_NEIGHBOUR, culprits=culprits)]
+        return super()._outcomes_of(batch, future)
 
     def _online(self) -> int:
         """Workers online now; describes each new one for :meth:`_report_lost_workers`."""
@@ -363,7 +400,8 @@ class DaskExecutor(FuturesExecutor):
             if (stamp, address) in self._seen_events:
                 continue
             self._seen_events.add((stamp, address))
-            batches = [self._batch_of_key[k] for k in keys if k in self._batch_of_key]
+            batches = [self._batch_of_key[k] for k in keys
+                       if k in self._batch_of_key and k not in self._stopped_keys]
             if batches:
                 calls = sorted(i for b in batches for i in b.indices)
                 log.warning(f"Worker {self._labels.get(address, address)} was lost while "
@@ -397,18 +435,18 @@ class DaskExecutor(FuturesExecutor):
             interrupted = force or self._cancelled
             self.cancel()
             self._client = None
-            setup.stop_cluster(client, interrupted=interrupted)
+            clients.stop_cluster(client, interrupted=interrupted)
             return
         if plugin is not None:   # the workers stay: they drop this run's program
             with contextlib.suppress(Exception):  # the client may be gone already
                 client.unregister_worker_plugin(plugin)
         if self._owned:
-            setup.keep_client(client)   # stop_client=False: the next ParallelMap attaches
+            clients.keep_client(client)   # stop_client=False: the next ParallelMap attaches
 
     def shutdown(self) -> None:
         client, self._client = self._client, None
         if client is not None and client.status == "running":
-            setup.cluster_cleanup(client)
+            clients.cluster_cleanup(client)
 
 
 class SlurmExecutor(DaskExecutor):
@@ -425,8 +463,6 @@ class SlurmExecutor(DaskExecutor):
     [1, 2]
     """
 
-    kind = "slurm"
-
     def __init__(self, settings: ExecutorSettings) -> None:
         self._cluster: Any = None
         self._scale_n = 1
@@ -437,7 +473,7 @@ class SlurmExecutor(DaskExecutor):
             value = options.get(key, 1)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "mem_cushion" else 1):
                 raise ValueError(f"backend_options[{key!r}] has to be an integer >= 1, not {value!r}.")
-        setup.check_job_extra(options.get("job_extra", []))
+        checks.check_job_extra(options.get("job_extra", []))
         _check_dashboard(options)
         for key in ("walltime", "interface", "log_directory", "shared_temp_directory", "job_name"):
             value = options.get(key)
@@ -462,16 +498,16 @@ class SlurmExecutor(DaskExecutor):
         log_directory = opts.get("log_directory")
         if log_directory is None:
             log_directory = (os.path.join(run.output_dir, "logs") if run.output_dir
-                             else setup.default_log_directory())
+                             else slurm_cluster.default_log_directory())
         security = opts.get("security", True)
         shared = opts.get("shared_temp_directory")
         tls_dir = None
         if security is True and shared is None:
-            shared = tls_dir = setup.private_directory()
+            shared = tls_dir = credentials.private_directory()
         mem = self.settings.mem_per_worker
         self._scale_n = n_workers
         self._target = n_workers * max(1, cores // processes)
-        client = setup.slurm_cluster_setup(
+        client = slurm_cluster.slurm_cluster_setup(
             partition=partition, n_cores=cores, n_workers=n_workers,
             processes_per_worker=processes, mem_per_worker=None if mem == "auto" else mem,
             n_workers_startup=1, timeout=self.settings.setup_timeout,
@@ -480,12 +516,12 @@ class SlurmExecutor(DaskExecutor):
             mem_cushion=int(opts.get("mem_cushion", 100)), walltime=opts.get("walltime"),
             interface=opts.get("interface"), security=security, log_directory=log_directory,
             shared_temp_directory=shared,
-            job_name=opts.get("job_name") or f"acme_{setup.current_user()}_{run.info.run_id[:6]}",
+            job_name=opts.get("job_name") or f"acme_{slurm_cluster.current_user()}_{run.info.run_id[:6]}",
             reuse=False, dashboard=opts.get("dashboard", False))
         if client is not None:
             self._cluster = client.cluster
             if tls_dir is not None:   # the credentials live as long as the jobs may need them
-                setup.remove_credentials_with(self._cluster, tls_dir)
+                credentials.remove_credentials_with(self._cluster, tls_dir)
         elif tls_dir is not None:
             shutil.rmtree(tls_dir, ignore_errors=True)
         return client
@@ -518,7 +554,7 @@ class SlurmExecutor(DaskExecutor):
         cluster = self._cluster or getattr(self._client, "cluster", None)
         try:
             submitted = len(dict(getattr(cluster, "workers", None) or {}))
-            online = setup.count_online_workers(self._client)
+            online = clients.count_online_workers(self._client)
         except Exception:  # noqa: BLE001 - a display detail must never fail a run
             return {}
         return {"queued": max(0, submitted - online)}

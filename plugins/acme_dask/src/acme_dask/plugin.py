@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from acme_core import AutoClaim, ExecutorSpec, hookimpl
 from acme_core.executor import ExecutorSettings
@@ -22,20 +23,37 @@ def acme_core_executors() -> list[ExecutorSpec]:
             parameters=("n_workers", "mem_per_worker", "setup_timeout", "stop_client"),
             options=DASK_OPTIONS,
             # a local cluster's nannies spawn workers that import the __main__ script again
-            capabilities=frozenset({"processes", "kill-worker", "cancel", "imports-main"}),
+            capabilities=frozenset({"processes", "kill-worker", "cancel", "imports-main",
+                                    "timeout"}),
         ),
-        ExecutorSpec(
-            name="slurm",
-            factory=SlurmExecutor,
-            description="dask workers as SLURM jobs on any SLURM (dask-jobqueue, TLS)",
-            needs_pickle=True,
-            parameters=("partition", "n_workers", "mem_per_worker", "setup_timeout",
-                        "setup_interactive", "stop_client"),
-            options=SLURM_OPTIONS,
-            capabilities=frozenset({"processes", "kill-worker", "cancel", "slurm"}),
-            check=check_partition,
-        ),
+        slurm_executor_spec("slurm", SlurmExecutor,
+                            "dask workers as SLURM jobs on any SLURM (dask-jobqueue, TLS)",
+                            SLURM_OPTIONS, check_partition),
     ]
+
+
+def slurm_executor_spec(name: str, factory: Any, description: str, options: dict[str, str],
+                        check: Any) -> ExecutorSpec:
+    """The :class:`~acme_core.ExecutorSpec` of a backend built on acme-dask's SLURM executor
+    (``"slurm"``, and site backends such as acme-slurm-esi's ``"slurm-esi"``): the backend
+    parameters it takes and what it can do are the executor's, so they are stated once.
+
+    Examples
+    --------
+    >>> from acme_dask.executor import SLURM_OPTIONS, SlurmExecutor
+    >>> from acme_dask.plugin import check_partition, slurm_executor_spec
+    >>> spec = slurm_executor_spec("slurm-x", SlurmExecutor, "SLURM at site X",
+    ...                            SLURM_OPTIONS, check_partition)
+    >>> spec.name, "timeout" in spec.capabilities
+    ('slurm-x', True)
+    """
+    return ExecutorSpec(
+        name=name, factory=factory, description=description, needs_pickle=True,
+        parameters=("partition", "n_workers", "mem_per_worker", "setup_timeout",
+                    "setup_interactive", "stop_client"),
+        options=options,
+        capabilities=frozenset({"processes", "kill-worker", "cancel", "slurm", "timeout"}),
+        check=check)
 
 
 @hookimpl
@@ -52,7 +70,7 @@ def acme_core_claim_auto() -> AutoClaim | None:
     """
     if "distributed" not in sys.modules:
         return None
-    from .setup import running_client
+    from .clients import running_client
 
     client = running_client()
     if client is None:
@@ -76,7 +94,7 @@ def check_partition(settings: ExecutorSettings) -> None:
     Traceback (most recent call last):
     ValueError: Invalid partition selection NOPE, available SLURM partitions are '8GBXS', ...
     """
-    from .setup import running_client
+    from .clients import running_client
     from .slurm import known_partitions
 
     partition = settings.partition

@@ -24,6 +24,7 @@ import concurrent.futures
 import logging
 import signal
 import threading
+import time
 import traceback
 from typing import Any
 
@@ -38,6 +39,7 @@ from acme_core.calls import (
     PickledProgram,
     load_program,
     run_batch,
+    set_call_record,
     worker_name,
 )
 
@@ -45,6 +47,55 @@ from acme_core.calls import (
 _ready: dict[str, CallProgram] = {}
 #: Programs that failed to load in this worker process: run id -> the failure's parts.
 _load_failures: dict[str, tuple[str, str, str]] = {}
+
+
+#: Name of the worker metric that carries the calls a worker runs to the scheduler.
+CALLS_METRIC = "acme-calls"
+
+
+class CallClock:
+    """Which call each thread of this worker runs, of which run, since when: the
+    :class:`~acme_core.calls.CallRecord` of dask workers. The worker's heartbeats carry it
+    to the scheduler (metric :data:`CALLS_METRIC`), where the parent reads it to stop a call
+    over its ``timeout``; no message of its own, no file.
+
+    Examples
+    --------
+    >>> from acme_dask.worker import CallClock
+    >>> clock = CallClock()
+    >>> clock.begin("run1"); clock.started(4)
+    >>> [(run, index) for run, index, seconds in clock.running()]
+    [('run1', 4)]
+    >>> clock.idle(); clock.running()
+    []
+    """
+
+    def __init__(self) -> None:
+        self._runs: dict[int, str] = {}
+        self._calls: dict[int, tuple[str, int, float]] = {}
+
+    def begin(self, run_id: str) -> None:
+        """This thread's next calls belong to run ``run_id``."""
+        self._runs[threading.get_ident()] = run_id
+
+    def started(self, index: int) -> None:
+        thread = threading.get_ident()
+        self._calls[thread] = (self._runs.get(thread, ""), index, time.monotonic())
+
+    def idle(self) -> None:
+        self._calls.pop(threading.get_ident(), None)
+
+    def running(self) -> list[tuple[str, int, float]]:
+        """``(run id, call, seconds it has run)`` of every call running now."""
+        now = time.monotonic()
+        return [(run, index, now - start) for run, index, start in list(self._calls.values())]
+
+
+_clock = CallClock()
+
+
+def _calls_metric(worker: Any) -> list[tuple[str, int, float]]:
+    return _clock.running()
 
 
 def plugin_name(run_id: str) -> str:
@@ -89,6 +140,8 @@ class ProgramPlugin(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         _load(self.ref)
+        set_call_record(_clock)
+        worker.metrics[CALLS_METRIC] = _calls_metric
 
     def teardown(self, worker: Any) -> None:
         _ready.pop(self.ref.run_id, None)
@@ -141,6 +194,7 @@ def run_dask_batch(run_id: str, batch: CallBatch) -> BatchOutcome:
     """
     program = _loaded(run_id)
     if isinstance(program, CallProgram):
+        _clock.begin(run_id)
         return run_batch(program, batch)
     exc_type, message, text = program
     where = worker_name()
@@ -149,6 +203,37 @@ def run_dask_batch(run_id: str, batch: CallBatch) -> BatchOutcome:
                 for i in batch.indices}
     n = len(batch.indices)
     return BatchOutcome(batch.indices, [None] * n, [0.0] * n, failures, where, batch.attempt)
+
+
+def exit_now() -> None:
+    """End this worker process at once (run by the parent through ``client.run`` on a
+    worker whose call it stops and that has no nanny to kill it).
+
+    Examples
+    --------
+    >>> from acme_dask.worker import exit_now
+    >>> client.run(exit_now, workers=[address], wait=False)        # doctest: +SKIP
+    """
+    import os
+
+    os._exit(1)
+
+
+def kill_worker_process(dask_worker: Any = None) -> int | None:
+    """Run on a nanny: SIGKILL its worker process (also when that process is stopped or
+    hangs, when nothing inside it can run); the nanny starts a new one. Returns its pid.
+
+    Examples
+    --------
+    >>> from acme_dask.worker import kill_worker_process
+    >>> client.run(kill_worker_process, workers=[address], nanny=True)   # doctest: +SKIP
+    """
+    import os
+
+    pid = getattr(dask_worker, "pid", None)
+    if pid:
+        os.kill(pid, signal.SIGKILL)
+    return pid
 
 
 def dask_setup(worker: Any) -> None:

@@ -15,6 +15,8 @@ import shutil
 import tempfile
 import threading
 
+from acme_core.stale import remove_legacy_program_files
+
 log = logging.getLogger("acme_joblib")
 
 PREFIX = "acme_joblib_"
@@ -42,7 +44,8 @@ def _remove(folder: str) -> None:
 
 
 def remove_stale(base: str) -> list[str]:
-    """Remove the folders in ``base`` whose owner process is gone; return their paths.
+    """Remove the folders in ``base`` whose owner process is gone, and program files of
+    the old layout (:func:`acme_core.stale.remove_legacy_program_files`); return their paths.
 
     Examples
     --------
@@ -53,7 +56,7 @@ def remove_stale(base: str) -> list[str]:
     >>> remove_stale(base)
     []
     """
-    removed = []
+    removed = remove_legacy_program_files(base)
     for name in os.listdir(base):
         if not name.startswith(PREFIX):
             continue

@@ -32,8 +32,9 @@ a bigger request or a final failure of that kind; the calls it had not started g
 to be run, never counted as failures. A function that raised comes back as ``error``
 through its outcome, and the run loop retries it as ``retries=`` says.
 
-Surviving the caller: the arrays are plain SLURM jobs, so killing the parent leaves them
-running. A new ParallelMap on the same ``output_dir`` finds the state folder, takes the
+Surviving the caller: the arrays are plain SLURM jobs. By default (``on_interrupt=
+"cancel"``) a reaper process (:mod:`acme_core.reaper`) cancels them when the parent dies,
+whatever killed it; with ``on_interrupt="detach"`` they keep running. A new ParallelMap on the same ``output_dir`` finds the state folder, takes the
 results of tasks that finished since, waits for the calls live tasks still hold, and
 submits only the rest. Ctrl-C cancels the run's tasks, or with
 ``on_interrupt="detach"`` leaves them running for such a re-run.
@@ -46,7 +47,6 @@ import math
 import os
 import shutil
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -54,6 +54,8 @@ from typing import Any
 
 from acme_core.calls import BatchOutcome, CallBatch, Failure
 from acme_core.executor import Executor, ExecutorSettings, RunContext
+from acme_core.reaper import Reaper
+from acme_core.stale import owned_directory
 
 from . import layout, slurmctl
 from .escalation import LOST, EscalationPolicy, Limits, Request, TaskEnd, classify
@@ -129,9 +131,8 @@ class ArrayExecutor(Executor):
         self._slots = self.opts.slots(self._partition(self._base.partition))
         self._private = run.output_dir is None
         if run.output_dir is None:
-            os.makedirs(self.opts.work_dir, exist_ok=True)
-            self.state = tempfile.mkdtemp(prefix=f"run_{self._run_id[:8]}_",
-                                          dir=self.opts.work_dir)
+            # with its owner's pid: the folder of a killed run goes at the next start
+            self.state = owned_directory(self.opts.work_dir, "run_")
         else:
             self.state = os.path.join(run.output_dir, layout.STATE_DIR_NAME)
         for sub in ("programs", "logs"):
@@ -161,6 +162,9 @@ class ArrayExecutor(Executor):
         self._groups = 0
         self._interrupted = False
         self._started = True
+        # cancels the run's arrays should this process die (SIGKILL, the OOM killer), unless
+        # they are meant to outlive it (on_interrupt="detach")
+        self._reaper = Reaper() if self.opts.on_interrupt == "cancel" else None
         self._reattach()
 
     def _partition(self, name: str) -> slurmctl.Partition:
@@ -192,6 +196,9 @@ class ArrayExecutor(Executor):
                 live += 1
                 self._chunks.append(chunk)
                 self._held.update((i, chunk) for i in chunk.indices if i not in chunk.covered)
+        if self._reaper is not None:   # adopted: this process cancels them should it die
+            for array in self._live_arrays():
+                self._reaper.add(["scancel"], array)
         held = len(self._held)
         log.info(f"slurm-array: re-attached to {self.state}: {len(self._available)} results "
                  f"of earlier tasks, {live} tasks still queued or running ({held} calls)")
@@ -315,7 +322,8 @@ class ArrayExecutor(Executor):
                                 CallBatch(self._run_id, indices, split, self._pickled, attempt))
         meta = {"program": self._program, "run_id": self._run_id,
                 "sys_path": self._run.sys_path, "minutes": request.minutes,
-                "call_seconds": mean, "request": request, "chunks": pieces, "arrays": []}
+                "call_seconds": mean, "request": request, "chunks": pieces, "arrays": [],
+                "timeout": self.settings.timeout}
         chunks = [Chunk(group, n, idx, request, self._run_id) for n, idx in enumerate(pieces)]
         for chunk in chunks:
             self._held.update((i, chunk) for i in chunk.indices)
@@ -341,6 +349,8 @@ class ArrayExecutor(Executor):
                 f"--output={os.path.join(self.state, 'logs', '%A_%a.out')}",
                 "--open-mode=append", *request.sbatch_args(), *self.opts.job_extra]
         job = slurmctl.sbatch(args, self._script, [self.state, group, str(offset)])
+        if self._reaper is not None:
+            self._reaper.add(["scancel"], job)
         with open(os.path.join(self.state, "submissions.log"), "a") as fh:
             fh.write(f"{job} {group} offset={offset} tasks={count} {' '.join(args)}\n")
         log.info(f"slurm-array: submitted array {job} ({count} tasks, {group}, "
@@ -593,6 +603,8 @@ class ArrayExecutor(Executor):
         if not self._started:
             return
         self._started = False
+        if self._reaper is not None:
+            self._reaper.close()
         detached = self._interrupted and self.opts.on_interrupt == "detach"
         if detached:
             return

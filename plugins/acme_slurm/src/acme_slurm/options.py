@@ -24,8 +24,9 @@ OPTIONS = {
                      "default 10)",
     "probe_wait": "seconds a pilot task may run without a result before its running time "
                   "counts as the call time (default 60)",
-    "on_interrupt": "Ctrl-C: 'cancel' the run's tasks (default) or 'detach' (leave them "
-                    "running; a re-run with the same output_dir collects them)",
+    "on_interrupt": "Ctrl-C, SIGTERM or the death of this process (SIGKILL, OOM): "
+                    "'cancel' the run's tasks (default) or 'detach' (leave them running; a "
+                    "re-run with the same output_dir collects them)",
     "job_name": "SLURM job name of the arrays (default 'acme-array')",
     "job_extra": "extra sbatch options, e.g. ['--account=lab']",
     "work_dir": "shared folder for the state of in-memory runs (default ~/.acme_slurm)",

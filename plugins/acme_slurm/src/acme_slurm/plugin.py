@@ -21,10 +21,10 @@ def acme_core_executors() -> list[ExecutorSpec]:
     return [ExecutorSpec(
         name="slurm-array",
         factory=ArrayExecutor,
-        description="SLURM job arrays: no scheduler, no open port; survives its caller, "
+        description="SLURM job arrays: no scheduler, no open port; can outlive its caller, "
                     "knows why a task died and asks for what it needs",
         needs_pickle=True,
         parameters=("partition", "n_workers", "mem_per_worker"),
         options=OPTIONS,
-        capabilities=frozenset({"processes", "kill-worker", "cancel", "slurm"}),
+        capabilities=frozenset({"processes", "kill-worker", "cancel", "slurm", "timeout"}),
     )]

@@ -24,7 +24,16 @@ import threading
 import time
 from typing import Any
 
-from acme_core.calls import BatchOutcome, CallBatch, ProgramFile, run_batch
+from acme_core.calls import (
+    TIMEOUT,
+    BatchOutcome,
+    CallBatch,
+    Failure,
+    ProgramFile,
+    run_batch,
+    set_call_record,
+    worker_name,
+)
 
 from . import layout
 
@@ -49,12 +58,27 @@ def rss_mb() -> tuple[float, float]:
     return now, peak
 
 
-class Heartbeat(threading.Thread):
-    """Writes ``heartbeat.json`` every ``HEARTBEAT_SECONDS`` until stopped."""
+class CallTimer:
+    """The call this task runs and since when (its :class:`~acme_core.calls.CallRecord`)."""
 
-    def __init__(self, path: str, done: list[int]) -> None:
+    def __init__(self) -> None:
+        self.current: tuple[int, float] | None = None
+
+    def started(self, index: int) -> None:
+        self.current = (index, time.monotonic())
+
+    def idle(self) -> None:
+        self.current = None
+
+
+class Heartbeat(threading.Thread):
+    """Writes ``heartbeat.json`` every ``HEARTBEAT_SECONDS`` until stopped, and calls
+    ``check`` after each beat."""
+
+    def __init__(self, path: str, done: list[int], check: Any = None) -> None:
         super().__init__(daemon=True, name="acme-slurm-heartbeat")
         self.path, self.done, self.stop = path, done, threading.Event()
+        self.check = check
 
     def beat(self) -> None:
         now, peak = rss_mb()
@@ -64,6 +88,8 @@ class Heartbeat(threading.Thread):
     def run(self) -> None:
         while not self.stop.wait(HEARTBEAT_SECONDS):
             self.beat()
+            if self.check is not None:
+                self.check()
 
 
 def merge(outcomes: list[BatchOutcome]) -> BatchOutcome:
@@ -111,6 +137,30 @@ class Task:
         self.sigterm = False
         self.seq = len(layout.group_parts(self.group_dir).get(chunk, []))
         self.counter = [0]
+        self.limit: float | None = self.meta.get("timeout")
+        self.timer = CallTimer()
+        self.buffer: list[BatchOutcome] = []
+
+    def check_limit(self) -> None:
+        """In the heartbeat thread: a call over ``timeout=`` fails with kind ``timeout``;
+        the outcomes not written yet and that failure are written, and the task ends at
+        once (its unstarted calls go back to the run, as after SIGTERM)."""
+        current = self.timer.current
+        if self.limit is None or current is None:
+            return
+        index, start = current
+        if time.monotonic() - start <= self.limit:
+            return
+        where = worker_name()
+        message = (f"the call ran longer than timeout={self.limit:g} s and its task "
+                   f"{where} was ended")
+        failure = Failure(index, TIMEOUT, "CallTimeout", message, "", where, self.batch.attempt)
+        self.write_part([*self.buffer, BatchOutcome((index,), [None], [0.0], {index: failure},
+                                                    where, self.batch.attempt)])
+        layout.write_json(os.path.join(self.folder, "end.json"),
+                          {"reason": "call-timeout", "ran": self.counter[0], "time": time.time()})
+        print(f"acme_slurm task: call {index} over timeout={self.limit:g} s", flush=True)
+        os._exit(0)
 
     def on_sigterm(self, signum: int, frame: Any) -> None:
         self.sigterm = True
@@ -139,10 +189,12 @@ class Task:
         skip = already_done(self.group_dir, self.chunk)
         todo = [p for p, i in enumerate(self.batch.indices) if i not in skip]
         self.write_start()
-        beat = Heartbeat(os.path.join(self.folder, "heartbeat.json"), self.counter)
+        set_call_record(self.timer)
+        beat = Heartbeat(os.path.join(self.folder, "heartbeat.json"), self.counter,
+                         self.check_limit)
         beat.beat()
         beat.start()
-        buffer: list[BatchOutcome] = []
+        buffer = self.buffer
         last_write, step, reason, ran = time.monotonic(), 1, "done", 0
         while todo:
             why = self.stop_reason(started=ran > 0)
@@ -159,7 +211,8 @@ class Task:
             step = max(1, min(10000, int(STEP_SECONDS / max(took, 1e-6))))
             if time.monotonic() - last_write >= PART_SECONDS:
                 self.write_part(buffer)
-                buffer, last_write = [], time.monotonic()
+                buffer.clear()
+                last_write = time.monotonic()
         if buffer:
             self.write_part(buffer)
         beat.stop.set()

@@ -11,11 +11,13 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from acme_dask.plugin import slurm_executor_spec
+
 from acme_core import AutoClaim, ExecutorSpec, hookimpl
 
 from .site import Site, site_cluster_setup
 
-#: ESI's presets (ACME 2026.6, inventory §8.1 and §8.3).
+#: ESI's presets (ACME 2026.6: its ``esi_cluster_setup`` defaults and partitions).
 ESI = Site(
     name="ESI",
     backend="slurm-esi",
@@ -116,18 +118,10 @@ def acme_core_executors() -> list[ExecutorSpec]:
     """
     from .executor import SITE_OPTIONS, check_site_partition, site_executor
 
-    return [ExecutorSpec(
-        name=ESI.backend,
-        factory=functools.partial(site_executor, site=ESI),
-        description="dask workers as SLURM jobs on the ESI HPC cluster (ACME's presets, "
-                    "partition='auto' from measured memory)",
-        needs_pickle=True,
-        parameters=("partition", "n_workers", "mem_per_worker", "setup_timeout",
-                    "setup_interactive", "stop_client"),
-        options=SITE_OPTIONS,
-        capabilities=frozenset({"processes", "kill-worker", "cancel", "slurm"}),
-        check=functools.partial(check_site_partition, site=ESI),
-    )]
+    return [slurm_executor_spec(
+        ESI.backend, functools.partial(site_executor, site=ESI),
+        "dask workers as SLURM jobs on the ESI HPC cluster (ACME's presets, partition='auto' "
+        "from measured memory)", SITE_OPTIONS, functools.partial(check_site_partition, site=ESI))]
 
 
 @hookimpl

@@ -103,39 +103,11 @@ def measure_calls(program_bytes: bytes, calls: list[tuple[int, Any]], time_cap: 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     bar = _progress_bar(len(calls), label)
-    results: list[ProbeResult] = []
-    deadline = time.monotonic() + len(calls) * (time_cap + 15) + 60
-    current, started = None, time.monotonic()
     try:
         assert proc.stdin is not None
         proc.stdin.write(payload)
         proc.stdin.close()
-        while True:
-            if time.monotonic() > deadline:
-                raise TimeoutError("The memory probe did not finish in time.")
-            try:
-                line = lines.get(timeout=0.5)
-            except queue.Empty:
-                if bar is not None and current is not None:
-                    bar.set_postfix_str(f"call #{current}, {time.monotonic() - started:.0f}s")
-                continue
-            if line is None:
-                break
-            event = json.loads(line)
-            if event["event"] == "error":
-                raise RuntimeError(f"The memory probe could not load the run's function and "
-                                   f"arguments in a new process: {event['message']}")
-            if event["event"] == "start":
-                current, started = event["index"], time.monotonic()
-                if bar is not None:
-                    bar.set_description(f"Measuring memory of {label} call #{current}")
-                continue
-            result = ProbeResult(event["index"], event["maxrss_kib"] / 1024, event["seconds"],
-                                 event["status"])
-            results.append(result)
-            _report(result, len(results), len(calls), time_cap)
-            if bar is not None:
-                bar.update(1)
+        results = _follow(lines, bar, len(calls), time_cap, label)
         proc.wait(timeout=30)
         if len(results) != len(calls):
             raise RuntimeError(f"The memory probe ended after {len(results)} of {len(calls)} "
@@ -151,6 +123,40 @@ def measure_calls(program_bytes: bytes, calls: list[tuple[int, Any]], time_cap: 
         reader.join(5)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def _follow(lines: queue.SimpleQueue[bytes | None], bar: Any, n_calls: int, time_cap: float,
+            label: str) -> list[ProbeResult]:
+    """The probe's results from its event lines, until its output ends."""
+    results: list[ProbeResult] = []
+    deadline = time.monotonic() + n_calls * (time_cap + 15) + 60
+    current, started = None, time.monotonic()
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError("The memory probe did not finish in time.")
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            if bar is not None and current is not None:
+                bar.set_postfix_str(f"call #{current}, {time.monotonic() - started:.0f}s")
+            continue
+        if line is None:
+            return results
+        event = json.loads(line)
+        if event["event"] == "error":
+            raise RuntimeError(f"The memory probe could not load the run's function and "
+                               f"arguments in a new process: {event['message']}")
+        if event["event"] == "start":
+            current, started = event["index"], time.monotonic()
+            if bar is not None:
+                bar.set_description(f"Measuring memory of {label} call #{current}")
+            continue
+        result = ProbeResult(event["index"], event["maxrss_kib"] / 1024, event["seconds"],
+                             event["status"])
+        results.append(result)
+        _report(result, len(results), n_calls, time_cap)
+        if bar is not None:
+            bar.update(1)
 
 
 def _report(result: ProbeResult, k: int, n: int, time_cap: float) -> None:

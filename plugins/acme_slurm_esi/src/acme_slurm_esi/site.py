@@ -2,7 +2,7 @@
 
 Nothing here knows a site's names. A site module (``esi.py``) fills one :class:`Site` with
 its partitions' naming, its node test, its log folder and its defaults, and gets from this
-module ACME's site behaviour (inventory §8.3): partition checks, memory capping, cores
+module ACME's site behaviour (its ``esi_cluster_setup``): partition checks, memory capping, cores
 derived from the partition's memory per CPU, the architecture guard, the default
 ``--output=``, reuse of a running client, and ``partition="auto"`` from a memory estimate.
 """
@@ -313,48 +313,14 @@ def site_cluster_setup(site: Site, partition: str, n_workers: int | None = None,
     timeout = site.timeout if timeout is None else timeout
     interactive_wait = site.interactive_wait if interactive_wait is None else interactive_wait
     mem_cushion = site.mem_cushion if mem_cushion is None else mem_cushion
-    prefix = f"<{site.setup_name}>"
-
-    # a running client is used as it is (a client without workers is stopped first)
-    client = dask_setup.running_client()
-    if client is not None:
-        if dask_setup.count_online_workers(client) > 0:
-            log.info(f"Found existing parallel computing client {client}. Not starting new "
-                     f"cluster.")
-            return client if start_client else client.cluster
-        log.debug(f"No active workers detected in {client}")
-        dask_setup.cluster_cleanup(client)
-
-    ok, why = slurm_available()
-    if not ok:
-        host = socket.gethostname()
-        if interactive:
-            answer = dask_setup.user_input(
-                f"{prefix} SLURM does not seem to be installed on this machine ({host}). Do you "
-                f"want to start a local multi-processing computing client instead? [y/N]",
-                "yn", "n", interactive_wait)
-            start_local = answer == "y"
-        else:
-            start_local = True
-            log.warning(f"{prefix} SLURM is not available on {host} ({why}); starting a local "
-                        f"multi-processing computing client instead.")
-        if start_local:
-            return dask_setup.local_cluster_setup(interactive=False)
-        raise OSError(f"{prefix} Cannot access SLURM queuing system from node {host}: {why}")
-
+    found = _running_client_or_local(site, interactive, interactive_wait, start_client)
+    if found is not None:
+        return found
     processes_per_worker = kwargs.pop("processes_per_worker", 1)
     host_arch = platform.machine()
     partitions, _ = get_slurm_partitions()
     if partition == "auto":
-        estimate = estimate_from_marker(mem_per_worker)
-        if estimate is None:
-            raise OSError(f"{prefix} Cannot auto-select partition without first invoking memory "
-                          f"estimation in `ParallelMap`.")
-        log.info("Automatically selecting SLURM partition...")
-        partition, _mem = site.choose_partition(estimate * 1024 * HEADROOM, partitions, 1,
-                                                mem_cushion, host_arch)
-        log.info(f"Picked partition {partition} based on estimated memory consumption of "
-                 f"{estimate:g} GB")
+        partition = _auto_partition(site, mem_per_worker, partitions, mem_cushion, host_arch)
         mem_per_worker = "auto"
     else:
         site.check_partition(partition, partitions)
@@ -378,3 +344,52 @@ def site_cluster_setup(site: Site, partition: str, n_workers: int | None = None,
         interactive_wait=interactive_wait, start_client=start_client, job_extra=job_extra,
         avail_partitions=partitions, invalid_partitions=list(site.invalid_partitions),
         mem_cushion=mem_cushion, reuse=False, **kwargs)
+
+
+def _running_client_or_local(site: Site, interactive: bool, interactive_wait: float,
+                             start_client: bool) -> Any:
+    """A running client with workers (ACME: used as it is, or its cluster; one without
+    workers is stopped first), or without SLURM a local client (asked first when
+    ``interactive``); else None: start SLURM workers."""
+    prefix = f"<{site.setup_name}>"
+    client = dask_setup.running_client()
+    if client is not None:
+        if dask_setup.count_online_workers(client) > 0:
+            log.info(f"Found existing parallel computing client {client}. Not starting new "
+                     f"cluster.")
+            return client if start_client else client.cluster
+        log.debug(f"No active workers detected in {client}")
+        dask_setup.cluster_cleanup(client)
+    ok, why = slurm_available()
+    if ok:
+        return None
+    host = socket.gethostname()
+    if interactive:
+        answer = dask_setup.user_input(
+            f"{prefix} SLURM does not seem to be installed on this machine ({host}). Do you "
+            f"want to start a local multi-processing computing client instead? [y/N]",
+            "yn", "n", interactive_wait)
+        start_local = answer == "y"
+    else:
+        start_local = True
+        log.warning(f"{prefix} SLURM is not available on {host} ({why}); starting a local "
+                    f"multi-processing computing client instead.")
+    if start_local:
+        return dask_setup.local_cluster_setup(interactive=False)
+    raise OSError(f"{prefix} Cannot access SLURM queuing system from node {host}: {why}")
+
+
+def _auto_partition(site: Site, mem_per_worker: Any, partitions: list[str], mem_cushion: int,
+                    host_arch: str) -> str:
+    """``partition="auto"``: the smallest partition that holds the memory estimate ParallelMap
+    passed as ``mem_per_worker="estimate_memuse:<GB>"`` plus the headroom."""
+    estimate = estimate_from_marker(mem_per_worker)
+    if estimate is None:
+        raise OSError(f"<{site.setup_name}> Cannot auto-select partition without first invoking "
+                      f"memory estimation in `ParallelMap`.")
+    log.info("Automatically selecting SLURM partition...")
+    partition, _mem = site.choose_partition(estimate * 1024 * HEADROOM, partitions, 1,
+                                            mem_cushion, host_arch)
+    log.info(f"Picked partition {partition} based on estimated memory consumption of "
+             f"{estimate:g} GB")
+    return partition
