@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..calls import CallOutcome
+from ..calls import BatchOutcome, CallOutcome
 from ..result_paths import ResultPaths, result_paths
 from .atomic import atomic_write, remove, remove_temporaries
 from .base import Storage, StorageSettings, StoredResults
@@ -168,6 +168,13 @@ class HDF5FileStorage(Storage):
         self._stored[outcome.index] = True
         if not outcome.value.endswith(".h5"):  # the writer pickled it instead
             self._other[outcome.index] = outcome.value
+
+    def collect_batch(self, batch: BatchOutcome) -> None:
+        """:meth:`collect` for every call of a batch without failures."""
+        self._stored[list(batch.indices)] = True
+        for index, path in zip(batch.indices, batch.values, strict=True):
+            if not path.endswith(".h5"):
+                self._other[index] = path
 
     @classmethod
     def load(cls, settings: StorageSettings) -> StoredResults:

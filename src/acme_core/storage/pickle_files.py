@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..calls import CallOutcome
+from ..calls import BatchOutcome, CallOutcome
 from ..result_paths import ResultPaths, result_paths
 from .atomic import atomic_write, remove_temporaries
 from .base import Storage, StorageSettings, StoredResults
@@ -91,6 +91,9 @@ class PickleStorage(Storage):
 
     def collect(self, outcome: CallOutcome) -> None:
         """Nothing to do: the file is written where the call ran."""
+
+    def collect_batch(self, batch: BatchOutcome) -> None:
+        """Nothing to do for a whole batch either."""
 
     def damaged(self, indices: Iterable[int]) -> set[int]:
         """Calls of ``indices`` whose pickle is missing or truncated (:func:`pickle_complete`).
