@@ -94,7 +94,7 @@ def _crash_run(n_runs: int) -> list[tuple[list[int], str]]:
     return seen
 
 
-@default_and_soak("runs", 2, 100)
+@default_and_soak("runs", 2, 100, soak_timeout=3600)  # 100 runs took 25 min under load
 def test_a_segfaulting_call_costs_only_itself(runs):
     outcomes = _crash_run(runs)
     assert [failed for failed, _ in outcomes] == [[17]] * runs

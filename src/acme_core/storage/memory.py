@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..calls import CallOutcome, ResultWriter
+from ..calls import BatchOutcome, CallOutcome, ResultWriter
 from .base import Discard, KeepValue, Storage, StorageSettings
 from .stacking import Stacking
 
@@ -55,6 +55,16 @@ class MemoryStorage(Storage):
             self._values[outcome.index] = outcome.value
         else:
             self._slot(outcome.index, outcome.value)
+
+    def collect_batch(self, batch: BatchOutcome) -> None:
+        """Every call of a batch without failures at once (the run loop's fast path)."""
+        if self.settings.result_shape is not None:
+            for outcome in batch.outcomes():
+                self._slot(outcome.index, outcome.value)
+            return
+        values = self._values
+        for index, value in zip(batch.indices, batch.values, strict=True):
+            values[index] = value
 
     def finish(self) -> Any:
         if self.settings.pass_task_id:

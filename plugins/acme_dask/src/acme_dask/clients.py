@@ -21,6 +21,7 @@ log = logging.getLogger("acme_dask")
 #: clusters) alive for the next ParallelMap, since distributed only holds them weakly.
 _kept: dict[int, Any] = {}
 
+
 def running_client() -> Any:
     """The dask client this process already has (the default client), or None.
 
