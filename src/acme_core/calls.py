@@ -309,6 +309,9 @@ def split_values_of(program: CallProgram, batch: CallBatch) -> Iterable[tuple[An
     [(6,)]
     >>> list(split_values_of(prog, CallBatch("r1", (0, 2))))
     [(5,), (7,)]
+    >>> list(split_values_of(CallProgram("r1", abs, (), (), None, split=()),
+    ...                      CallBatch("r1", (0, 1))))
+    [(), ()]
     """
     if batch.split is not None:
         return (pickle.loads(blob) for blob in batch.split) if batch.pickled else batch.split
@@ -316,6 +319,8 @@ def split_values_of(program: CallProgram, batch: CallBatch) -> Iterable[tuple[An
     indices = batch.indices
     if len(indices) == 1:
         return [program.split_values(indices[0])]
+    if not program.split:        # no split argument (n_inputs): each call gets ()
+        return [()] * len(indices)
     pick = itemgetter(*indices)  # one C-level pass per split argument
     return zip(*(pick(seq) for seq in program.split), strict=True)
 
