@@ -30,9 +30,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..calls import CallOutcome
+from ..records import CallOutcome, StorageSettings, StoredResults
 from .atomic import atomic_write, remove, remove_temporaries
-from .base import Storage, StorageSettings, StoredResults
+from .base import Storage
 from .links import link_all
 from .readback import pickle_complete, read_container, read_files
 from .stacking import Stacking, arrays_of

@@ -17,9 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..calls import CallOutcome
+from ..records import CallOutcome, StorageSettings, StoredResults
 from .atomic import atomic_write, remove_temporaries
-from .base import Storage, StorageSettings, StoredResults
+from .base import Storage
 from .readback import pickle_complete, read_files
 
 __all__ = ["PickleStorage", "PickleWriter", "pickle_complete"]
