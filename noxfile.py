@@ -113,7 +113,8 @@ def syncopy(session: nox.Session) -> None:
 def acme_tests(session: nox.Session) -> None:
     """ACME 2026.6.2's own test_pmap.py and test_dask.py (taken from its wheel, never
     installed) against acme-core through the ``acme`` compat package; prints pass/fail per
-    test. Extra arguments go to pytest."""
+    test. Extra arguments go to pytest. Not in CI: ACME's tests start a dask LocalCluster for
+    almost every ParallelMap (about 16 minutes on a busy 2-core machine)."""
     session.install(*PACKAGES, *COMPAT, "pytest>=8", "scipy", "psutil>=5.9", "ipython")
     session.run("pytest", "-q", "-p", "no:cacheprovider", "plugins/acme_compat")  # its doctests
     session.run("python", "tests/compat/run_acme_tests.py", ESI_ACME, *session.posargs)

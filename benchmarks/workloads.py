@@ -33,3 +33,25 @@ def write_one(i, folder):
     with h5py.File(os.path.join(folder, f"big_{i}.h5"), "w") as h5:
         h5.create_dataset("result_0", data=big(i))
     return None
+
+
+def write_one_durable(i, folder):
+    """:func:`write_one` with the guarantee ours gives: a temporary name, fsync, rename,
+    fsync of the folder (the file is complete or absent after a crash or a power loss)."""
+    import h5py
+
+    final = os.path.join(folder, f"big_{i}.h5")
+    tmp = os.path.join(folder, f".big_{i}.h5.{os.getpid()}.tmp")
+    with h5py.File(tmp, "w") as h5:
+        h5.create_dataset("result_0", data=big(i))
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, final)
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -94,7 +94,7 @@ def _crash_run(n_runs: int) -> list[tuple[list[int], str]]:
     return seen
 
 
-@default_and_soak("runs", 2, 100)
+@default_and_soak("runs", 2, 100, soak_timeout=3600)  # 100 runs took 25 min under load
 def test_a_segfaulting_call_costs_only_itself(runs):
     outcomes = _crash_run(runs)
     assert [failed for failed, _ in outcomes] == [[17]] * runs
@@ -291,14 +291,19 @@ def test_the_slurm_setup_bar_counts_down_seconds(monkeypatch):
 def test_a_call_over_its_time_limit_fails_alone_on_dask(tmp_path):
     """timeout=: the worker running call 3 (which never returns) is killed by its nanny and
     the call fails with kind "timeout"; its neighbours, in its batch too, finish."""
+    from acme_dask import cluster_cleanup
+
     from tests.helpers.fault_runs import process_gone, run_with_a_hung_call
     from tests.helpers.waiting import wait_for
 
     markers = tmp_path / "m"
     markers.mkdir()
-    run_with_a_hung_call(markers, within=90, backend="dask")
-    hung = [int(n.split("_")[1]) for n in os.listdir(markers) if n.startswith("3_")]
-    assert len(hung) == 1 and wait_for(lambda: process_gone(hung[0]), 30)   # its worker was killed
+    try:   # the cluster stays after the run: its worker was killed, not the cluster stopped
+        run_with_a_hung_call(markers, within=90, backend="dask", stop_client=False)
+        hung = [int(n.split("_")[1]) for n in os.listdir(markers) if n.startswith("3_")]
+        assert len(hung) == 1 and wait_for(lambda: process_gone(hung[0]), 30)
+    finally:
+        cluster_cleanup()
 
 
 def test_a_stopped_dask_worker_is_killed_and_its_calls_run_elsewhere(tmp_path):

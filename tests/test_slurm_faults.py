@@ -25,7 +25,7 @@ import pytest
 from acme_dask import cluster_cleanup, slurm_cluster_setup
 from acme_dask.setup import running_client
 
-from acme_core import ParallelMap
+from acme_core import ParallelComputationError, ParallelMap
 from acme_core.testing import BackendConformance
 from tests.helpers.funcs import slurm_job_of
 from tests.helpers.slurm_fault_funcs import hog_once, started_nap
@@ -243,22 +243,31 @@ class TestSlurm(BackendConformance):
 
 def test_a_call_over_its_time_limit_fails_alone_on_slurm(slurm, tmp_path):
     """timeout= on backend "slurm": the worker running call 3 (which never returns) is
-    killed by its nanny inside its SLURM job, the call fails with kind "timeout", every
-    other call finishes, and no job is left."""
+    killed by its nanny inside its SLURM job (while the jobs stay, with stop_client=False),
+    the call fails with kind "timeout", every other call finishes, and no job is left."""
     from tests.helpers.fault_funcs import hang_on
+    from tests.helpers.fault_runs import process_gone
+    from tests.helpers.waiting import wait_for
 
     name, markers = _name("timeout"), tmp_path / "markers"
     markers.mkdir()
     pmap = ParallelMap(hang_on, list(range(8)), str(markers), write_worker_results=False,
                        backend="slurm", n_workers=2, timeout=5, setup_interactive=False,
+                       stop_client=False,
                        backend_options={"job_name": name, "log_directory": str(tmp_path)})
     start = time.monotonic()
-    with pytest.raises(Exception) as err:
-        pmap.compute()
-    print(f"run with a hung call: {time.monotonic() - start:.1f} s")
-    rows = list(err.value.failures)
-    assert [(r.index, r.kind, r.attempts) for r in rows] == [(3, "timeout", 1)], rows
-    assert "timeout=5 s" in rows[0].message
-    ran = [int(n.split("_")[0]) for n in os.listdir(markers)]
-    assert sorted(set(ran)) == list(range(8)) and ran.count(3) == 1
+    try:
+        with pytest.raises(ParallelComputationError) as err:
+            pmap.compute()
+        print(f"run with a hung call: {time.monotonic() - start:.1f} s")
+        rows = list(err.value.failures)
+        assert [(r.index, r.kind, r.attempts) for r in rows] == [(3, "timeout", 1)], rows
+        assert "timeout=5 s" in rows[0].message
+        ran = [int(n.split("_")[0]) for n in os.listdir(markers)]
+        assert sorted(set(ran)) == list(range(8)) and ran.count(3) == 1
+        (hung,) = [int(n.split("_")[1]) for n in os.listdir(markers) if n.startswith("3_")]
+        assert wait_for(lambda: process_gone(hung), 30)     # the jobs still run: it was killed
+        assert len(active_jobs(name)) == 2
+    finally:
+        cluster_cleanup()
     print(f"jobs gone {assert_gone(name):.1f} s after the run")

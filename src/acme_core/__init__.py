@@ -23,17 +23,18 @@ from .errors import (
     UnknownKeywordError,
     UnpicklableError,
 )
-from .hookspecs import hookimpl
 from .mainguard import MainGuardError
 from .records import AutoClaim, ExecutorSpec, StorageSpec
 
 if TYPE_CHECKING:  # imported on first use: worker processes only need acme_core.calls
+    from .hookspecs import hookimpl
     from .parallel_map import ParallelMap
     from .reading import load
     from .replays import replay
     from .seeding import rng
 
-_LAZY = {"ParallelMap": "parallel_map", "load": "reading", "replay": "replays", "rng": "seeding"}
+_LAZY = {"ParallelMap": "parallel_map", "load": "reading", "replay": "replays", "rng": "seeding",
+         "hookimpl": "hookspecs"}  # hookspecs imports pluggy, which workers never need
 
 
 def __getattr__(name: str) -> Any:

@@ -432,6 +432,28 @@ def _warn_about(bound: list[BoundArgument], name: str, max_arg_size_mb: float) -
 
 
 _SCALARS = frozenset({int, float, bool, complex, str, bytes, type(None)})
+#: ``sys.getsizeof`` of 0, of a one-digit int and of each further 30-bit digit
+_INT_ZERO, _INT_ONE = sys.getsizeof(0), sys.getsizeof(1)
+_INT_DIGIT = sys.getsizeof(2**30) - _INT_ONE
+
+
+def _flat_size(items: list[Any] | tuple[Any, ...]) -> int:
+    """``sum(map(sys.getsizeof, items))`` for a flat sequence of scalars, counted by NumPy
+    for plain floats and ints (a million of them in milliseconds, not a second)."""
+    kinds = set(map(type, items))
+    if kinds == {float}:
+        return len(items) * sys.getsizeof(0.0)
+    if kinds == {int}:
+        try:
+            values = np.fromiter(items, dtype=np.int64, count=len(items))
+        except OverflowError:
+            values = None
+        if values is not None and values.min() > np.iinfo(np.int64).min:
+            size = np.abs(values)
+            digits = (size >= 1).astype(np.int64) + (size >= 2**30) + (size >= 2**60)
+            return int(np.sum(np.where(digits == 0, _INT_ZERO,
+                                       _INT_ONE + (digits - 1) * _INT_DIGIT)))
+    return sum(map(sys.getsizeof, items))
 
 
 def size_of(obj: Any) -> int:
@@ -464,8 +486,8 @@ def size_of(obj: Any) -> int:
             total += item.nbytes + sys.getsizeof(item, 0) * (item.base is not None)
             continue
         total += sys.getsizeof(item, 0)
-        if isinstance(item, (list, tuple)) and all(type(v) in _SCALARS for v in item):
-            total += sum(map(sys.getsizeof, item))  # flat sequences of scalars: no walk
+        if isinstance(item, (list, tuple)) and set(map(type, item)) <= _SCALARS:
+            total += _flat_size(item)  # flat sequences of scalars: no walk
             continue
         if isinstance(item, dict):
             stack.extend(item.keys())

@@ -19,8 +19,9 @@ import sys
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Protocol
 
 # The call records live with every other plugin-facing record; plugins import them from here.
@@ -113,11 +114,7 @@ class CallProgram:
              where: str = "") -> tuple[Any, Failure | None]:
         """Run call ``index`` and store its result: ``(receipt, None)`` or ``(None, failure)``."""
         try:
-            args, kwargs = self.arguments(index, split)
-            if self.around is None:
-                value = self.func(*args, **kwargs)
-            else:
-                value = self.around.run(self.func, index, args, kwargs)
+            value = self.caller()(index, split)
         except (Exception, SystemExit) as exc:  # sys.exit() in a call fails that call only
             return None, _failure(index, ERROR, exc, where, attempt)
         try:
@@ -127,6 +124,39 @@ class CallProgram:
             failure.message += disk_hint(exc, " ")
             return None, failure
 
+    def caller(self) -> Callable[[int, tuple[Any, ...]], Any]:
+        """``caller()(index, split)`` runs call ``index`` (without storing its result), in
+        the fastest form this program allows: the function called with the split values
+        as they are when they are its only, positional, arguments in order.
+
+        Examples
+        --------
+        >>> from acme_core.calls import CallProgram
+        >>> prog = CallProgram("r1", pow, (("pos", "x", 0), ("pos", "y", -1)), (2,), None)
+        >>> prog.caller()(0, (3,))
+        9
+        """
+        func, around = self.func, self.around
+        plain = [(kind, source) for kind, _, source in self.slots] == [
+            ("pos", k) for k in range(len(self.slots))]
+        if around is None and plain and not self.pass_task_id:
+            return lambda index, split: func(*split)
+        if around is None:
+            def run(index: int, split: tuple[Any, ...]) -> Any:
+                args, kwargs = self.arguments(index, split)
+                return func(*args, **kwargs)
+            return run
+
+        def run_around(index: int, split: tuple[Any, ...]) -> Any:
+            args, kwargs = self.arguments(index, split)
+            return around.run(func, index, args, kwargs)
+        return run_around
+
+    def writer_call(self) -> Callable[[int, Any], Any] | None:
+        """The writer's ``write``, or None when it sends values back unchanged (nothing
+        to call per call)."""
+        write = self.writer.write
+        return None if getattr(self.writer, "keeps_values", False) else write
 
     def end_batch(self, indices: tuple[int, ...], values: list[Any],
                   failures: dict[int, Failure], where: str = "", attempt: int = 1) -> None:
@@ -223,24 +253,6 @@ def load_program(ref: ProgramRef) -> CallProgram:
     return program
 
 
-def split_values_of(program: CallProgram, batch: CallBatch) -> Iterable[tuple[Any, ...]]:
-    """Each call's split values, in batch order: from the program's own copy, or unpickled
-    from (or as carried by) the batch.
-
-    Examples
-    --------
-    >>> from acme_core.calls import CallBatch, CallProgram, split_values_of
-    >>> prog = CallProgram("r1", pow, (("pos", "x", 0),), (), None, split=([5, 6],))
-    >>> list(split_values_of(prog, CallBatch("r1", (1,))))
-    [(6,)]
-    """
-    if batch.split is None:
-        return (program.split_values(i) for i in batch.indices)
-    if batch.pickled:
-        return (pickle.loads(blob) for blob in batch.split)
-    return batch.split
-
-
 def run_batch(ref: ProgramRef, batch: CallBatch) -> BatchOutcome:
     """Run every call of ``batch``; what an executor calls on its worker.
 
@@ -269,34 +281,79 @@ def run_batch(ref: ProgramRef, batch: CallBatch) -> BatchOutcome:
     """
     program = load_program(ref)
     where, attempt = worker_name(), batch.attempt
-    values: list[Any] = []
-    durations: list[float] = []
-    failures: dict[int, Failure] = {}
-    splits = split_values_of(program, batch)
-    clock, record = time.perf_counter, _record
     # a re-run (its worker died under it before) prints no second crash dump: the first
     # one said where the call crashed
     quiet = attempt > 1 and faulthandler.is_enabled()
     if quiet:
         faulthandler.disable()
-    started = time.time()
     try:
-        for index, split in zip(batch.indices, splits, strict=True):
-            if record is not None:
-                record.started(index)
-            start = clock()
-            value, failure = program.call(index, split, attempt, where)
-            durations.append(clock() - start)
-            values.append(value)
-            if failure is not None:
-                failures[index] = failure
+        values, durations, failures, started = _run_calls(program, batch, where)
         program.end_batch(batch.indices, values, failures, where, attempt)
     finally:
-        if record is not None:
-            record.idle()
+        if _record is not None:
+            _record.idle()
         if quiet:
             faulthandler.enable()
     return BatchOutcome(batch.indices, values, durations, failures, where, attempt, started)
+
+
+def split_values_of(program: CallProgram, batch: CallBatch) -> Iterable[tuple[Any, ...]]:
+    """Each call's split values, in batch order: from the program's own copy, or unpickled
+    from (or as carried by) the batch.
+
+    Examples
+    --------
+    >>> from acme_core.calls import CallBatch, CallProgram, split_values_of
+    >>> prog = CallProgram("r1", pow, (("pos", "x", 0),), (), None, split=([5, 6, 7],))
+    >>> list(split_values_of(prog, CallBatch("r1", (1,))))
+    [(6,)]
+    >>> list(split_values_of(prog, CallBatch("r1", (0, 2))))
+    [(5,), (7,)]
+    """
+    if batch.split is not None:
+        return (pickle.loads(blob) for blob in batch.split) if batch.pickled else batch.split
+    assert program.split is not None
+    indices = batch.indices
+    if len(indices) == 1:
+        return [program.split_values(indices[0])]
+    pick = itemgetter(*indices)  # one C-level pass per split argument
+    return zip(*(pick(seq) for seq in program.split), strict=True)
+
+
+def _run_calls(program: CallProgram, batch: CallBatch,
+               where: str) -> tuple[list[Any], list[float], dict[int, Failure], float]:
+    """The per-call loop: a value (or receipt) per call, its duration, the failures.
+
+    Per call it does only what the call needs: its arguments, the function, the writer
+    (skipped when it keeps the value as it is), one clock reading and the call record;
+    durations are the differences of consecutive clock readings."""
+    call, write = program.caller(), program.writer_call()
+    attempt, record, clock = batch.attempt, _record, time.perf_counter
+    values: list[Any] = []
+    stamps: list[float] = []
+    failures: dict[int, Failure] = {}
+    append, stamp = values.append, stamps.append
+    started, first = time.time(), clock()
+    for index, split in zip(batch.indices, split_values_of(program, batch), strict=True):
+        if record is not None:
+            record.started(index)
+        try:
+            value = call(index, split)
+        except (Exception, SystemExit) as exc:  # sys.exit() in a call fails that call only
+            value = None
+            failures[index] = _failure(index, ERROR, exc, where, attempt)
+        else:
+            if write is not None:
+                try:
+                    value = write(index, value)
+                except Exception as exc:
+                    value = None
+                    failures[index] = failure = _failure(index, STORAGE, exc, where, attempt)
+                    failure.message += disk_hint(exc, " ")
+        append(value)
+        stamp(clock())
+    durations = [b - a for a, b in zip([first, *stamps[:-1]], stamps, strict=True)]
+    return values, durations, failures, started
 
 
 class CallRecord(Protocol):

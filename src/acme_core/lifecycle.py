@@ -40,6 +40,10 @@ class RunHooks:
         if self._run["started"]:
             self._hook.acme_core_run_started(run=self.info)
 
+    def listens(self, event: str) -> bool:
+        """True when some plugin listens to call ``event`` (``"finished"``, ...)."""
+        return bool(self._calls[event])
+
     def call(self, event: str, outcome: CallOutcome) -> None:
         """A call ``event`` (``"finished"``, ``"failed"``, ``"retried"``) happened."""
         if self._calls[event]:

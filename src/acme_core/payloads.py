@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from . import replays, reuse
@@ -93,8 +94,9 @@ class Payloads:
         if self.program.split is not None:
             return CallBatch(run_id, chosen, None, False, attempt)
         if self.call_blobs is not None:
-            return CallBatch(run_id, chosen, tuple(self.call_blobs[i] for i in chosen), True,
-                             attempt)
+            blobs = itemgetter(*chosen)(self.call_blobs) if len(chosen) > 1 else \
+                (self.call_blobs[chosen[0]],)  # itemgetter: one C-level pass per batch
+            return CallBatch(run_id, chosen, blobs, True, attempt)
         return CallBatch(run_id, chosen, tuple(self.plan.split_values(i) for i in chosen),
                          False, attempt)
 

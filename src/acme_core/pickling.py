@@ -8,6 +8,7 @@ the program bytes).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import io
 import pickle
@@ -16,6 +17,7 @@ import types
 from typing import Any
 
 import cloudpickle
+import numpy as np
 
 from .arguments import CallPlan
 from .calls import CallProgram
@@ -146,6 +148,19 @@ def _find_culprit(program: CallProgram, plan: CallPlan, backend: str,
     return _explain("The storage's result writer", program.writer, backend, exc)
 
 
+_PLAIN = frozenset({int, float, bool, complex, str, bytes, type(None)})
+
+
+def _plain_scalars(values: Any) -> bool:
+    """True for a range, a 1-D numeric array or a list/tuple of plain scalars: what plain
+    pickle ships as it is, element by element."""
+    if isinstance(values, range):
+        return True
+    if isinstance(values, np.ndarray):
+        return values.ndim == 1 and values.dtype.kind in "biufc"
+    return isinstance(values, (list, tuple)) and set(map(type, values)) <= _PLAIN
+
+
 def pickle_calls(plan: CallPlan, backend: str) -> list[bytes]:
     """Pickle every call's split-argument tuple once (what is sent for that call).
 
@@ -158,6 +173,10 @@ def pickle_calls(plan: CallPlan, backend: str) -> list[bytes]:
     >>> [pickle.loads(b) for b in pickle_calls(plan, "joblib")]
     [(1, 3), (2, 4)]
     """
+    sequences = [a.value for a in plan.split_arguments]
+    if all(map(_plain_scalars, sequences)):  # cannot fail: one C-level pass, no check
+        return list(map(functools.partial(pickle.dumps, protocol=5),
+                        zip(*sequences, strict=True)))
     blobs = []
     for index in range(plan.n_inputs):
         values = plan.split_values(index)

@@ -11,7 +11,6 @@ import contextlib
 import logging
 import math
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -21,6 +20,7 @@ from .calls import disk_hint
 from .errors import ResultShapeError
 from .executor import Executor
 from .manifest import ManifestWriter
+from .pending import InFlight, Pending
 from .records import (  # noqa: F401 - RunInfo and RunSummary re-exported
     ERROR,
     KILLED_WORKER,
@@ -134,12 +134,11 @@ class RunLoop:
         self.session, self.hooks, self.retries = session, hooks, retries
         self.manifest: ManifestWriter | None = session.writer
         self._unrecorded: list[int] = []  # done, not yet in the manifest
-        self.finished: list[CallOutcome] = []  # done since iterate() last yielded
+        #: done since iterate() last yielded: whole batches, or single outcomes
+        self.finished: list[BatchOutcome | CallOutcome] = []
         self.sizer = BatchSizer(executor.n_workers)
         self.summary = RunSummary(n_calls=payloads.n_calls)
-        self._batches: dict[int, int] = {}  # batch number -> its calls still out
-        self._batch_of: dict[int, int] = {}  # call index -> batch number
-        self._next_batch = 0
+        self._out = InFlight()  # the batches submitted and not yet back
         self._alone: set[int] = set()  # calls lost with a worker: they run in batches of one
         self._free_reruns: dict[int, int] = {}  # call -> re-runs after a neighbour broke it
         self._lost_notes: list[str] = []  # what the lost-call warning of this round says
@@ -151,21 +150,21 @@ class RunLoop:
             pass
         return self.summary
 
-    def iterate(self, indices: Sequence[int]) -> Iterator[list[CallOutcome]]:
+    def iterate(self, indices: Sequence[int]) -> Iterator[Iterable[CallOutcome]]:
         """:meth:`run` as a generator: yields the calls that finished (stored and recorded in
         the manifest) as they come; closing it early counts as Ctrl-C."""
         start = time.perf_counter()
-        todo: deque[tuple[int, int]] = deque((i, 1) for i in indices)
+        todo = Pending(indices)
         limit = 2 * max(1, self.executor.n_workers)
         terminate = interrupts.terminate_as_interrupt()
         try:
-            while todo or self._batches:
-                while todo and len(self._batches) < limit:
+            while todo or self._out:
+                while todo and len(self._out) < limit:
                     self._submit(todo)
                 self._receive(todo)
                 if self.finished:
                     finished, self.finished = self.finished, []
-                    yield finished
+                    yield _each_call(finished)
         except (KeyboardInterrupt, GeneratorExit) as exc:
             self.summary.interrupted = True
             if isinstance(exc, KeyboardInterrupt):
@@ -179,7 +178,7 @@ class RunLoop:
                 raise
         except _DiskFull as full:
             self.executor.cancel()
-            self._not_stored(set(self._batch_of) | {i for i, _ in todo}, full.error,
+            self._not_stored(self._out.calls() | set(todo), full.error,
                              "not run: the run stopped")
         finally:
             interrupts.restore(terminate)
@@ -188,28 +187,16 @@ class RunLoop:
                 self._record()
         return self.summary
 
-    def _submit(self, todo: deque[tuple[int, int]]) -> None:
-        index, attempt = todo.popleft()
-        chosen = [index]
-        size = 1 if index in self._alone else self.sizer.size(len(todo) + 1)
-        while len(chosen) < size and todo and todo[0][1] == attempt \
-                and todo[0][0] not in self._alone:
-            chosen.append(todo.popleft()[0])
-        key = self._next_batch
-        self._next_batch += 1
-        self._batches[key] = len(chosen)
-        self._batch_of.update(dict.fromkeys(chosen, key))
-        self.executor.submit(self.payloads.batch(chosen, attempt))
+    def _submit(self, todo: Pending) -> None:
+        chosen, attempt = todo.take(self.sizer.size(len(todo)), self._alone)
+        batch = self.payloads.batch(chosen, attempt)
+        self._out.add(batch.indices)
+        self.executor.submit(batch)
 
-    def _receive(self, todo: deque[tuple[int, int]]) -> None:
+    def _receive(self, todo: Pending) -> None:
         batches = self.executor.collect(timeout=1.0)
         for outcome in batches:
-            for index in outcome.indices:
-                key = self._batch_of.pop(index, None)
-                if key is not None:
-                    self._batches[key] -= 1
-                    if not self._batches[key]:
-                        del self._batches[key]
+            self._out.back(outcome.indices)
             self._route(outcome, todo)
         if self._lost_notes:
             log.warning("; ".join(self._lost_notes) + ".")
@@ -248,8 +235,10 @@ class RunLoop:
             if self.manifest is not None:
                 self.manifest.failed(failure, self.payloads.describe(index))
 
-    def _route(self, batch: BatchOutcome, todo: deque[tuple[int, int]]) -> None:
+    def _route(self, batch: BatchOutcome, todo: Pending) -> None:
         """Hand each successful call to the storage; retry or record each failed one."""
+        if not batch.failures and self._route_whole(batch):
+            return
         done: list[int] = []
         seconds = 0.0
         for outcome in batch.outcomes():
@@ -269,11 +258,31 @@ class RunLoop:
                 self.hooks.call("finished", outcome)
             else:
                 self._failed(outcome, todo)
+        self._count_done(done, seconds, batch)
+
+    def _route_whole(self, batch: BatchOutcome) -> bool:
+        """A batch without failures in one step, with no object per call, when the storage
+        collects whole batches (``collect_batch``) and no plugin listens to each call;
+        False when it cannot (the calls are then routed one by one)."""
+        collect = getattr(self.storage, "collect_batch", None)
+        if collect is None or self.hooks.listens("finished"):
+            return False
+        try:
+            collect(batch)
+        except Exception:  # noqa: BLE001 - one call's result does not fit: call by call
+            return False
+        self.session.seen_batch(batch)
+        self.finished.append(batch)
+        self._count_done(batch.indices, sum(batch.durations), batch)
+        return True
+
+    def _count_done(self, done: Sequence[int], seconds: float, batch: BatchOutcome) -> None:
         self.sizer.observe(seconds, len(done), size_of(batch.values[0]) if batch.values else 0)
         self.summary.n_done += len(done)
-        self._unrecorded += done
+        if self.manifest is not None:
+            self._unrecorded += done
 
-    def _failed(self, outcome: CallOutcome, todo: deque[tuple[int, int]]) -> None:
+    def _failed(self, outcome: CallOutcome, todo: Pending) -> None:
         failure = outcome.failure
         assert failure is not None
         if failure.kind == LOST_NEIGHBOUR:
@@ -281,7 +290,7 @@ class RunLoop:
                 return
         elif self._retry(outcome):
             self.summary.n_retried += 1
-            todo.append((outcome.index, outcome.attempt + 1))
+            todo.append(outcome.index, outcome.attempt + 1)
             self.hooks.call("retried", outcome)
             return
         if failure.kind in _LOST_KINDS:
@@ -296,7 +305,7 @@ class RunLoop:
         if failure.exc_type == ResultShapeError.__name__:
             raise ResultShapeError(failure.message)  # every further call would fail alike
 
-    def _rerun_free(self, outcome: CallOutcome, todo: deque[tuple[int, int]]) -> bool:
+    def _rerun_free(self, outcome: CallOutcome, todo: Pending) -> bool:
         """Re-run a call lost only beside the one that broke the pool, without charging it
         an attempt (up to ``MAX_NEIGHBOUR_RERUNS`` times, so a run always ends)."""
         reruns = self._free_reruns.get(outcome.index, 0) + 1
@@ -305,7 +314,7 @@ class RunLoop:
             outcome.failure.kind = LOST_WORKER
             return False
         self._free_reruns[outcome.index] = reruns
-        todo.append((outcome.index, outcome.attempt))
+        todo.append(outcome.index, outcome.attempt)
         return True
 
     def _retry(self, outcome: CallOutcome) -> bool:
@@ -328,6 +337,15 @@ class _DiskFull(Exception):
     def __init__(self, error: OSError) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def _each_call(finished: list[BatchOutcome | CallOutcome]) -> Iterator[CallOutcome]:
+    """Every call of ``finished``: a whole batch's outcome is expanded only when read."""
+    for item in finished:
+        if isinstance(item, BatchOutcome):
+            yield from item.outcomes()
+        else:
+            yield item
 
 
 def _lost_phrase(kind: str) -> str:

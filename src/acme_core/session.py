@@ -17,7 +17,7 @@ from typing import Any
 from .callkeys import ArgumentKeys
 from .logs import FILE_ONLY
 from .manifest import ManifestWriter, RunState, wall_clock
-from .records import CallOutcome
+from .records import BatchOutcome, CallOutcome
 from .rerun import Selection
 
 log = logging.getLogger("acme_core")
@@ -42,6 +42,7 @@ class Session:
     #: Per finished call: attempt, worker, duration, parent's wall clock, worker's start.
     _seen: dict[int, tuple[int, str, float, float, Any]] = field(default_factory=dict)
     _names: list[tuple[str, list[str]]] | None = None
+    _encoded: dict[str, str] = field(default_factory=dict)  # worker name -> its JSON
 
     @classmethod
     def after(cls, state: RunState | None, code: str, keys: ArgumentKeys | None,
@@ -67,6 +68,16 @@ class Session:
         """Note where and how a successful call ran (its manifest line is written later)."""
         self._seen[outcome.index] = (outcome.attempt, outcome.worker, outcome.duration,
                                      wall_clock(), getattr(outcome, "started", None))
+
+    def seen_batch(self, batch: BatchOutcome) -> None:
+        """:meth:`seen` for every call of a batch that has no failure (one clock reading)."""
+        if self.writer is None:
+            return
+        attempt, worker, end = batch.attempt, batch.worker, wall_clock()
+        starts = batch.starts() if batch.started else [None] * len(batch.indices)
+        self._seen.update(
+            (index, (attempt, worker, duration, end, started)) for index, duration, started
+            in zip(batch.indices, batch.durations, starts, strict=True))
 
     def provenance(self, index: int) -> dict[str, Any]:
         """The fields of call ``index``'s manifest line besides its state."""
@@ -94,10 +105,13 @@ class Session:
         seen = self._seen.pop(index, None)
         if seen is not None:
             attempt, worker, duration, end, started = seen
-            head += (f',"attempt":{attempt},"worker":{json.dumps(worker)},'
-                     f'"dur":{duration:.6f},"end":{end:.3f}')
-            if started is not None:
-                head += f',"start":{json.dumps(started)}'
+            encoded = self._encoded.get(worker)
+            if encoded is None:
+                encoded = self._encoded[worker] = json.dumps(worker)
+            head += f',"attempt":{attempt},"worker":{encoded},"dur":{duration:.6f},"end":{end:.3f}'
+            if started is not None:  # a float's JSON is its repr
+                head += f',"start":{started!r}' if type(started) is float else \
+                    f',"start":{json.dumps(started)}'
         return head + "}"
 
     def end(self, n_ran: int, n_done: int, n_failed: int, elapsed: float, workers: Any,

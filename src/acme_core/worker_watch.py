@@ -19,9 +19,10 @@ import threading
 import time
 from dataclasses import dataclass
 
-#: call index (-1: none), the call's start and the last heartbeat (both ``time.time()``)
-_LAYOUT = struct.Struct("<qdd")
-_INDEX, _START, _BEAT = struct.Struct("<q"), struct.Struct("<d"), struct.Struct("<d")
+#: call index (-1: none), the call's start and the last heartbeat (both ``time.time()``), in
+#: native byte order (the worker writes them through typed memory views)
+_LAYOUT = struct.Struct("=qdd")
+_BEAT = struct.Struct("=d")
 #: Seconds between two heartbeats (and two checks that the parent lives).
 BEAT_SECONDS = 0.5
 
@@ -74,16 +75,20 @@ class RecordFile:
         finally:
             os.close(fd)
         _LAYOUT.pack_into(self._map, 0, -1, 0.0, time.time())
+        # typed views of the map: one store each, about half the cost of pack_into, and
+        # this runs once per call
+        view = memoryview(self._map)
+        self._index, self._start = view[0:8].cast("q"), view[8:16].cast("d")
 
     def started(self, index: int) -> None:
         """Call ``index`` starts now (the start is written first, so a reader never pairs
         a new index with an old start)."""
-        _START.pack_into(self._map, 8, time.time())
-        _INDEX.pack_into(self._map, 0, index)
+        self._start[0] = time.time()
+        self._index[0] = index
 
     def idle(self) -> None:
         """No call is running."""
-        _INDEX.pack_into(self._map, 0, -1)
+        self._index[0] = -1
 
     def beat(self) -> None:
         """The worker is alive."""

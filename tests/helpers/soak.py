@@ -12,11 +12,12 @@ from __future__ import annotations
 import pytest
 
 
-def default_and_soak(names: str, default, soak):
+def default_and_soak(names: str, default, soak, soak_timeout: float | None = None):
     """Parametrize ``names`` with ``default`` (default suite) and ``soak`` (``-m soak``).
 
     ``names`` is one argument name or several, comma-separated; then ``default`` and
-    ``soak`` are tuples of as many values.
+    ``soak`` are tuples of as many values. ``soak_timeout`` (seconds) replaces the suite's
+    per-test timeout for the soak count only.
 
     >>> mark = default_and_soak("runs", 1, 10)
     >>> [p.values for p in mark.args[1]], [p.id for p in mark.args[1]]
@@ -33,7 +34,7 @@ def default_and_soak(names: str, default, soak):
         label = "-".join(f"{key}-{value}" for key, value in zip(keys, values, strict=True))
         return pytest.param(*values, id=label, marks=marks)
 
-    return pytest.mark.parametrize(names, [
-        param(default),
-        param(soak, marks=[pytest.mark.soak, pytest.mark.slow]),
-    ])
+    soak_marks = [pytest.mark.soak, pytest.mark.slow]
+    if soak_timeout is not None:
+        soak_marks.append(pytest.mark.timeout(soak_timeout))
+    return pytest.mark.parametrize(names, [param(default), param(soak, marks=soak_marks)])

@@ -7,6 +7,9 @@ A storage's life in one run::
     writer = storage.writer()          # shipped to workers inside the call program
     receipt = writer.write(i, value)   # worker: store call i's return value
     storage.collect(outcome)           # parent: once per finished call, as results stream in
+    storage.collect_batch(batch)       # parent, optional: instead, a whole batch without
+                                       # failures (no object per call); collecting a call
+                                       # twice must be the same as once
     storage.flush()                    # parent, optional: make what was collected durable
     storage.finish()                   # parent: compute()'s return value
     storage.damaged(done)              # parent, on resume: which recorded results are gone
@@ -127,6 +130,9 @@ class Discard:
 
 class KeepValue:
     """A writer that sends the value back to the parent."""
+
+    #: ``write`` returns its value unchanged, so workers need not call it per call.
+    keeps_values = True
 
     def write(self, index: int, value: Any) -> Any:
         return value

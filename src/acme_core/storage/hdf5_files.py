@@ -26,11 +26,14 @@ import logging
 import os
 import pickle
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..records import CallOutcome, StorageSettings, StoredResults
+import numpy as np
+
+from ..records import BatchOutcome, CallOutcome, StorageSettings, StoredResults
+from ..result_paths import ResultPaths, result_paths
 from .atomic import atomic_write, remove, remove_temporaries
 from .base import Storage
 from .links import link_all
@@ -119,7 +122,10 @@ class HDF5FileStorage(Storage):
         self.stacking = Stacking.of(settings.result_shape, settings.result_dtype)
         self.payload_dir = os.path.join(settings.output_dir, f"{name}_payload")
         self.results_container = os.path.join(settings.output_dir, f"{name}.h5")
-        self._receipts: list[str | None] = [None] * settings.n_calls
+        # which calls this run stored, and the paths of those not at their usual place
+        # (pickled): a byte per call, not a path string per call
+        self._stored = np.zeros(settings.n_calls, dtype=bool)
+        self._other: dict[int, str] = {}
 
     def prepare(self) -> None:
         os.makedirs(self.payload_dir, exist_ok=self.settings.resume)
@@ -159,7 +165,16 @@ class HDF5FileStorage(Storage):
         return HDF5FileWriter(self.payload_dir, self.settings.func_name, self.stacking)
 
     def collect(self, outcome: CallOutcome) -> None:
-        self._receipts[outcome.index] = outcome.value
+        self._stored[outcome.index] = True
+        if not outcome.value.endswith(".h5"):  # the writer pickled it instead
+            self._other[outcome.index] = outcome.value
+
+    def collect_batch(self, batch: BatchOutcome) -> None:
+        """:meth:`collect` for every call of a batch without failures."""
+        self._stored[list(batch.indices)] = True
+        for index, path in zip(batch.indices, batch.values, strict=True):
+            if not path.endswith(".h5"):
+                self._other[index] = path
 
     @classmethod
     def load(cls, settings: StorageSettings) -> StoredResults:
@@ -187,27 +202,37 @@ class HDF5FileStorage(Storage):
         """
         return {i for i in indices if not _complete(self._find(i))}
 
-    def finish(self) -> list[str]:
-        paths = [self._find(i) for i in range(self.settings.n_calls)]
-        pickled = [i for i, p in enumerate(paths) if p.endswith(".pickle")]
+    def finish(self) -> list[str] | ResultPaths:
+        other = dict(self._other)
+        for index in np.flatnonzero(~self._stored).tolist():  # resumed or failed calls
+            path = self._find(index)
+            if path != self._expected(index):
+                other[index] = path
+        paths = ResultPaths(self.payload_dir, self.settings.func_name, self.settings.n_calls,
+                            ".h5", other)
+        pickled = sorted(i for i, p in other.items() if p.endswith(".pickle"))
         if pickled:
             shown = ", ".join(map(str, pickled[:20])) + (" ..." if len(pickled) > 20 else "")
             log.warning(f"Could not write results of {len(pickled)} call(s) to HDF5 (calls "
                         f"{shown}); they have been pickled instead. Return values are most "
                         f"likely not suitable for storage in HDF5 containers.")
-            return self._move_up(paths)
+            return self._move_up(list(paths))
         if self.stacking is not None:
             self._rebuild_container(paths)
-        return paths
+        return result_paths(self.payload_dir, self.settings.func_name, self.settings.n_calls,
+                            ".h5", other)
+
+    def _expected(self, index: int) -> str:
+        return os.path.join(self.payload_dir, f"{self.settings.func_name}_{index}.h5")
 
     def _find(self, index: int) -> str:
-        """Call ``index``'s file: its receipt, else what an earlier (resumed) run left."""
-        receipt = self._receipts[index]
-        if receipt is not None:
-            return receipt
+        """Call ``index``'s file: where this run stored it, else what an earlier (resumed)
+        run left."""
+        expected = self._expected(index)
+        if self._stored[index]:
+            return self._other.get(index, expected)
         out, name = self.settings.output_dir, self.settings.func_name
         assert out is not None
-        expected = os.path.join(self.payload_dir, f"{name}_{index}.h5")
         for candidate in (expected, expected[:-3] + ".pickle",
                           os.path.join(out, f"{name}_{index}.h5"),
                           os.path.join(out, f"{name}_{index}.pickle")):
@@ -215,7 +240,7 @@ class HDF5FileStorage(Storage):
                 return candidate
         return expected
 
-    def _rebuild_container(self, paths: list[str]) -> None:
+    def _rebuild_container(self, paths: Sequence[str]) -> None:
         """Further return values (``result_1``...) as links ``comp_<i>/result_<k>`` (ACME
         detects them from the first call's file), and along an unlimited axis the calls'
         own shapes; the container is rewritten atomically."""

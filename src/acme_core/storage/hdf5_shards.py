@@ -48,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from ..records import CallOutcome, StorageSettings, StoredResults
+from ..records import BatchOutcome, CallOutcome, StorageSettings, StoredResults
 from . import rows
 from .atomic import atomic_write, remove, remove_temporaries
 from .readback import overlay_results
@@ -290,6 +290,11 @@ class HDF5ShardStorage(SegmentStorage):
     def collect(self, outcome: CallOutcome) -> None:
         """Note where the call is (the worker sealed its segment before it reported)."""
         self._record(outcome.index, outcome.value)
+
+    def collect_batch(self, batch: BatchOutcome) -> None:
+        """:meth:`collect` for every call of a batch without failures."""
+        for index, receipt in zip(batch.indices, batch.values, strict=True):
+            self._record(index, receipt)
 
     def _record(self, index: int, receipt: Receipt) -> None:
         file, names, shape = receipt

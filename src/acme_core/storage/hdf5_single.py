@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..records import CallOutcome, StorageSettings, StoredResults
+from ..records import BatchOutcome, CallOutcome, StorageSettings, StoredResults
 from . import rows
 from .atomic import atomic_write, remove, remove_temporaries
 from .readback import group_of, overlay_results, result_keys
@@ -144,6 +144,9 @@ class HDF5SingleStorage(SegmentStorage):
     # ---------------------------------------------------------------- running
     def collect(self, outcome: CallOutcome) -> None:
         """Nothing to do: the worker's segment holds the call (sealed before it reported)."""
+
+    def collect_batch(self, batch: BatchOutcome) -> None:
+        """Nothing to do for a whole batch either."""
 
     def damaged(self, indices: Iterable[int]) -> set[int]:
         """Calls of ``indices`` that neither the results file nor a segment holds.

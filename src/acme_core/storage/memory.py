@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ..calls import ResultWriter
-from ..records import CallOutcome, StorageSettings
+from ..records import BatchOutcome, CallOutcome, StorageSettings
 from .base import Discard, KeepValue, Storage
 from .stacking import Stacking
 
@@ -56,6 +56,16 @@ class MemoryStorage(Storage):
             self._values[outcome.index] = outcome.value
         else:
             self._slot(outcome.index, outcome.value)
+
+    def collect_batch(self, batch: BatchOutcome) -> None:
+        """Every call of a batch without failures at once (the run loop's fast path)."""
+        if self.settings.result_shape is not None:
+            for outcome in batch.outcomes():
+                self._slot(outcome.index, outcome.value)
+            return
+        values = self._values
+        for index, value in zip(batch.indices, batch.values, strict=True):
+            values[index] = value
 
     def finish(self) -> Any:
         if self.settings.pass_task_id:

@@ -17,7 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..records import CallOutcome, StorageSettings, StoredResults
+from ..records import BatchOutcome, CallOutcome, StorageSettings, StoredResults
+from ..result_paths import ResultPaths, result_paths
 from .atomic import atomic_write, remove_temporaries
 from .base import Storage
 from .readback import pickle_complete, read_files
@@ -91,6 +92,9 @@ class PickleStorage(Storage):
     def collect(self, outcome: CallOutcome) -> None:
         """Nothing to do: the file is written where the call ran."""
 
+    def collect_batch(self, batch: BatchOutcome) -> None:
+        """Nothing to do for a whole batch either."""
+
     def damaged(self, indices: Iterable[int]) -> set[int]:
         """Calls of ``indices`` whose pickle is missing or truncated (:func:`pickle_complete`).
 
@@ -105,8 +109,10 @@ class PickleStorage(Storage):
         """
         return {i for i in indices if not pickle_complete(self._path(i))}
 
-    def finish(self) -> list[str]:
-        return [self._path(i) for i in range(self.settings.n_calls)]
+    def finish(self) -> list[str] | ResultPaths:
+        assert self.settings.output_dir is not None
+        return result_paths(self.settings.output_dir, self.settings.func_name,
+                            self.settings.n_calls, ".pickle")
 
     @classmethod
     def load(cls, settings: StorageSettings) -> StoredResults:

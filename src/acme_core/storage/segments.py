@@ -283,17 +283,17 @@ class SegmentWriter:
         per_call = st is not None and (st.unlimited is not None or len(datasets) > 1)
         sig = None if per_call else rows.signature(datasets)
         with self._lock:
-            h5 = self._open()
+            self._begin()
             key = f"comp_{index}"
             try:
                 if index in self._groups:  # the call ran again in this batch (retry)
-                    del h5[key]
+                    del self._file()[key]
                     self._groups.discard(index)
                 self._rows.pop(index, None)
                 if sig is not None:
                     self._rows[index] = (sig, [np.array(a, copy=True) for _, a in datasets])
                 else:
-                    group = h5.create_group(key)
+                    group = self._file().create_group(key)
                     self._groups.add(index)
                     for name, data in datasets:
                         group.create_dataset(name, data=data)
@@ -337,7 +337,7 @@ class SegmentWriter:
         """
         with self._lock:
             self._batched = False
-            if self._h5 is None or self._pid != os.getpid():
+            if not self._name or self._pid != os.getpid():
                 return
             lost = set(self._indices)
             self._seal()
@@ -349,33 +349,42 @@ class SegmentWriter:
     def _final(self) -> str:
         return os.path.join(self.payload_dir, self._name)
 
-    def _open(self) -> Any:
-        import h5py
-
-        if self._pid != os.getpid():  # new process (or fork): its own segments
-            self._h5, self._indices, self._lost, self._batched = None, set(), {}, False
-            self._rows, self._groups = {}, set()
+    def _begin(self) -> None:
+        """Name the current segment (a new process, or a fork, starts its own)."""
+        if self._pid != os.getpid():
+            self._h5, self._name, self._indices, self._lost = None, "", set(), {}
+            self._rows, self._groups, self._batched = {}, set(), False
             self._pid, self._token, self._seq = os.getpid(), uuid.uuid4().hex[:8], 0
-        if self._h5 is None:
+        if not self._name:
             self._name = (f"{self.func_name}_segment_{host_name()}_{self._pid}_"
                           f"{self._token}_{self._seq}.h5")
+
+    def _file(self) -> Any:
+        """The current segment's file, under its temporary name, created on first use
+        (a batch of rows only touches the disk when it is sealed)."""
+        import h5py
+
+        if self._h5 is None:
             self._h5 = h5py.File(temporary_name(self._final()), "w", locking=False)
             if self.stacking is not None:
                 self._h5.attrs[AXIS_ATTR] = self.stacking.axis
         return self._h5
 
     def _seal(self) -> None:
-        if self._h5 is None or self._pid != os.getpid():
+        if not self._name or self._pid != os.getpid():
             return
-        tmp, final = self._h5.filename, self._final()
+        final = self._final()
         try:
+            h5 = self._file()
+            tmp = h5.filename
             self._write_rows()
-            self._h5.close()
+            h5.close()
             publish(tmp, final)
         except BaseException as exc:
             self._abandon(exc)
             return
-        self._h5, self._indices, self._rows, self._groups = None, set(), {}, set()
+        self._h5, self._name, self._indices, self._rows = None, "", set(), {}
+        self._groups = set()
         self._seq += 1
 
     def _write_rows(self) -> None:
@@ -408,7 +417,8 @@ class SegmentWriter:
         remove(tmp)
         for i in self._indices:
             self._lost[i] = exc
-        self._h5, self._indices, self._rows, self._groups = None, set(), {}, set()
+        self._h5, self._name, self._indices, self._rows = None, "", set(), {}
+        self._groups = set()
         self._seq += 1
         return exc
 

@@ -5,10 +5,11 @@ cluster, the client kept for the next run, closing clusters a Ctrl-C left half m
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from typing import Any
+
+from acme_core.resources import usable_cores
 
 from .checks import check_bool, check_int
 from .prompts import user_input
@@ -20,18 +21,6 @@ log = logging.getLogger("acme_dask")
 #: clusters) alive for the next ParallelMap, since distributed only holds them weakly.
 _kept: dict[int, Any] = {}
 
-def usable_cores() -> int:
-    """CPUs this process may use (its affinity mask).
-
-    Examples
-    --------
-    >>> from acme_dask.clients import usable_cores
-    >>> usable_cores() >= 1
-    True
-    """
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 def running_client() -> Any:
     """The dask client this process already has (the default client), or None.

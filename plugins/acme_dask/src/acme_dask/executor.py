@@ -297,7 +297,7 @@ class DaskExecutor(FuturesExecutor):
                    for i in self._batch_of_key[key].indices}
         for stop in watch.check(lambda index: index in running):
             log.warning(f"Call {stop.index}: {stop.reason}." if stop.index is not None
-                        else f"A worker: {stop.reason}.")
+                        else f"{stop.reason[:1].upper()}{stop.reason[1:]}.")
             if stop.kind == TIMEOUT and stop.index in running:
                 key = running[stop.index]
                 self._culprits[key] = {stop.index: (TIMEOUT, stop.reason)}

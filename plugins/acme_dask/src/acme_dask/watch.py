@@ -109,7 +109,7 @@ class CallWatch:
         if silent > self.heartbeat_timeout:
             mine = [index for run_id, index, _ in calls if run_id == self.run_id]
             return Stop(address, nanny, mine[0] if mine else None, LOST_WORKER,
-                        f"its worker {address} sent no heartbeat for {silent:.0f} s "
+                        f"worker {address} sent no heartbeat for {silent:.0f} s "
                         f"(stopped or hung) and was killed")
         return None
 

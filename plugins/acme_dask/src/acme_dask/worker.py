@@ -205,9 +205,10 @@ def run_dask_batch(run_id: str, batch: CallBatch) -> BatchOutcome:
     return BatchOutcome(batch.indices, [None] * n, [0.0] * n, failures, where, batch.attempt)
 
 
-def exit_now() -> None:
+async def exit_now() -> None:
     """End this worker process at once (run by the parent through ``client.run`` on a
-    worker whose call it stops and that has no nanny to kill it).
+    worker whose call it stops and that has no nanny to kill it; a coroutine, since
+    distributed runs only those without waiting for an answer).
 
     Examples
     --------
@@ -219,9 +220,10 @@ def exit_now() -> None:
     os._exit(1)
 
 
-def kill_worker_process(dask_worker: Any = None) -> int | None:
+async def kill_worker_process(dask_worker: Any = None) -> int | None:
     """Run on a nanny: SIGKILL its worker process (also when that process is stopped or
     hangs, when nothing inside it can run); the nanny starts a new one. Returns its pid.
+    A coroutine, so the parent need not wait for the answer.
 
     Examples
     --------
