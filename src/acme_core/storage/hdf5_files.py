@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from ..calls import BatchOutcome, CallOutcome
+from ..records import BatchOutcome, CallOutcome, StorageSettings, StoredResults
 from ..result_paths import ResultPaths, result_paths
 from .atomic import atomic_write, remove, remove_temporaries
-from .base import Storage, StorageSettings, StoredResults
+from .base import Storage
 from .links import link_all
 from .readback import pickle_complete, read_container, read_files
 from .stacking import Stacking, arrays_of
@@ -126,6 +126,7 @@ class HDF5FileStorage(Storage):
         # (pickled): a byte per call, not a path string per call
         self._stored = np.zeros(settings.n_calls, dtype=bool)
         self._other: dict[int, str] = {}
+        self._prefix = os.path.join(self.payload_dir, f"{name}_")
 
     def prepare(self) -> None:
         os.makedirs(self.payload_dir, exist_ok=self.settings.resume)
@@ -166,14 +167,15 @@ class HDF5FileStorage(Storage):
 
     def collect(self, outcome: CallOutcome) -> None:
         self._stored[outcome.index] = True
-        if not outcome.value.endswith(".h5"):  # the writer pickled it instead
+        if outcome.value != self._expected(outcome.index):  # pickled instead, or moved
             self._other[outcome.index] = outcome.value
 
     def collect_batch(self, batch: BatchOutcome) -> None:
         """:meth:`collect` for every call of a batch without failures."""
         self._stored[list(batch.indices)] = True
+        prefix = self._prefix
         for index, path in zip(batch.indices, batch.values, strict=True):
-            if not path.endswith(".h5"):
+            if path != f"{prefix}{index}.h5":  # pickled instead, or moved to its outFile
                 self._other[index] = path
 
     @classmethod
@@ -223,7 +225,7 @@ class HDF5FileStorage(Storage):
                             ".h5", other)
 
     def _expected(self, index: int) -> str:
-        return os.path.join(self.payload_dir, f"{self.settings.func_name}_{index}.h5")
+        return f"{self._prefix}{index}.h5"
 
     def _find(self, index: int) -> str:
         """Call ``index``'s file: where this run stored it, else what an earlier (resumed)
