@@ -23,7 +23,7 @@ import numpy as np
 
 from .errors import MissingResultsWarning
 from .output_dir import MARKER
-from .storage.base import StorageSettings, StoredResults
+from .records import StorageSettings, StoredResults
 from .storage.readback import read_call_h5, read_container, read_pickle
 
 PathLike = str | os.PathLike

@@ -7,7 +7,10 @@ them (``scancel <job>``); the reaper is a child process in its own session, so a
 the run's process group does not reach it, and it runs those commands as soon as its
 parent is gone: it notices at once through the end of the pipe the parent holds (the
 kernel closes it whatever killed the parent), and within :data:`CHECK_SECONDS` through
-its parent pid should the pipe have leaked into a forked child. When the run ends
+its parent pid should the pipe have leaked into a forked child. A job whose
+``sbatch`` was still running when the parent died gets its id only after that, so SLURM
+plugins also tag their jobs (``--comment``, :meth:`Reaper.tag_slurm_jobs`) and the reaper
+sweeps the queue for the tag, at once and twice more within seconds. When the run ends
 normally the parent says so and the reaper exits without running anything.
 
 It holds none of the parent's terminal or output pipes (its stdout and stderr are
@@ -23,10 +26,14 @@ import select
 import subprocess
 import sys
 import threading
-from typing import IO
+import time
+from typing import IO, Any
 
 #: Seconds between two checks that the parent process still lives.
 CHECK_SECONDS = 0.5
+#: Pauses before the sweeps after the first (a submission the dead parent had started
+#: may finish after it died).
+SWEEP_AGAIN = (2.0, 3.0)
 
 
 class Reaper:
@@ -49,11 +56,32 @@ class Reaper:
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True, close_fds=True)
         self._pipe: IO[bytes] | None = self._proc.stdin
+        self._swept = False
 
     def add(self, command: list[str], *items: str) -> None:
         """Run ``command + items`` if this process dies; items added to the same
         ``command`` later are joined into one run of it (one ``scancel`` for every job)."""
         self._send({"command": list(command), "items": list(items)})
+
+    def add_sweep(self, listing: list[str], marker: str, command: list[str]) -> None:
+        """If this process dies: run ``listing``, and ``command`` with the first word of
+        every line of its output that contains ``marker`` (e.g. the jobs tagged with this
+        run's marker, one of which a submission this process started may have made after
+        it died); again :data:`SWEEP_AGAIN` seconds later for such late ones."""
+        self._send({"sweep": list(listing), "marker": marker, "command": list(command)})
+
+    def tag_slurm_jobs(self, extra: list[str]) -> list[str]:
+        """``extra`` (sbatch options) with a ``--comment`` that marks the jobs of this run
+        (unless ``extra`` has a comment of its own), and a sweep that cancels the jobs so
+        marked should this process die, one submitted while it died included."""
+        if any(option.startswith("--comment") for option in extra):
+            return list(extra)
+        marker = slurm_marker(self._proc.pid)
+        if not self._swept:
+            self._swept = True
+            self.add_sweep(["squeue", "-h", "-u", str(os.getuid()), "-o", "%i %k"], marker,
+                           ["scancel"])
+        return [*extra, f"--comment={marker}"]
 
     def close(self) -> None:
         """The things to end have ended (or are kept on purpose): the reaper exits and runs
@@ -82,7 +110,33 @@ class Reaper:
             self._pipe.flush()
 
 
-def _commands(messages: list[dict[str, list[str]]]) -> list[list[str]]:
+def slurm_marker(reaper_pid: int) -> str:
+    """A SLURM ``--comment`` that tags the jobs of one run, for :meth:`Reaper.tag_slurm_jobs`.
+
+    Examples
+    --------
+    >>> from acme_core.reaper import slurm_marker
+    >>> slurm_marker(123).startswith("acme-reaper-")
+    True
+    """
+    import socket
+
+    return f"acme-reaper-{socket.gethostname()}-{reaper_pid}"
+
+
+def _swept(message: dict[str, Any]) -> list[str]:
+    """The command of a sweep message with the items its listing found (empty: none)."""
+    try:
+        out = subprocess.run(message["sweep"], capture_output=True, text=True, timeout=60,
+                             stdin=subprocess.DEVNULL, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    found = [line.split()[0] for line in out.splitlines()
+             if message["marker"] in line and line.split()]
+    return [*message["command"], *found] if found else []
+
+
+def _commands(messages: list[dict[str, Any]]) -> list[list[str]]:
     """The commands to run, one per distinct command with all of its items.
 
     Examples
@@ -94,14 +148,16 @@ def _commands(messages: list[dict[str, list[str]]]) -> list[list[str]]:
     """
     joined: dict[tuple[str, ...], list[str]] = {}
     for message in messages:
+        if "sweep" in message:
+            continue
         joined.setdefault(tuple(message["command"]), []).extend(message["items"])
     return [[*command, *items] for command, items in joined.items()]
 
 
-def watch(parent: int, stream: IO[bytes]) -> list[list[str]]:
-    """Read the parent's messages until it says it is done (return nothing to run) or it
-    is gone (return the commands to run)."""
-    messages: list[dict[str, list[str]]] = []
+def watch(parent: int, stream: IO[bytes]) -> list[dict[str, Any]]:
+    """Read the parent's messages until it says it is done (return nothing to do) or it is
+    gone (return its messages)."""
+    messages: list[dict[str, Any]] = []
     buffered = b""
     fd = stream.fileno()
     while True:
@@ -120,17 +176,27 @@ def watch(parent: int, stream: IO[bytes]) -> list[list[str]]:
             if message.get("done"):
                 return []
             messages.append(message)
-    return _commands(messages)
+    return messages
+
+
+def _run(command: list[str]) -> None:
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60, check=False)
 
 
 def main(argv: list[str]) -> int:
     """Entry point: ``python -m acme_core.reaper <parent pid>``."""
-    for command in watch(int(argv[0]), sys.stdin.buffer):
-        try:
-            subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, timeout=60, check=False)
-        except (OSError, subprocess.SubprocessError):
-            continue
+    messages = watch(int(argv[0]), sys.stdin.buffer)
+    for command in _commands(messages):
+        _run(command)
+    sweeps = [m for m in messages if "sweep" in m]
+    for delay in (0.0, *SWEEP_AGAIN) if sweeps else ():
+        time.sleep(delay)
+        for sweep in sweeps:
+            command = _swept(sweep)
+            if command:
+                _run(command)
     return 0
 
 

@@ -8,7 +8,8 @@ acme-core but :mod:`acme_core.interrupts`; every other module may import it.
 - Registration: :class:`ExecutorSpec`, :class:`StorageSpec`, :class:`AutoClaim` (returned by
   the registration hooks) and the ``CAPABILITIES`` an executor may declare.
 - Settings: :class:`ExecutorSettings` (given to an executor's factory) and
-  :class:`StorageSettings` (given to a storage's factory).
+  :class:`StorageSettings` (given to a storage's factory and to ``Storage.load``), and
+  :class:`StoredResults` (what ``Storage.load`` reads back).
 - A run: :class:`RunContext` (given to ``Executor.start``), :class:`RunInfo` and
   :class:`RunSummary` (given to the lifecycle hooks).
 - Calls: :class:`CallBatch` (what an executor ships), :class:`BatchOutcome` (what comes

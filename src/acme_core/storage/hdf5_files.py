@@ -32,10 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from ..calls import BatchOutcome, CallOutcome
+from ..records import BatchOutcome, CallOutcome, StorageSettings, StoredResults
 from ..result_paths import ResultPaths, result_paths
 from .atomic import atomic_write, remove, remove_temporaries
-from .base import Storage, StorageSettings, StoredResults
+from .base import Storage
 from .links import link_all
 from .readback import pickle_complete, read_container, read_files
 from .stacking import Stacking, arrays_of

@@ -48,10 +48,9 @@ from typing import Any
 
 import numpy as np
 
-from ..calls import BatchOutcome, CallOutcome
+from ..records import BatchOutcome, CallOutcome, StorageSettings, StoredResults
 from . import rows
 from .atomic import atomic_write, remove, remove_temporaries
-from .base import StorageSettings, StoredResults
 from .readback import overlay_results
 from .segments import (
     Receipt,

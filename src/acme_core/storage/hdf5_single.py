@@ -35,10 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from ..calls import BatchOutcome, CallOutcome
+from ..records import BatchOutcome, CallOutcome, StorageSettings, StoredResults
 from . import rows
 from .atomic import atomic_write, remove, remove_temporaries
-from .base import StorageSettings, StoredResults
 from .readback import group_of, overlay_results, result_keys
 from .segments import Receipt, SegmentStorage, read_results, scan, segment_files
 from .stacking import convert

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..calls import BatchOutcome, CallOutcome, ResultWriter
-from .base import Discard, KeepValue, Storage, StorageSettings
+from ..calls import ResultWriter
+from ..records import BatchOutcome, CallOutcome, StorageSettings
+from .base import Discard, KeepValue, Storage
 from .stacking import Stacking
 
 

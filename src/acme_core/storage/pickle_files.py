@@ -17,10 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..calls import BatchOutcome, CallOutcome
+from ..records import BatchOutcome, CallOutcome, StorageSettings, StoredResults
 from ..result_paths import ResultPaths, result_paths
 from .atomic import atomic_write, remove_temporaries
-from .base import Storage, StorageSettings, StoredResults
+from .base import Storage
 from .readback import pickle_complete, read_files
 
 __all__ = ["PickleStorage", "PickleWriter", "pickle_complete"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import StoredResults
+from ..records import StoredResults
 from .values import read_dataset, read_group
 from .virtual import AXIS_ATTR
 

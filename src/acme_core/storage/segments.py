@@ -34,9 +34,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..records import StorageSettings
 from . import rows
 from .atomic import as_disk_full, publish, remove, temporary_name
-from .base import Storage, StorageSettings
+from .base import Storage
 from .stacking import Stacking, convert
 from .values import read_group
 from .virtual import AXIS_ATTR

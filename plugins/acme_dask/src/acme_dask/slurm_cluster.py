@@ -322,6 +322,7 @@ def _start_jobs(jobs: dict[str, Any], wait: tuple[Any, ...], own_tmp: str | None
         name=jobs["job_name"], silence_logs="error", death_timeout=WORKER_DEATH_TIMEOUT,
         job_script_prologue=[] if dashboard else [_NO_WORKER_HTTP])
     reaper = Reaper()
+    jobs["job_extra_directives"] = reaper.tag_slurm_jobs(jobs["job_extra_directives"])
     SLURMCluster = import_jobqueue().SLURMCluster  # noqa: N806 - a class
     with closing_new_clusters(), cluster_config(dashboard):
         try:

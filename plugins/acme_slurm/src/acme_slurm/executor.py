@@ -348,6 +348,8 @@ class ArrayExecutor(Executor):
         args = [f"--array={array}", f"--job-name={self.opts.job_name}",
                 f"--output={os.path.join(self.state, 'logs', '%A_%a.out')}",
                 "--open-mode=append", *request.sbatch_args(), *self.opts.job_extra]
+        if self._reaper is not None:
+            args = self._reaper.tag_slurm_jobs(args)
         job = slurmctl.sbatch(args, self._script, [self.state, group, str(offset)])
         if self._reaper is not None:
             self._reaper.add(["scancel"], job)
