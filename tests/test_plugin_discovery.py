@@ -38,14 +38,18 @@ def test_plugin_selection_by_environment(tmp_path):
         from acme_core import plugins
         print(sorted(plugins.executors()), sorted(plugins.storages()))
     """
-    everything = run_code(code, tmp_path).stdout.strip()
-    builtin_storages = everything[everything.index("] [") + 2:]
+    env = {**os.environ, "ACME_CORE_PLUGINS": ""}
+    # built-ins always load: the storages left with no plugin selected
+    nothing = run_code(code, tmp_path, env).stdout.strip()
+    assert nothing.startswith("[] [")
+    builtin_storages = nothing[3:]
     assert "'hdf5'" in builtin_storages and "'memory'" in builtin_storages
-    env = {**os.environ, "ACME_CORE_PLUGINS": "threads"}
+    env["ACME_CORE_PLUGINS"] = "threads"
     assert run_code(code, tmp_path, env).stdout.strip() == f"['threads'] {builtin_storages}"
-    env["ACME_CORE_PLUGINS"] = ""
-    # built-ins always load
-    assert run_code(code, tmp_path, env).stdout.strip() == f"[] {builtin_storages}"
+    # without the variable every installed plugin loads, outside storages (acme-npy) too
+    executors, storages = run_code(code, tmp_path).stdout.strip().split("] [")
+    assert "'threads'" in executors and "'joblib'" in executors
+    assert set(builtin_storages.strip("[]").split(", ")) < set(storages.strip("[]").split(", "))
 
 
 def test_without_any_backend_the_error_says_how_to_install_one(tmp_path):
