@@ -159,6 +159,12 @@ class FuturesExecutor(Executor):
         """True when ``exc`` (raised by the future) means the worker died."""
         return False
 
+    def _result(self, future: Any) -> Any:
+        """The result of a done ``future``. A backend whose futures can fall back from done
+        to waiting (a dask future whose worker died before its result was read) bounds
+        this wait and raises an exception :meth:`_is_lost_worker` recognises."""
+        return future.result()
+
     def submit(self, batch: CallBatch) -> None:
         future = self._submit_future(batch)
         with self._lock:
@@ -190,7 +196,7 @@ class FuturesExecutor(Executor):
         try:
             # result() alone: on dask, exception() and result() are each a round trip to
             # the client's event loop (about 1 ms a batch for nothing when the batch ran)
-            result = future.result()
+            result = self._result(future)
         except Exception as exc:  # noqa: BLE001 - whatever the backend raised, sorted below
             return self._failed_batch(batch, exc)
         except KeyboardInterrupt as exc:

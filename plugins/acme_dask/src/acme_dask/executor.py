@@ -121,6 +121,16 @@ def _check_dashboard(options: dict[str, Any]) -> None:
                          f"> 0, not {beat!r}.")
 
 
+#: How long a done future's result may take to read. It is local unless the future fell back
+#: to waiting for a recomputation (its worker died after the batch ran): then the batch is
+#: lost and the run loop re-runs its calls, instead of waiting with no worker left.
+RESULT_WAIT = 30.0
+
+
+class ResultLost(Exception):
+    """A finished batch whose result went with its worker before the parent read it."""
+
+
 class DaskExecutor(FuturesExecutor):
     """Backend ``"dask"``: the running dask client, or a local loopback-only cluster.
 
@@ -260,7 +270,22 @@ class DaskExecutor(FuturesExecutor):
         return future
 
     def _is_lost_worker(self, exc: BaseException) -> bool:
-        return isinstance(exc, self._lost) or "lost dependencies" in str(exc).lower()
+        return (isinstance(exc, (ResultLost, *self._lost))
+                or "lost dependencies" in str(exc).lower())
+
+    def _result(self, future: Any) -> Any:
+        """A done future's result; one that went back to waiting because the worker
+        holding its result died (dask then waits for a recomputation, forever when no
+        worker is left) is a lost batch after :data:`RESULT_WAIT`."""
+        if future.status == "error":
+            return future.result()    # raises the task's own exception at once
+        if future.status == "lost":
+            raise ResultLost("its result was lost with its worker before it was read")
+        try:
+            return future.result(timeout=RESULT_WAIT)
+        except TimeoutError as exc:
+            raise ResultLost(f"its result was not readable within {RESULT_WAIT:.0f} s "
+                             f"(its worker died after the batch ran)") from exc
 
     def _failed_batch(self, batch: CallBatch, exc: BaseException) -> list[BatchOutcome]:
         """A task that raised on a live worker is every call's error (never retried as a
