@@ -426,7 +426,7 @@ def _mb(value):
     return f"{value / 1e6:.1f}"
 
 
-#: The peer each target of issue 8 is stated against.
+#: The peer each speed target in benchmarks/RESULTS.md is stated against.
 TARGET_PEER = {"local": "joblib.Parallel", "dask": "dask client.map",
                "slurm": "dask-jobqueue client.map"}
 

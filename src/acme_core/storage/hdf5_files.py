@@ -17,7 +17,7 @@ into ``<output_dir>``. The virtual dataset reads NaN for a call without a file
 (floating-point dtypes; see ``acme_core.storage.virtual``). ``np.inf`` in ``result_shape``
 makes its mappings unlimited along that axis while calls run; when the run finishes the
 container is rebuilt from the calls' shapes: its extent is the longest call's and shorter
-calls read zero-padded (ACME §6.6).
+calls read zero-padded, as in ACME.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``storage="hdf5-single"`` (``single_file=True``, inventory §6.4): one results file.
+"""``storage="hdf5-single"`` (``single_file=True``, as ACME): one results file.
 
 ::
 

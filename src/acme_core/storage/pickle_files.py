@@ -1,4 +1,4 @@
-"""``storage="pickle"`` (``write_pickle=True``, inventory §6.7): one pickle per call.
+"""``storage="pickle"`` (``write_pickle=True``, as ACME): one pickle per call.
 
 ::
 

@@ -1,4 +1,4 @@
-"""ACME's mapping of a return value to HDF5 datasets (inventory §6.3).
+"""ACME's mapping of a return value to HDF5 datasets (see docs/guide/storage.md).
 
 - a value that is not a list/tuple is wrapped into a 1-element list;
 - if every element is a number or every element a string, the whole list is one dataset
