@@ -131,9 +131,21 @@ def _swept(message: dict[str, Any]) -> list[str]:
                              stdin=subprocess.DEVNULL, check=False).stdout
     except (OSError, subprocess.SubprocessError):
         return []
-    found = [line.split()[0] for line in out.splitlines()
-             if message["marker"] in line and line.split()]
-    return [*message["command"], *found] if found else []
+    return [*message["command"], *found] if (found := tagged(out, message["marker"])) else []
+
+
+def tagged(listing: str, marker: str) -> list[str]:
+    """The first words (job ids) of the lines of ``listing`` whose second word is exactly
+    ``marker``: another run's marker may contain this one (pid 12 in pid 123).
+
+    Examples
+    --------
+    >>> from acme_core.reaper import tagged
+    >>> tagged("7 acme-reaper-n1-12\\n8 acme-reaper-n1-123\\n9 (null)", "acme-reaper-n1-12")
+    ['7']
+    """
+    return [words[0] for words in (line.split(None, 1) for line in listing.splitlines())
+            if len(words) == 2 and words[1].strip() == marker]
 
 
 def _commands(messages: list[dict[str, Any]]) -> list[list[str]]:
