@@ -19,8 +19,6 @@ from typing import Any
 
 from acme_core.calls import LOST_WORKER, TIMEOUT
 
-from .worker import CALLS_METRIC, exit_now, kill_worker_process
-
 log = logging.getLogger("acme_dask")
 
 #: Seconds between two looks at the workers while a call has a time limit (else
@@ -46,6 +44,8 @@ def worker_reports(dask_scheduler: Any = None) -> dict[str, tuple[float, Any, li
     """Run on the scheduler: per worker, the seconds since its last heartbeat, its nanny and
     the calls it ran then (plain types)."""
     from distributed.metrics import time as scheduler_time
+
+    from .worker import CALLS_METRIC  # imports distributed: not when the plugin registers
 
     now = scheduler_time()
     return {address: (now - ws.last_seen, ws.nanny, list(ws.metrics.get(CALLS_METRIC) or ()))
@@ -115,6 +115,8 @@ class CallWatch:
 
     def kill(self, stop: Stop) -> None:
         """Kill the worker of ``stop`` through its nanny (or ask it to exit)."""
+        from .worker import exit_now, kill_worker_process
+
         try:
             if stop.nanny:
                 self.client.run(kill_worker_process, workers=[stop.address], nanny=True,
