@@ -93,7 +93,10 @@ def test_parent_killed_midway_array_keeps_running_and_rerun_reattaches(run_files
     assert active_jobs(name), "the array died with its parent"
     text = _rerun(script, out, counts, name)
     assert "re-attached" in text, text
-    assert _sbatch_count(out) == before        # every missing call was held by a live task
+    with open(os.path.join(out, ".acme_slurm", "submissions.log")) as fh:
+        submissions = fh.read()
+    # every missing call was held by a live task
+    assert _sbatch_count(out) == before, (submissions, text)
     assert runs_of(counts) == Counter(dict.fromkeys(range(N), 1))   # no call ran twice
     assert _results(out) == [2 * x for x in range(N)]
 
