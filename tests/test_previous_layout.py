@@ -1,4 +1,4 @@
-"""A run folder written by acme-core 0.1.0, whose bookkeeping had names without the leading
+"""A run folder written by an earlier acme-core, whose bookkeeping had names without the leading
 dot (``acme_manifest.jsonl``, ``acme_run.json``, ``acme_run.lock``, ``acme_replay/``), still
 resumes and answers ``status``, ``load()`` and ``replay(i)``; the run that takes it up gives
 the entries their hidden names (acme_core.previous_names)."""
@@ -21,7 +21,7 @@ from acme_core.output_dir import LOCK, MARKER, RunLockedError, cleanup_old_runs
 from acme_core.replays import DIRNAME
 from tests.helpers.funcs import broken_while_flagged
 
-#: What acme-core 0.1.0 named them, written out: the test must not derive them from the code
+#: What earlier versions named them, written out: the test must not derive them from the code
 #: it checks.
 OLD = {".acme_manifest.jsonl": "acme_manifest.jsonl", ".acme_run.json": "acme_run.json",
        ".acme_replay": "acme_replay"}
@@ -40,7 +40,7 @@ def _pmap(flags, counts, out) -> ParallelMap:
 
 @pytest.fixture
 def old_run(tmp_path):
-    """A real run with call 17 failed, its bookkeeping renamed to the 0.1.0 names."""
+    """A real run with call 17 failed, its bookkeeping renamed to the earlier names."""
     flags, counts, out = tmp_path / "flags", tmp_path / "counts", tmp_path / "run"
     flags.mkdir()
     counts.mkdir()
@@ -93,7 +93,7 @@ def test_resuming_a_previous_layout_run_runs_only_its_failed_call(old_run, capsy
 def test_a_live_previous_layout_lock_refuses_the_run_and_a_stale_one_is_taken_over(old_run):
     flags, counts, out = old_run
     holder = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
-                              stdin=subprocess.PIPE)  # a live process, as an 0.1.0 run's
+                              stdin=subprocess.PIPE)  # a live process, as an earlier version's run
     try:
         (out / "acme_run.lock").write_text(json.dumps(
             {"host": socket.gethostname(), "pid": holder.pid, "started": "2026-11-30T10:15:00"}))

@@ -33,8 +33,8 @@ log = logging.getLogger("acme_core")
 
 MARKER = ".acme_run.json"
 LOCK = ".acme_run.lock"
-#: The lock an acme-core 0.1.0 run takes (the run marker and the manifest, too, have their
-#: previous names; only the lock is checked under both, since 0.1.0 never reads ours).
+#: The lock an earlier acme-core's run takes (previous_names): a run of such a version never
+#: looks for ours, so ours refuses to start while that one is held.
 OLD_LOCK = previous_names.previous(LOCK)
 _STAMP = "%Y%m%d-%H%M%S-%f"
 #: Longest function name used in file names (file systems allow 255 bytes per name).
@@ -228,9 +228,9 @@ def take_up(path: str, names: Iterable[str]) -> list[str]:
     """Rename the entries of a folder of the previous layout to the current ``names``; the
     caller holds the folder's lock. Returns the names it gave.
 
-    It holds the previous layout's lock meanwhile, so an acme-core 0.1.0 run can neither be
-    writing into the folder nor start in it half-way (it then finds a folder that is not its
-    run and refuses it).
+    It holds the previous layout's lock meanwhile, so a run of an earlier acme-core can
+    neither be writing into the folder nor start in it half-way (afterwards it finds a folder
+    that is not its run, and refuses it).
 
     Examples
     --------

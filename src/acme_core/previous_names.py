@@ -5,8 +5,8 @@ A run's folder keeps, beside ACME's entries (container, payload folder, log), wh
 run lock and the replay folder. They are dot-names (``.acme_manifest.jsonl``,
 ``.acme_run.json``, ``.acme_run.lock``, ``.acme_replay/``) so that a listing of the folder
 (``ls``, ``glob.glob("*")``) shows what ACME's shows; ``ls -a`` (and ``pathlib``'s glob)
-show them. acme-core 0.1.0 wrote them without the dot: each previous name is the current one
-without its leading dot.
+show them. Earlier versions of acme-core wrote them without the dot: each previous name is
+the current one without its leading dot.
 
 Readers look for either name (:func:`find`); a ``compute()`` that takes up a folder of the
 previous layout renames its entries (:func:`rename`) while it holds the folder's lock, so
