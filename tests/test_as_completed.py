@@ -8,7 +8,7 @@ import os
 import h5py
 import pytest
 
-from acme_core import ParallelComputationError, ParallelMap, load
+from acme_core import ParallelComputationError, ParallelMap, load, manifest
 from acme_core.cli import run_status
 from tests.helpers.streaming_funcs import gated
 
@@ -134,7 +134,7 @@ def test_ctrl_c_keeps_what_finished_as_compute_does(tmp_path, where):
                             start_new_session=True, cwd=root,
                             env={**os.environ, "PYTHONPATH": root})
     assert proc.stdout.readline().strip() == "got 0"  # the first result arrived
-    wait_until(lambda: '"s":"done"' in (out / "acme_manifest.jsonl").read_text(), "call 0")
+    wait_until(lambda: '"s":"done"' in (out / manifest.NAME).read_text(), "call 0")
     os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode != 0 and "KeyboardInterrupt" in stderr

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from acme_core import ParallelComputationError, ParallelMap, hookimpl
+from acme_core import ParallelComputationError, ParallelMap, hookimpl, manifest
 from acme_core.cli import main as cli_main
 from tests.helpers.waiting import wait_until
 
@@ -111,7 +111,7 @@ def four_runs(tmp_path):
 
 
 def _manifest(folder) -> str:
-    path = os.path.join(folder, "acme_manifest.jsonl")
+    path = os.path.join(folder, manifest.NAME)
     return open(path).read() if os.path.exists(path) else ""
 
 
@@ -173,7 +173,8 @@ def test_status_json_of_one_run_and_of_an_empty_folder(tmp_path, capsys):
 
 
 def test_status_of_a_manifest_without_sessions(tmp_path, capsys):
-    """Manifests written before sessions were recorded: the state follows from the counts."""
+    """Manifests written before sessions were recorded: the state follows from the counts.
+    Such a manifest has the name of the previous layout (no dot), as that version wrote it."""
     out = tmp_path / "old"
     out.mkdir()
     (out / "acme_manifest.jsonl").write_text(

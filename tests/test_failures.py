@@ -13,7 +13,7 @@ import h5py
 import psutil
 import pytest
 
-from acme_core import ParallelComputationError, ParallelMap, hookimpl
+from acme_core import ParallelComputationError, ParallelMap, hookimpl, manifest
 from acme_core.cli import main as cli_main
 from tests.helpers.funcs import broken_while_flagged, fail_first_attempt, slow_count
 from tests.helpers.scripts import start_script
@@ -215,7 +215,7 @@ def _start(tmp_path, counts, n, seconds):
 
 
 def _done_in_manifest(out) -> set[int]:
-    path = os.path.join(out, "acme_manifest.jsonl")
+    path = os.path.join(out, manifest.NAME)
     if not os.path.exists(path):
         return set()
     with open(path) as fh:

@@ -13,7 +13,7 @@ import pytest
 
 import acme_core
 from acme_core import ParallelComputationError, ParallelMap, payloads
-from acme_core.replays import replay_hint
+from acme_core.replays import DIRNAME, replay_hint
 from tests.helpers.repro_funcs import draw_then_fail, draws
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,7 +76,7 @@ def test_replay_reads_only_its_own_call_when_split_arguments_are_large(tmp_path,
     out = str(tmp_path / "run")
     trials = [np.full(1000, float(i)) for i in range(12)]
     ParallelMap(np.sum, trials, output_dir=out, verbose=False).compute()
-    replay_dir = os.path.join(out, "acme_replay")
+    replay_dir = os.path.join(out, DIRNAME)
     assert sorted(os.listdir(replay_dir)) == ["calls.bin", "calls.idx.npy", "program.pkl",
                                               "run.json"]
     assert os.path.getsize(os.path.join(replay_dir, "program.pkl")) < 20_000  # no trial in it
@@ -116,7 +116,7 @@ def test_replay_of_a_call_that_does_not_exist_or_of_no_run_says_so(tmp_path):
 def test_replay_record_holds_the_runs_entropy(tmp_path):
     out = str(tmp_path / "run")
     ParallelMap(pow, [1, 2], 2, seed=1234, output_dir=out, verbose=False).compute()
-    with open(os.path.join(out, "acme_replay", "run.json")) as fh:
+    with open(os.path.join(out, DIRNAME, "run.json")) as fh:
         assert json.load(fh)["entropy"] == "1234"
     assert replay_hint(out, 1) == f"acme_core.replay({out!r}, 1)"
 

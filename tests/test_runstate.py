@@ -22,6 +22,7 @@ import pytest
 
 from acme_core import ParallelComputationError, ParallelMap, manifest
 from acme_core.cli import run_status
+from acme_core.output_dir import MARKER
 from tests.helpers.funcs import broken_while_flagged
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -361,13 +362,13 @@ def test_a_damaged_manifest_or_marker_is_a_clear_error_naming_the_file(tmp_path)
         ParallelMap(broken_while_flagged, [1, 2], str(tmp_path), str(tmp_path),
                     output_dir=str(out))
     (out / manifest.NAME).write_text(manifest_text)
-    (out / "acme_run.json").write_text("{")
-    with pytest.raises(ManifestError, match="acme_run.json is damaged"):
+    (out / MARKER).write_text("{")
+    with pytest.raises(ManifestError, match=f"{MARKER} is damaged"):
         ParallelMap(broken_while_flagged, [1, 2], str(tmp_path), str(tmp_path),
                     output_dir=str(out))
     (out / manifest.NAME).unlink()
-    (out / "acme_run.json").write_text("")
-    with pytest.raises(ManifestError, match="acme_run.json is damaged"):
+    (out / MARKER).write_text("")
+    with pytest.raises(ManifestError, match=f"{MARKER} is damaged"):
         ParallelMap(broken_while_flagged, [1, 2], str(tmp_path), str(tmp_path),
                     output_dir=str(out))
 

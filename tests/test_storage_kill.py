@@ -24,7 +24,7 @@ import numpy as np
 import psutil
 import pytest
 
-from acme_core import load
+from acme_core import load, manifest
 from tests.helpers.soak import default_and_soak
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,7 +48,7 @@ def _script(out, storage, n_calls, length, seconds):
 def _manifest_done(out):
     """Calls whose last manifest event is ``done`` (a torn last line is ignored)."""
     done: dict[int, bool] = {}
-    path = os.path.join(out, "acme_manifest.jsonl")
+    path = os.path.join(out, manifest.NAME)
     if not os.path.exists(path):
         return set()
     with open(path, encoding="utf-8") as fh:
@@ -61,7 +61,7 @@ def _manifest_done(out):
 
 
 def _started(out):
-    path = os.path.join(out, "acme_manifest.jsonl")
+    path = os.path.join(out, manifest.NAME)
     with contextlib.suppress(OSError), open(path, encoding="utf-8") as fh:
         return fh.readline().endswith("\n")
     return False

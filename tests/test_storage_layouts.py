@@ -11,7 +11,9 @@ import h5py
 import numpy as np
 import pytest
 
-from acme_core import ParallelMap
+from acme_core import ParallelMap, manifest
+from acme_core.output_dir import MARKER
+from acme_core.replays import DIRNAME
 from tests.helpers.funcs import (
     array_and_scalar,
     as_dict,
@@ -52,7 +54,7 @@ def test_default_run_dir_paths_and_entries(tmp_path, monkeypatch):
     names = sorted(os.listdir(out))
     logs = [n for n in names if re.fullmatch(r"ACME_f_\d{8}-\d{6}\.log", n)]
     assert len(logs) == 1 and {"f.h5", "f_payload"} <= set(names)
-    ours = {"acme_run.json", "acme_manifest.jsonl", "logs", "acme_replay"}  # + replay files
+    ours = {MARKER, manifest.NAME, "logs", DIRNAME}  # + replay files
     assert set(names) - {"f.h5", "f_payload", *logs} <= ours
 
 

@@ -11,6 +11,7 @@ import pytest
 from acme_core import MissingResultsWarning, ParallelMap, load
 from acme_core.calls import CallOutcome
 from acme_core.output_dir import create
+from acme_core.replays import DIRNAME
 from acme_core.storage.base import StorageSettings
 from acme_core.storage.hdf5_shards import HDF5ShardStorage, ShardWriter, shard_files
 from tests.helpers.funcs import f, index_and_pid
@@ -29,7 +30,7 @@ def test_ten_thousand_calls_make_o_workers_files_and_load_back_in_order(tmp_path
     values = load(out)
     assert [int(v[0]) for v in values] == list(range(n))
     workers = {int(v[1]) for v in values}
-    files = [p for p in _files(out) if os.sep + "acme_replay" + os.sep not in p]  # not results
+    files = [p for p in _files(out) if os.sep + DIRNAME + os.sep not in p]  # not results
     assert len(shard_files(str(out / "index_and_pid_payload"), "index_and_pid")) == len(workers)
     assert len(files) <= len(workers) + 5, sorted(files)
     # small uniform results are rows: the container stacks them in call order (virtual

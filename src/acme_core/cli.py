@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from . import plugins
+from . import manifest, plugins
 from .errors import PluginError
 from .runstatus import RunStatus, find_runs, read_status
 
@@ -111,7 +111,7 @@ def run_status(output_dir: str) -> tuple[str, bool]:
         return status.describe(), status.state == "complete"
     runs = find_runs(output_dir)
     if not runs:
-        return (f"{output_dir} holds no acme-core run (no acme_manifest.jsonl, and none in "
+        return (f"{output_dir} holds no acme-core run (no {manifest.NAME}, and none in "
                 f"its sub-folders)."), False
     return "\n".join(r.one_line() for r in runs), all(r.state == "complete" for r in runs)
 

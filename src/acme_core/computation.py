@@ -17,7 +17,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import interrupts, manifest
+from . import interrupts, manifest, replays
 from . import output_dir as outdir
 from . import rerun as rerun_policy
 from .callkeys import ArgumentKeys
@@ -159,6 +159,7 @@ class Computation:
         lock = outdir.RunLock(out)
         lock.acquire()
         stack.callback(lock.release)
+        outdir.take_up(out, (manifest.NAME, outdir.MARKER, replays.DIRNAME))
         state = manifest.read(out) if manifest.exists(out) else None
         if state is not None:
             header.check_same_run(out)

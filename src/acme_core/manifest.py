@@ -1,6 +1,6 @@
 """The run manifest: the truth on disk about every call of a run and where its result came from.
 
-``<output_dir>/acme_manifest.jsonl`` is JSON lines, appended and never rewritten. The first
+``<output_dir>/.acme_manifest.jsonl`` is JSON lines, appended and never rewritten. The first
 line describes the run (function name, number of calls, storage). Then, for every
 ``compute()`` (a *session*: the first, a second on the same object, a resumed one, a debug
 one alike):
@@ -31,18 +31,20 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import previous_names
 from .errors import ManifestError
 from .records import Failure
 
-NAME = "acme_manifest.jsonl"
+NAME = ".acme_manifest.jsonl"
 DONE, FAILED = "done", "failed"
 #: Version of the manifest format written here.
 FORMAT = 2
 
 
 def path_in(output_dir: str) -> str:
-    """The manifest's path in ``output_dir``."""
-    return os.path.join(output_dir, NAME)
+    """The manifest's path in ``output_dir`` (under its previous name in a folder of the
+    previous layout, see :mod:`acme_core.previous_names`)."""
+    return previous_names.find(output_dir, NAME)
 
 
 def exists(output_dir: str) -> bool:

@@ -2,9 +2,11 @@
 
 ``output_dir=None`` makes ``ACME_YYYYMMDD-hhmmss-ffffff`` in the current working directory
 (ACME's documented intent) when ``compute()`` starts. Beside ACME's entries the directory
-holds our run marker ``acme_run.json``; housekeeping only ever touches directories that
-carry it. While a ``compute()`` runs, ``acme_run.lock`` names its process (host and pid):
-a second run on the same directory is refused, and housekeeping leaves it alone.
+holds our run marker ``.acme_run.json``; housekeeping only ever touches directories that
+carry it. While a ``compute()`` runs, ``.acme_run.lock`` names its process (host and pid):
+a second run on the same directory is refused, and housekeeping leaves it alone. Folders
+of the previous layout (the same names without the dot, :mod:`acme_core.previous_names`)
+are read as they are, and renamed when a run takes them up (:func:`take_up`).
 """
 
 from __future__ import annotations
@@ -20,15 +22,20 @@ import shutil
 import socket
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
+from . import previous_names
 from .errors import ManifestError, RunLockedError
 from .manifest import NAME as MANIFEST
 
 log = logging.getLogger("acme_core")
 
-MARKER = "acme_run.json"
-LOCK = "acme_run.lock"
+MARKER = ".acme_run.json"
+LOCK = ".acme_run.lock"
+#: The lock an earlier acme-core's run takes (previous_names): a run of such a version never
+#: looks for ours, so ours refuses to start while that one is held.
+OLD_LOCK = previous_names.previous(LOCK)
 _STAMP = "%Y%m%d-%H%M%S-%f"
 #: Longest function name used in file names (file systems allow 255 bytes per name).
 MAX_NAME = 64
@@ -61,10 +68,11 @@ def check_available(path: str) -> None:
         return
     if all(n.startswith("ACME_") and n.endswith(".log") for n in os.listdir(path)):
         return  # only the log of a run flushed before its compute() (logs.ACME_LOGGER)
-    marker = os.path.join(path, MARKER)
-    if os.path.exists(marker) and not os.path.exists(os.path.join(path, MANIFEST)):
+    marker = previous_names.find(path, MARKER)
+    if os.path.exists(marker) and not os.path.exists(previous_names.find(path, MANIFEST)):
         read_marker(path)
-        if all(n in (MARKER, LOCK) or n.endswith(".log") for n in os.listdir(path)):
+        bookkeeping = {MARKER, LOCK, previous_names.previous(MARKER), OLD_LOCK}
+        if all(n in bookkeeping or n.endswith(".log") for n in os.listdir(path)):
             return  # a run that stopped before its first result: nothing to lose
         raise ManifestError(
             f"`output_dir` {path!r} holds an acme-core run without its manifest "
@@ -83,7 +91,7 @@ def read_marker(path: str) -> dict[str, Any]:
     ManifestError
         When the marker is empty or not a run description (naming the file and the fix).
     """
-    marker = os.path.join(path, MARKER)
+    marker = previous_names.find(path, MARKER)
     try:
         with open(marker, encoding="utf-8") as fh:
             data = json.load(fh)
@@ -153,10 +161,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def lock_owner(path: str) -> dict[str, Any] | None:
-    """Who holds the lock of the run in ``path`` (None: nobody, or a stale lock)."""
+def lock_owner(path: str, name: str = LOCK) -> dict[str, Any] | None:
+    """Who holds the lock ``name`` of the run in ``path`` (None: nobody, or a stale lock)."""
     try:
-        with open(os.path.join(path, LOCK), encoding="utf-8") as fh:
+        with open(os.path.join(path, name), encoding="utf-8") as fh:
             owner = json.load(fh)
     except FileNotFoundError:
         return None
@@ -168,17 +176,20 @@ def lock_owner(path: str) -> dict[str, Any] | None:
 
 
 def refuse_if_locked(path: str) -> None:
-    """Raise :class:`RunLockedError` when a live run holds the lock of ``path``."""
-    owner = lock_owner(path) if os.path.isdir(path) else None
-    if owner is not None:
-        raise RunLockedError(_locked_message(os.path.join(path, LOCK), owner))
+    """Raise :class:`RunLockedError` when a live run (of this version or of the previous
+    layout's) holds the lock of ``path``."""
+    for name in (LOCK, OLD_LOCK):
+        owner = lock_owner(path, name) if os.path.isdir(path) else None
+        if owner is not None:
+            raise RunLockedError(_locked_message(os.path.join(path, name), owner))
 
 
 class RunLock:
-    """``acme_run.lock`` in a run directory for the time of one ``compute()``."""
+    """``.acme_run.lock`` (or the lock ``name``) in a run directory for the time of one
+    ``compute()``."""
 
-    def __init__(self, path: str) -> None:
-        self.file = os.path.join(path, LOCK)
+    def __init__(self, path: str, name: str = LOCK) -> None:
+        self.file = os.path.join(path, name)
         self.owner = {"host": socket.gethostname(), "pid": os.getpid(),
                       "started": dt.datetime.now().isoformat(timespec="seconds"),
                       "token": uuid.uuid4().hex}
@@ -189,7 +200,7 @@ class RunLock:
             try:
                 fd = os.open(self.file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
-                owner = lock_owner(os.path.dirname(self.file))
+                owner = lock_owner(*os.path.split(self.file))
                 if owner is not None:
                     raise RunLockedError(_locked_message(self.file, owner)) from None
                 with contextlib.suppress(FileNotFoundError):
@@ -211,6 +222,36 @@ class RunLock:
         if ours:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self.file)
+
+
+def take_up(path: str, names: Iterable[str]) -> list[str]:
+    """Rename the entries of a folder of the previous layout to the current ``names``; the
+    caller holds the folder's lock. Returns the names it gave.
+
+    It holds the previous layout's lock meanwhile, so a run of an earlier acme-core can
+    neither be writing into the folder nor start in it half-way (afterwards it finds a folder
+    that is not its run, and refuses it).
+
+    Examples
+    --------
+    >>> from acme_core.output_dir import MARKER, take_up
+    >>> _ = (tmp_path / "acme_run.json").write_text("{}")
+    >>> take_up(str(tmp_path), [MARKER])
+    ['.acme_run.json']
+    """
+    names = list(names)
+    if not any(os.path.lexists(os.path.join(path, previous_names.previous(n))) for n in names):
+        return []
+    old = RunLock(path, OLD_LOCK)
+    old.acquire()
+    try:
+        renamed = previous_names.rename(path, names)
+    finally:
+        old.release()
+    if renamed:
+        log.info(f"Renamed the bookkeeping of {path} to its current names: "
+                 f"{', '.join(renamed)}")
+    return renamed
 
 
 def _locked_message(file: str, owner: dict[str, Any]) -> str:
@@ -251,13 +292,13 @@ def cleanup_old_runs(base: str, threshold_days: int, now: dt.datetime | None = N
     for name in sorted(os.listdir(base)):
         path = os.path.join(base, name)
         if (not name.startswith("ACME_") or os.path.islink(path)
-                or not os.path.isfile(os.path.join(path, MARKER))):
+                or not os.path.isfile(previous_names.find(path, MARKER))):
             continue  # not ours: never touched (a symlink may point at anyone's data)
         try:
             dt.datetime.strptime(name[5:], _STAMP)
         except ValueError:
             continue  # a name we never make: the user chose it
-        if lock_owner(path) is not None:
+        if lock_owner(path) is not None or lock_owner(path, OLD_LOCK) is not None:
             continue  # a run is going on in it
         age = now - dt.datetime.fromtimestamp(last_modified(path))
         if age.days > threshold_days or threshold_days == 0:

@@ -21,7 +21,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import previous_names
 from .errors import MissingResultsWarning
+from .manifest import NAME as MANIFEST
 from .output_dir import MARKER
 from .records import StorageSettings, StoredResults
 from .storage.readback import read_call_h5, read_container, read_pickle
@@ -158,8 +160,8 @@ def _load(path: PathLike | Sequence[PathLike]) -> _Read:
 # ---------------------------------------------------------------------------- run directory
 def _marker(folder: str) -> dict[str, Any]:
     """The run's description: our marker file, else the manifest's first line."""
-    for name in (MARKER, "acme_manifest.jsonl"):
-        path = os.path.join(folder, name)
+    for name in (MARKER, MANIFEST):
+        path = previous_names.find(folder, name)
         if os.path.isfile(path):
             with open(path) as fh:
                 text = fh.read() if name == MARKER else fh.readline()

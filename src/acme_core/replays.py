@@ -1,7 +1,8 @@
 """Replaying one call of a run in this process, with its arguments and its random stream.
 
 A run with an output directory keeps what replaying any of its calls needs in
-``<output_dir>/acme_replay/``:
+``<output_dir>/.acme_replay/`` (a folder of the previous layout: ``acme_replay/``, see
+:mod:`acme_core.previous_names`):
 
 - ``run.json``: the run's entropy (or that it ran with ``seed=False``), its number of
   calls and the ``sys.path`` entries its workers were given;
@@ -29,15 +30,16 @@ from typing import Any
 
 import numpy as np
 
+from . import previous_names
 from .calls import CallProgram
 from .seeding import new_entropy, replaying
 
-DIRNAME = "acme_replay"
+DIRNAME = ".acme_replay"
 RUN, PROGRAM, CALLS, OFFSETS = "run.json", "program.pkl", "calls.bin", "calls.idx.npy"
 
 
 def _path(output_dir: str, name: str) -> str:
-    return os.path.join(output_dir, DIRNAME, name)
+    return os.path.join(previous_names.find(output_dir, DIRNAME), name)
 
 
 def _write_atomic(path: str, data: bytes) -> None:

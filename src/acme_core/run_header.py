@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import manifest
+from . import manifest, previous_names
 from . import output_dir as outdir
 
 
@@ -49,7 +49,7 @@ class RunHeader:
                 "created": self.created}
 
     def marker(self) -> dict[str, Any]:
-        """The run marker ``acme_run.json`` of a new run directory."""
+        """The run marker ``.acme_run.json`` of a new run directory."""
         return {"acme_core_run": 1, "run_id": self.run_id, "func": self.func,
                 "n_inputs": self.n_inputs, "storage": self.storage, "backend": self.backend,
                 "created": self.created}
@@ -59,7 +59,7 @@ class RunHeader:
         results cannot be matched call by call (changed arguments or code are handled per
         call, see :mod:`acme_core.rerun`)."""
         old = manifest.read(output_dir).header
-        if os.path.exists(os.path.join(output_dir, outdir.MARKER)):
+        if os.path.exists(previous_names.find(output_dir, outdir.MARKER)):
             outdir.read_marker(output_dir)  # a damaged marker: a clear error now, not in load()
         new = self.manifest_line()
         for key, what in self.SAME_RUN:

@@ -1,8 +1,9 @@
 """How a run on disk stands: what ``python -m acme_core status`` shows.
 
-Read from the run's folder only: the manifest (``acme_manifest.jsonl``: the calls' states
+Read from the run's folder only: the manifest (``.acme_manifest.jsonl``: the calls' states
 and the sessions that ran them, each ``compute()`` a start line with its host and pid and an
-end line) and the run marker ``acme_run.json``. Manifests written before sessions were
+end line) and the run marker ``.acme_run.json`` (or their names in a folder of the previous
+layout, :mod:`acme_core.previous_names`). Manifests written before sessions were
 recorded still read: their state then follows from the counts alone.
 """
 
@@ -15,8 +16,9 @@ import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import manifest
+from . import manifest, previous_names
 from .failures import FailureTable
+from .output_dir import MARKER
 from .records import Failure
 
 RUNNING, INTERRUPTED, FAILED, COMPLETE = "running", "interrupted", "failed", "complete"
@@ -136,7 +138,7 @@ def find_runs(folder: str) -> list[RunStatus]:
 
 def _marker(output_dir: str) -> dict[str, Any]:
     try:
-        with open(os.path.join(output_dir, "acme_run.json"), encoding="utf-8") as fh:
+        with open(previous_names.find(output_dir, MARKER), encoding="utf-8") as fh:
             return json.load(fh)
     except (OSError, ValueError):
         return {}

@@ -67,18 +67,13 @@ KNOWN = {
         "time); (2) then assigns pmap.daemon.config.client = None and expects compute() to "
         "return None without running anything: config is a read-only view in acme-core, and a "
         "compute() that silently does nothing is not reproduced",
-    "test_pmap.py::TestParallelMap::test_simple_filter":
-        "expects exactly 3 entries in the output directory (container, payload folder, log): "
-        "acme-core's run directory also holds its manifest (acme_manifest.jsonl), run marker "
-        "(acme_run.json) and replay folder (acme_replay), which make resuming, status and "
-        "replay(i) possible",
     "test_pmap.py::TestParallelMap::test_memest":
         "calls pmap.daemon.profiler.estimate_memory (ACME's memory profiler, an internal; "
         "acme-core's dryrun reports a call's time and memory, and slurm-esi's partition='auto' "
         "measures sampled calls)",
     "test_pmap.py::TestParallelMap::test_existing_cluster":
-        "re-runs test_init and test_simple_filter with a shared client: fails where they fail "
-        "(test_init's OSError, reason (1))",
+        "re-runs test_init and test_simple_filter with a shared client: fails where test_init "
+        "fails (its OSError, reason (1))",
 }
 
 
