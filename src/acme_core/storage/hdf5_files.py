@@ -26,6 +26,7 @@ import logging
 import os
 import pickle
 import shutil
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -60,28 +61,35 @@ class HDF5FileWriter:
     payload_dir: str
     func_name: str
     stacking: Stacking | None = None
-    #: the files of the batch being run (between begin_batch and end_batch), else None
-    _batch: BatchFiles | None = field(default=None, repr=False, compare=False)
+    #: per thread (a threads backend runs batches side by side on one writer): the files
+    #: of the batch it is running, between begin_batch and end_batch
+    _local: threading.local = field(default_factory=threading.local, repr=False,
+                                    compare=False)
 
     def begin_batch(self) -> None:
-        """Until :meth:`end_batch`, files are published together at the batch's end (their
-        fsyncs overlap the next calls) instead of one by one."""
-        self._batch = BatchFiles()
+        """Until :meth:`end_batch`, this thread's files are published together at the
+        batch's end (their fsyncs overlap the next calls) instead of one by one."""
+        self._local.batch = BatchFiles()
 
     def end_batch(self, indices: Sequence[int]) -> dict[int, BaseException]:
-        """Publish the batch's files (durable when this returns); the calls whose file could
-        not be made durable, with the error."""
-        batch, self._batch = self._batch, None
+        """Publish this thread's batch of files (durable when this returns); the calls whose
+        file could not be made durable, with the error."""
+        batch = getattr(self._local, "batch", None)
+        self._local.batch = None
         return batch.publish() if batch is not None else {}
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_batch": None}  # a batch's files stay in its process
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _local=threading.local())
 
     def _atomic(self, index: int, final: str, write: Any) -> None:
-        if self._batch is None:
+        batch = getattr(self._local, "batch", None)
+        if batch is None:
             atomic_write(final, write)
         else:
-            self._batch.write(index, final, write)
+            batch.write(index, final, write)
 
     def write(self, index: int, value: Any) -> str:
         """Write call ``index``'s file atomically; return its path (inside a batch the file
