@@ -8,7 +8,7 @@ Temporary files of writers that died are named ``.<final name>.<pid>.tmp``; stor
 those of their own layout when a run starts or finishes (:func:`remove_temporaries`).
 
 A worker writing one file per call publishes a batch's files together (:class:`BatchFiles`):
-each file's fsync runs in a background thread while the next call computes and writes, and
+each file's fsync runs in background threads while the next call computes and writes, and
 the batch's end renames them and fsyncs their folder once. The parent records a call as
 done only after its batch came back, so every recorded file is durable; a worker killed
 mid-batch leaves temporary files only.
@@ -176,14 +176,18 @@ def remove_temporaries(folder: str, pattern: str) -> int:
     return len(found)
 
 
-_syncer: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, the thread)
+#: fsyncs a worker runs at once: the file system commits concurrent fsyncs together (60
+#: files of 800 KB: 0.08-0.10 s with 4 threads, 0.27-0.35 s one after another)
+FSYNC_THREADS = 4
+_syncer: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, the threads)
 
 
 def _background() -> ThreadPoolExecutor:
-    """This process's fsync thread (a forked child makes its own: threads do not fork)."""
+    """This process's fsync threads (a forked child makes its own: threads do not fork)."""
     global _syncer
     if _syncer is None or _syncer[0] != os.getpid():
-        _syncer = (os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="acme-fsync"))
+        _syncer = (os.getpid(), ThreadPoolExecutor(FSYNC_THREADS,
+                                                   thread_name_prefix="acme-fsync"))
     return _syncer[1]
 
 
@@ -191,9 +195,10 @@ class BatchFiles:
     """Files written under temporary names during a batch and published at its end.
 
     :meth:`write` writes a file under its temporary name and starts its fsync in a
-    background thread; :meth:`publish` waits for those, renames every file into place and
-    fsyncs each folder once. Until then no final name exists, so a worker killed mid-batch
-    leaves only temporary files; after it every file is durable.
+    background thread (several run at once); :meth:`publish` waits for those, renames
+    every file into place and fsyncs each folder once. Until then no final name exists,
+    so a worker killed mid-batch leaves only temporary files; after it every file is
+    durable.
 
     Examples
     --------
