@@ -448,7 +448,7 @@ def _flat_size(items: list[Any] | tuple[Any, ...], kinds: set[type]) -> int:
             values = np.fromiter(items, dtype=np.int64, count=len(items))
         except OverflowError:
             values = None
-        if values is not None and -(2**30) < values.min() and values.max() < 2**30:
+        if values is not None and values.min() > -(2**30) and values.max() < 2**30:
             # one 30-bit digit each (the usual indices and counts), none for 0
             zeros = len(items) - int(np.count_nonzero(values))
             return len(items) * _INT_ONE - zeros * (_INT_ONE - _INT_ZERO)
