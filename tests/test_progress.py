@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
-from acme_core import ParallelComputationError, ParallelMap
-from tests.helpers.funcs import broken_while_flagged
+from acme_core import ParallelComputationError, ParallelMap, hookimpl
+from acme_core.plugins import get_plugin_manager
+from tests.helpers.funcs import broken_while_flagged, fail_every_100
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -70,3 +71,36 @@ def test_a_terminal_gets_the_bar_by_default(tmp_path):
     os.close(primary)
     assert proc.wait(timeout=300) == 0
     assert b"5/5" in seen and b"call" in seen and b"IProgress" not in seen
+
+
+class _Counter:
+    """A plugin that counts finished calls a batch at a time, as the bar does."""
+
+    def __init__(self):
+        self.seen = []
+
+    @hookimpl
+    def acme_core_calls_finished(self, run, indices):
+        self.seen.extend(indices)
+
+
+@pytest.mark.parametrize("func", [abs, fail_every_100])
+def test_calls_finished_hears_every_finished_call_once(func):
+    """Batches without failures (one step to the storage) and batches with a failed call
+    (routed call by call) both reach the per-batch hook: every finished call, once."""
+    counter = _Counter()
+    pm = get_plugin_manager()
+    pm.register(counter, name="test-counter")
+    try:
+        pmap = ParallelMap(func, list(range(1, 1001)), write_worker_results=False,
+                           backend="joblib", n_workers=2, verbose=False)
+        if func is fail_every_100:
+            with pytest.raises(ParallelComputationError):
+                pmap.compute()
+        else:
+            pmap.compute()
+    finally:
+        pm.unregister(counter)
+    failed = {f.index for f in pmap.failures} if func is fail_every_100 else set()
+    assert sorted(counter.seen) == [i for i in range(1000) if i not in failed]
+    assert len(failed) == (10 if func is fail_every_100 else 0)

@@ -437,10 +437,10 @@ _INT_ZERO, _INT_ONE = sys.getsizeof(0), sys.getsizeof(1)
 _INT_DIGIT = sys.getsizeof(2**30) - _INT_ONE
 
 
-def _flat_size(items: list[Any] | tuple[Any, ...]) -> int:
-    """``sum(map(sys.getsizeof, items))`` for a flat sequence of scalars, counted by NumPy
-    for plain floats and ints (a million of them in milliseconds, not a second)."""
-    kinds = set(map(type, items))
+def _flat_size(items: list[Any] | tuple[Any, ...], kinds: set[type]) -> int:
+    """``sum(map(sys.getsizeof, items))`` for a flat sequence of scalars (of the types
+    ``kinds``), counted by NumPy for plain floats and ints (a million of them in
+    milliseconds, not a second)."""
     if kinds == {float}:
         return len(items) * sys.getsizeof(0.0)
     if kinds == {int}:
@@ -448,6 +448,10 @@ def _flat_size(items: list[Any] | tuple[Any, ...]) -> int:
             values = np.fromiter(items, dtype=np.int64, count=len(items))
         except OverflowError:
             values = None
+        if values is not None and values.min() > -(2**30) and values.max() < 2**30:
+            # one 30-bit digit each (the usual indices and counts), none for 0
+            zeros = len(items) - int(np.count_nonzero(values))
+            return len(items) * _INT_ONE - zeros * (_INT_ONE - _INT_ZERO)
         if values is not None and values.min() > np.iinfo(np.int64).min:
             size = np.abs(values)
             digits = (size >= 1).astype(np.int64) + (size >= 2**30) + (size >= 2**60)
@@ -486,8 +490,9 @@ def size_of(obj: Any) -> int:
             total += item.nbytes + sys.getsizeof(item, 0) * (item.base is not None)
             continue
         total += sys.getsizeof(item, 0)
-        if isinstance(item, (list, tuple)) and set(map(type, item)) <= _SCALARS:
-            total += _flat_size(item)  # flat sequences of scalars: no walk
+        kinds = set(map(type, item)) if isinstance(item, (list, tuple)) else None
+        if kinds is not None and kinds <= _SCALARS:
+            total += _flat_size(item, kinds)  # flat sequences of scalars: no walk
             continue
         if isinstance(item, dict):
             stack.extend(item.keys())

@@ -49,7 +49,9 @@ class ResultWriter(Protocol):
     # Optional: ``end_batch(indices) -> dict[int, BaseException]``, called once after the
     # last call of a batch, before its outcome leaves the worker: make the batch's results
     # durable and return the calls whose results could not be stored (they fail as
-    # ``storage``). See ``CallProgram.end_batch``.
+    # ``storage``). See ``CallProgram.end_batch``. Optional too: ``begin_batch()``, called
+    # by ``run_batch`` before the batch's first call (a writer may then defer work to
+    # ``end_batch``; without it every ``write`` stands alone).
 
 
 @dataclass(frozen=True)
@@ -157,6 +159,13 @@ class CallProgram:
         to call per call)."""
         write = self.writer.write
         return None if getattr(self.writer, "keeps_values", False) else write
+
+    def begin_batch(self) -> None:
+        """Tell the writer a batch starts (writers that publish per batch have
+        ``begin_batch``); ``end_batch`` follows."""
+        begin = getattr(self.writer, "begin_batch", None)
+        if begin is not None:
+            begin()
 
     def end_batch(self, indices: tuple[int, ...], values: list[Any],
                   failures: dict[int, Failure], where: str = "", attempt: int = 1) -> None:
@@ -287,6 +296,7 @@ def run_batch(ref: ProgramRef, batch: CallBatch) -> BatchOutcome:
     if quiet:
         faulthandler.disable()
     try:
+        program.begin_batch()
         values, durations, failures, started = _run_calls(program, batch, where)
         program.end_batch(batch.indices, values, failures, where, attempt)
     finally:

@@ -65,13 +65,12 @@ def loaded_plugins() -> list[tuple[str, str, str, list[str]]]:
     ['acme_core_storages']
     """
     pm = plugins.get_plugin_manager()
-    origins = getattr(plugins, "_origins", {})
     found = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: str(item[0])):
         if name is None or str(name).startswith("acme_core.progress."):
             continue
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or ())
-        dist, version = origins.get(name, ("(registered at run time)", ""))
+        dist, version = plugins.origin_of(str(name)) or ("(registered at run time)", "")
         found.append((str(name), dist, version, hooks))
     return found
 

@@ -32,7 +32,7 @@ A complete plugin module that adds a backend and watches failures::
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import pluggy
 
@@ -157,6 +157,23 @@ def acme_core_call_finished(run: RunInfo, outcome: CallOutcome) -> None:
         @hookimpl
         def acme_core_call_finished(run, outcome):
             print("done", outcome.index, f"{outcome.duration:.3f}s")
+    """
+
+
+@hookspec
+def acme_core_calls_finished(run: RunInfo, indices: Sequence[int]) -> None:
+    """Calls finished and their results were handed to the storage: once per batch, with
+    the indices of its calls that finished. A plugin that only counts should listen here
+    rather than to :func:`acme_core_call_finished`: no object is made per call, and a
+    batch without failures reaches the storage in one step.
+
+    Example::
+
+        from acme_core import hookimpl
+
+        @hookimpl
+        def acme_core_calls_finished(run, indices):
+            print("done", len(indices), "of", run.n_calls)
     """
 
 

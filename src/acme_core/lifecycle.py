@@ -7,6 +7,7 @@ starts, after every listener of the run (its progress bar) is registered.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .plugins import get_plugin_manager, has_listeners
@@ -32,6 +33,7 @@ class RunHooks:
         self.info = info
         self._hook = get_plugin_manager().hook if hook is None else hook
         self._calls = {name: has_listeners(f"acme_core_call_{name}") for name in _CALL_EVENTS}
+        self._batches = has_listeners("acme_core_calls_finished")
         self._run = {name: has_listeners(f"acme_core_run_{name}")
                      for name in ("started", "finished")}
 
@@ -48,6 +50,11 @@ class RunHooks:
         """A call ``event`` (``"finished"``, ``"failed"``, ``"retried"``) happened."""
         if self._calls[event]:
             getattr(self._hook, f"acme_core_call_{event}")(run=self.info, outcome=outcome)
+
+    def calls_finished(self, indices: Sequence[int]) -> None:
+        """The calls ``indices`` (of one batch) finished and were stored."""
+        if self._batches and indices:
+            self._hook.acme_core_calls_finished(run=self.info, indices=indices)
 
     def run_finished(self, summary: RunSummary) -> None:
         """The run ended (not after an exception)."""

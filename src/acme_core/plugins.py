@@ -26,16 +26,54 @@ BUILTIN_PLUGINS = ("acme_core.storage.builtin",)
 CORE_DISTRIBUTION = "acme-core"
 
 _manager: pluggy.PluginManager | None = None
-_origins: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version)
+# plugin name -> where it came from: an entry point, or the core's own distribution. Its
+# (distribution, version) is read only when asked for: reading a distribution's metadata
+# costs about a millisecond each, and a run asks for none.
+_sources: dict[str, metadata.EntryPoint | str] = {}
+_origins: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version), read
+
+
+def origin_of(plugin_name: str) -> tuple[str, str] | None:
+    """``(distribution, version)`` of a registered plugin, None for one registered at run
+    time (not through an entry point).
+
+    Examples
+    --------
+    >>> from acme_core.plugins import get_plugin_manager, origin_of
+    >>> _ = get_plugin_manager()
+    >>> origin_of("acme_core.storage.builtin")[0]
+    'acme-core'
+    """
+    if plugin_name not in _origins:
+        source = _sources.get(plugin_name)
+        if source is None:
+            return None
+        if isinstance(source, str):
+            _origins[plugin_name] = (source, _version_of(source))
+        elif source.dist is None:
+            _origins[plugin_name] = ("unknown", "?")
+        else:
+            _origins[plugin_name] = (source.dist.name, source.dist.version)
+    return _origins[plugin_name]
 
 
 @dataclass(frozen=True)
 class Registered:
-    """A spec together with the distribution that contributed it."""
+    """A spec together with the plugin that contributed it; ``distribution`` and
+    ``version`` name that plugin's distribution."""
 
     spec: ExecutorSpec | StorageSpec
-    distribution: str
-    version: str
+    plugin_name: str
+
+    @property
+    def distribution(self) -> str:
+        """The distribution that contributed the spec."""
+        return (origin_of(self.plugin_name) or (self.plugin_name, "?"))[0]
+
+    @property
+    def version(self) -> str:
+        """That distribution's version."""
+        return (origin_of(self.plugin_name) or (self.plugin_name, "?"))[1]
 
 
 def get_plugin_manager() -> pluggy.PluginManager:
@@ -62,16 +100,16 @@ def reset_plugin_manager() -> None:
     """Forget the loaded plugins; the next lookup loads them again (tests, notebooks)."""
     global _manager
     _manager = None
+    _sources.clear()
     _origins.clear()
 
 
 def _build_manager() -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    core_version = _version_of(CORE_DISTRIBUTION)
     for module_name in BUILTIN_PLUGINS:
         pm.register(importlib.import_module(module_name), name=module_name)
-        _origins[module_name] = (CORE_DISTRIBUTION, core_version)
+        _sources[module_name] = CORE_DISTRIBUTION
     for ep in _selected_entry_points():
         try:
             plugin = ep.load()
@@ -85,8 +123,7 @@ def _build_manager() -> pluggy.PluginManager:
         if pm.is_registered(plugin):
             continue
         pm.register(plugin, name=ep.name)
-        dist = ep.dist.name if ep.dist is not None else "unknown"
-        _origins[ep.name] = (dist, ep.dist.version if ep.dist is not None else "?")
+        _sources[ep.name] = ep
     if os.environ.get("ACME_CORE_TRACE_PLUGINS") == "1":
         pm.trace.root.setwriter(lambda text: sys.stderr.write(text))
         pm.enable_tracing()
@@ -114,17 +151,17 @@ def _collect(hook_name: str, kind: str) -> dict[str, Registered]:
     found: dict[str, Registered] = {}
     trace = pm.trace.root.get("hook")
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
-        dist, version = _origins.get(impl.plugin_name, (impl.plugin_name, "?"))
         records = list(impl.function() or ())
         trace(f"{hook_name} [{impl.plugin_name}] -> {[r.name for r in records]}")
         for spec in records:
             if spec.name in found:
                 other = found[spec.name].distribution
+                dist = Registered(spec, impl.plugin_name).distribution
                 raise PluginError(
                     f"{kind} {spec.name!r} is provided by two plugins: {other!r} and {dist!r}. "
                     f"Uninstall one of them, or restrict loading with ACME_CORE_PLUGINS."
                 )
-            found[spec.name] = Registered(spec, dist, version)
+            found[spec.name] = Registered(spec, impl.plugin_name)
     return dict(sorted(found.items()))
 
 

@@ -1,4 +1,5 @@
-"""The progress bar: a built-in plugin fed by the lifecycle hooks.
+"""The progress bar: a built-in plugin fed by the lifecycle hooks (finished calls counted a
+batch at a time).
 
 It shows done, failed, running and retried counts (and the backend's own, such as queued
 SLURM jobs) and an ETA: tqdm's notebook widget in Jupyter when ipywidgets is installed,
@@ -110,10 +111,12 @@ class ProgressBar:
         self.bar.set_postfix(self.counts(), refresh=False)
         self.bar.update(advance)
 
+    # counted per batch: a bar listening to each call would send every batch down the
+    # per-call path (see ``RunLoop._route_whole``)
     @hookimpl
-    def acme_core_call_finished(self, run: Any, outcome: Any) -> None:
-        self.done += 1
-        self._show(1)
+    def acme_core_calls_finished(self, run: Any, indices: Any) -> None:
+        self.done += len(indices)
+        self._show(len(indices))
 
     @hookimpl
     def acme_core_call_failed(self, run: Any, outcome: Any) -> None:

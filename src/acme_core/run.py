@@ -279,6 +279,7 @@ class RunLoop:
     def _count_done(self, done: Sequence[int], seconds: float, batch: BatchOutcome) -> None:
         self.sizer.observe(seconds, len(done), size_of(batch.values[0]) if batch.values else 0)
         self.summary.n_done += len(done)
+        self.hooks.calls_finished(done)
         if self.manifest is not None:
             self._unrecorded += done
 

@@ -6,6 +6,12 @@ writer; ``fsync`` before the rename makes the content durable before the name ap
 power loss leaves the old state or the new one, not a truncated file under the final name.
 Temporary files of writers that died are named ``.<final name>.<pid>.tmp``; storages remove
 those of their own layout when a run starts or finishes (:func:`remove_temporaries`).
+
+A worker writing one file per call publishes a batch's files together (:class:`BatchFiles`):
+each file's fsync runs in background threads while the next call computes and writes, and
+the batch's end renames them and fsyncs their folder once. The parent records a call as
+done only after its batch came back, so every recorded file is durable; a worker killed
+mid-batch leaves temporary files only.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ import errno
 import glob
 import os
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, NoReturn
 
 
 def remove(path: str) -> None:
@@ -120,11 +127,17 @@ def atomic_write(final: str, write: Callable[[str], Any], durable: bool = True) 
         write(tmp)
         publish(tmp, final, durable)
     except BaseException as exc:
-        remove(tmp)
-        full = as_disk_full(exc, final)
-        if full is not exc:
-            raise full from exc
-        raise
+        _drop(tmp, final, exc)
+
+
+def _drop(tmp: str, final: str, exc: BaseException) -> NoReturn:
+    """Remove the temporary file of a failed write and raise ``exc`` (a full disk as
+    :func:`as_disk_full` says it)."""
+    remove(tmp)
+    full = as_disk_full(exc, final)
+    if full is not exc:
+        raise full from exc
+    raise exc
 
 
 def publish(tmp: str, final: str, durable: bool = True) -> None:
@@ -161,3 +174,74 @@ def remove_temporaries(folder: str, pattern: str) -> int:
     for path in found:
         remove(path)
     return len(found)
+
+
+#: fsyncs a worker runs at once: the file system commits concurrent fsyncs together (60
+#: files of 800 KB: 0.08-0.10 s with 4 threads, 0.27-0.35 s one after another)
+FSYNC_THREADS = 4
+_syncer: tuple[int, ThreadPoolExecutor] | None = None  # (pid that made it, the threads)
+
+
+def _background() -> ThreadPoolExecutor:
+    """This process's fsync threads (a forked child makes its own: threads do not fork)."""
+    global _syncer
+    if _syncer is None or _syncer[0] != os.getpid():
+        _syncer = (os.getpid(), ThreadPoolExecutor(FSYNC_THREADS,
+                                                   thread_name_prefix="acme-fsync"))
+    return _syncer[1]
+
+
+class BatchFiles:
+    """Files written under temporary names during a batch and published at its end.
+
+    :meth:`write` writes a file under its temporary name and starts its fsync in a
+    background thread (several run at once); :meth:`publish` waits for those, renames
+    every file into place and fsyncs each folder once. Until then no final name exists,
+    so a worker killed mid-batch leaves only temporary files; after it every file is
+    durable.
+
+    Examples
+    --------
+    >>> from acme_core.storage.atomic import BatchFiles
+    >>> batch = BatchFiles()
+    >>> batch.write(3, str(tmp_path / "f_3.txt"), lambda tmp: open(tmp, "w").write("ok"))
+    >>> (tmp_path / "f_3.txt").exists()
+    False
+    >>> batch.publish()
+    {}
+    >>> (tmp_path / "f_3.txt").read_text()
+    'ok'
+    """
+
+    def __init__(self) -> None:
+        self._files: list[tuple[int, str, str, Future[None]]] = []
+
+    def write(self, index: int, final: str, write: Callable[[str], Any]) -> None:
+        """Call ``write(tmp_path)`` for call ``index``'s file ``final`` and start its fsync;
+        a failed write leaves nothing and raises."""
+        tmp = temporary_name(final)
+        try:
+            write(tmp)
+        except BaseException as exc:
+            _drop(tmp, final, exc)
+        self._files.append((index, tmp, final, _background().submit(fsync_file, tmp)))
+
+    def publish(self) -> dict[int, BaseException]:
+        """Rename every written file into place once its fsync is done, then fsync their
+        folders; returns the calls whose file could not be made durable (their temporary
+        file is removed)."""
+        lost: dict[int, BaseException] = {}
+        folders: set[str] = set()
+        files, self._files = self._files, []
+        for index, tmp, final, synced in files:
+            try:
+                synced.result()
+                os.replace(tmp, final)
+            except OSError as exc:
+                remove(tmp)
+                lost[index] = as_disk_full(exc, final)
+                continue
+            folders.add(os.path.dirname(final) or ".")
+        for folder in sorted(folders):
+            fsync_dir(folder)
+        return lost

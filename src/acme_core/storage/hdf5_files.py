@@ -26,15 +26,16 @@ import logging
 import os
 import pickle
 import shutil
+import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..records import BatchOutcome, CallOutcome, StorageSettings, StoredResults
 from ..result_paths import ResultPaths, result_paths
-from .atomic import atomic_write, remove, remove_temporaries
+from .atomic import BatchFiles, atomic_write, remove, remove_temporaries
 from .base import Storage
 from .links import link_all
 from .readback import pickle_complete, read_container, read_files
@@ -60,9 +61,39 @@ class HDF5FileWriter:
     payload_dir: str
     func_name: str
     stacking: Stacking | None = None
+    #: per thread (a threads backend runs batches side by side on one writer): the files
+    #: of the batch it is running, between begin_batch and end_batch
+    _local: threading.local = field(default_factory=threading.local, repr=False,
+                                    compare=False)
+
+    def begin_batch(self) -> None:
+        """Until :meth:`end_batch`, this thread's files are published together at the
+        batch's end (their fsyncs overlap the next calls) instead of one by one."""
+        self._local.batch = BatchFiles()
+
+    def end_batch(self, indices: Sequence[int]) -> dict[int, BaseException]:
+        """Publish this thread's batch of files (durable when this returns); the calls whose
+        file could not be made durable, with the error."""
+        batch = getattr(self._local, "batch", None)
+        self._local.batch = None
+        return batch.publish() if batch is not None else {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _local=threading.local())
+
+    def _atomic(self, index: int, final: str, write: Any) -> None:
+        batch = getattr(self._local, "batch", None)
+        if batch is None:
+            atomic_write(final, write)
+        else:
+            batch.write(index, final, write)
 
     def write(self, index: int, value: Any) -> str:
-        """Write call ``index``'s file atomically; return its path."""
+        """Write call ``index``'s file atomically; return its path (inside a batch the file
+        gets that name at the batch's end)."""
         import h5py
 
         final = os.path.join(self.payload_dir, f"{self.func_name}_{index}.h5")
@@ -78,7 +109,7 @@ class HDF5FileWriter:
                 for name, data in datasets:
                     h5.create_dataset(name, data=data)
 
-        atomic_write(final, write_h5)
+        self._atomic(index, final, write_h5)
         return final
 
     def _pickle(self, index: int, value: Any, exc: BaseException) -> str:
@@ -91,7 +122,7 @@ class HDF5FileWriter:
             with open(tmp, "wb") as fh:
                 pickle.dump(wrapped, fh)
 
-        atomic_write(final, write_pickle)
+        self._atomic(index, final, write_pickle)
         log.warning(f"Could not write results of call {index} to HDF5 ({exc}); they have been "
                     f"pickled instead: {final}")
         return final
