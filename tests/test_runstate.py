@@ -564,6 +564,6 @@ def test_a_format_2_manifest_is_read_and_its_run_resumed_call_by_call(tmp_path):
     ParallelMap(f, xs, ys, z=3, output_dir=out, n_workers=2, verbose=False).compute()
     state = manifest.read(out)
     assert state.runs[3]["todo"] == 1 and state.done == set(range(6))
-    assert [float(np.ravel(v)[0]) for v in load(out)] == [(x + y) * 3 for x, y in zip(xs, ys)]
+    assert [float(np.ravel(v)[0]) for v in load(out)] == [(x + y) * 3 for x, y in zip(xs, ys, strict=True)]
     ParallelMap(f, xs, ys, z=3, output_dir=out, n_workers=2, verbose=False).compute()
     assert manifest.read(out).runs[4]["todo"] == 0  # the mixed file (format 2, then 3) too

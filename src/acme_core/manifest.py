@@ -43,7 +43,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-
 from .errors import ManifestError
 from .manifest_state import DONE, FAILED, RunState, index_runs
 from .records import Failure
