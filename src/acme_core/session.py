@@ -93,12 +93,9 @@ class Session:
         from the parts seen since the last record."""
         parts, self._parts = self._parts, []
         calls = np.asarray(indices, dtype=np.int64)
-        seen = np.fromiter((i for part in parts for i in part[0]), dtype=np.int64,
-                           count=sum(len(part[0]) for part in parts))
-        if not np.array_equal(seen, calls):  # calls seen but not recorded (a failed flush)
-            parts = _parts_of(parts, calls.tolist())
-        durations = np.fromiter((d for part in parts for d in part[5]), dtype=np.float64,
-                                count=len(calls))
+        if not np.array_equal(_joined(parts, 0, np.int64), calls):
+            parts = _parts_of(parts, calls.tolist())  # calls seen but not recorded: a failed flush
+        durations = _joined(parts, 5, np.float64)
         record: dict[str, Any] = {
             "run": self.number, "code": self.code, "n": [len(part[0]) for part in parts],
             "attempt": [part[1] for part in parts], "worker": [part[2] for part in parts],
@@ -121,6 +118,13 @@ class Session:
         where = "in this process (debug)" if workers == "debug" else f"on {workers} worker(s)"
         log.info(f"Run {how} after {elapsed:.1f} s: {n_done} of {n_ran} calls finished"
                  f"{f', {n_failed} failed' if n_failed else ''}; {rate:.2f} calls/s {where}.")
+
+
+def _joined(parts: list[_Part], column: int, dtype: Any) -> np.ndarray:
+    """One per-call column of every part, concatenated (each part's column converted in C)."""
+    if not parts:
+        return np.zeros(0, dtype=dtype)
+    return np.concatenate([np.asarray(part[column], dtype=dtype) for part in parts])
 
 
 def _parts_of(parts: list[_Part], calls: list[int]) -> list[_Part]:
