@@ -78,6 +78,10 @@ def argument_names(plan: CallPlan) -> list[str]:
 class ArgumentKeys:
     """The digests of a run's arguments: broadcast ones once, split ones per call.
 
+    Split digests are computed where they are needed: for the calls of each done record as
+    it is written (a new run holds none), or for every call at once when :attr:`split` is
+    asked (a resumed run compares them with the manifest's, and keeps them).
+
     Examples
     --------
     >>> from acme_core.arguments import build_call_plan
@@ -90,28 +94,47 @@ class ArgumentKeys:
     """
 
     broadcast: dict[str, str]
-    #: Per split argument, every call's digest: ``(n_calls, ARG_BYTES)`` uint8.
-    split: dict[str, np.ndarray]
+    #: The split values (the user's objects, not copies) and how each is hashed.
+    values: dict[str, Any]
+    schemes: dict[str, str]
     n_calls: int
-    #: The split values (the user's objects, not copies): format-2 digests of a call are
-    #: recomputed from them.
-    values: dict[str, Any] = field(default_factory=dict, repr=False)
+    _split: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, plan: CallPlan) -> ArgumentKeys:
-        """Hash every argument of ``plan`` (computed when a run starts)."""
-        broadcast, split, values = {}, {}, {}
+        """Hash the broadcast arguments of ``plan`` and choose how each split one is hashed
+        (when a run starts)."""
+        broadcast, values, schemes = {}, {}, {}
         for name, arg in zip(argument_names(plan), plan.arguments, strict=True):
             if arg.split:
-                split[name] = element_digests(arg.value, plan.n_inputs)
                 values[name] = arg.value
+                schemes[name] = scheme_of(arg.value, plan.n_inputs)
             else:
                 broadcast[name] = digest_of(arg.value)
-        return cls(broadcast, split, plan.n_inputs, values)
+        return cls(broadcast, values, schemes, plan.n_inputs)
+
+    @property
+    def split_names(self) -> list[str]:
+        """The split arguments' names."""
+        return list(self.values)
+
+    @property
+    def split(self) -> dict[str, np.ndarray]:
+        """Per split argument, every call's digest (``(n_calls, ARG_BYTES)`` uint8)."""
+        for name in self.values.keys() - self._split.keys():
+            self._split[name] = self.digests(name, np.arange(self.n_calls))
+        return self._split
+
+    def digests(self, name: str, calls: np.ndarray) -> np.ndarray:
+        """Split argument ``name``'s digests of ``calls`` (``(len(calls), ARG_BYTES)``)."""
+        if name in self._split:
+            return self._split[name][calls]
+        return digests_for(self.values[name], self.schemes[name], calls)
 
     def split_of(self, index: int) -> dict[str, str]:
         """Call ``index``'s split-argument digests as hex (what a failure line records)."""
-        return {name: digests[index].tobytes().hex() for name, digests in self.split.items()}
+        at = np.array([index])
+        return {name: self.digests(name, at).tobytes().hex() for name in self.values}
 
     def of_call(self, index: int) -> dict[str, str]:
         """Every argument digest of call ``index`` (hex)."""
@@ -142,43 +165,49 @@ def element_digests(values: Any, n_calls: int) -> np.ndarray:
     >>> (a == b).all(axis=1).tolist(), a.shape
     ([True, True, False], (3, 8))
     """
-    flat = _flat_bits(values, n_calls)
-    if flat is not None:
-        return _mix(*flat)
+    return digests_for(values, scheme_of(values, n_calls), np.arange(n_calls))
+
+
+def scheme_of(values: Any, n_calls: int) -> str:
+    """How a split argument's elements are hashed, chosen once from all of them (so a call's
+    digest does not depend on which calls are hashed with it): ``"flat:<type>"`` (a list,
+    tuple or range of one of ``_FLAT``'s types) and ``"array"`` (a 1-D numeric array) in
+    one vectorized pass, ``"rows"`` (other arrays) and ``"each"`` with BLAKE2b."""
     if isinstance(values, np.ndarray) and not values.dtype.hasobject and values.ndim:
-        rows = np.ascontiguousarray(values).reshape(len(values), -1)
+        flat = values.ndim == 1 and values.dtype.kind in "biuf" and values.dtype.itemsize <= 8
+        return "array" if flat else "rows"
+    if not isinstance(values, (list, tuple, range)) or not n_calls:
+        return "each"
+    kinds = set(map(type, values))
+    kind = kinds.pop() if len(kinds) == 1 else None
+    if kind not in _FLAT:
+        return "each"
+    if kind is int and not -(2**63) <= min(values) <= max(values) < 2**63:
+        return "each"  # ints beyond 64 bits
+    return f"flat:{kind.__name__}"
+
+
+def digests_for(values: Any, scheme: str, calls: np.ndarray) -> np.ndarray:
+    """The digests of ``values``' elements ``calls`` by ``scheme`` (:func:`scheme_of`)."""
+    calls = np.asarray(calls, dtype=np.int64)
+    if scheme == "array":
+        picked = np.ascontiguousarray(values[calls])
+        bits = picked.view(f"u{picked.dtype.itemsize}").astype(np.uint64)
+        return _mix(bits, f"ndarray:{values.dtype.str}".encode())
+    if scheme.startswith("flat:"):
+        name = scheme[len("flat:"):]
+        kind = next(k for k in _FLAT if k.__name__ == name)
+        picked = np.array([values[i] for i in calls.tolist()], dtype=_FLAT[kind])
+        return _mix(picked.view(f"u{picked.itemsize}").astype(np.uint64), name.encode())
+    if scheme == "rows":
+        rows = np.ascontiguousarray(values[calls]).reshape(len(calls), -1)
         head = f"{values.dtype.str}{values.shape[1:]}".encode()
         blake = hashlib.blake2b
         joined = b"".join(blake(head + row.tobytes(), digest_size=ARG_BYTES).digest()
                           for row in rows)
     else:
-        joined = b"".join(_blake_of(values[i]) for i in range(n_calls))
-    return np.frombuffer(joined, dtype=np.uint8).reshape(n_calls, ARG_BYTES).copy()
-
-
-def _flat_bits(values: Any, n_calls: int) -> tuple[np.ndarray, bytes] | None:
-    """``(uint64 bits per call, kind tag)`` of a flat numeric sequence or 1-D numeric array;
-    None for anything else (hashed element by element)."""
-    if isinstance(values, np.ndarray):
-        dtype = values.dtype
-        if values.ndim != 1 or dtype.kind not in "biuf" or dtype.itemsize > 8:
-            return None
-        bits = np.ascontiguousarray(values).view(f"u{dtype.itemsize}").astype(np.uint64)
-        return bits, f"ndarray:{dtype.str}".encode()
-    if not isinstance(values, (list, tuple, range)) or not n_calls:
-        return None
-    kinds = set(map(type, values))
-    if len(kinds) != 1:
-        return None
-    kind = kinds.pop()
-    dtype = _FLAT.get(kind)
-    if dtype is None:
-        return None
-    try:
-        array = np.array(values, dtype=dtype)
-    except OverflowError:  # ints beyond 64 bits
-        return None
-    return array.view(f"u{array.itemsize}").astype(np.uint64), kind.__name__.encode()
+        joined = b"".join(_blake_of(values[i]) for i in calls.tolist())
+    return np.frombuffer(joined, dtype=np.uint8).reshape(len(calls), ARG_BYTES).copy()
 
 
 def _mix(bits: np.ndarray, tag: bytes) -> np.ndarray:

@@ -102,8 +102,8 @@ class Session:
             "end": [part[3] for part in parts], "t0": [part[4] for part in parts],
             "dur": np.rint(durations * 1e6).astype(np.int64).tolist()}
         if self.keys is not None:
-            record["a"] = {name: digests[calls].tobytes().hex()
-                           for name, digests in self.keys.split.items()}
+            record["a"] = {name: self.keys.digests(name, calls).tobytes().hex()
+                           for name in self.keys.split_names}
         return record
 
     def end(self, n_ran: int, n_done: int, n_failed: int, elapsed: float, workers: Any,
