@@ -19,7 +19,7 @@ import numpy as np
 import psutil
 import pytest
 
-from acme_core import ParallelMap, UnknownKeywordError
+from acme_core import ParallelMap, UnknownKeywordError, load
 from acme_core.arguments import ArgumentMismatchError, build_call_plan
 from tests.helpers import funcs
 from tests.helpers.funcs import f, show, two
@@ -478,3 +478,22 @@ def test_function_defined_in_main_runs_on_joblib(tmp_path):
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[3, 6]"
+
+
+def test_large_split_arguments_of_plain_scalars_travel_as_values_and_replay(monkeypatch,
+                                                                            tmp_path):
+    """Large split arguments of plain scalars are not pickled per call ahead (the parent
+    keeps no bytes per call): a batch carries its calls' values, and the replay file,
+    written from a stream, still gives every call's arguments."""
+    from acme_core import payloads, replay
+
+    monkeypatch.setattr(payloads, "INLINE_SPLIT_BYTES", 0)
+    out = str(tmp_path / "run")
+    pmap = ParallelMap(f, [1, 2, 3], np.array([4.0, 5.0, 6.0]), output_dir=out, verbose=False,
+                       backend="joblib", n_workers=2)
+    assert pmap._payloads.call_blobs is None
+    batch = pmap._payloads.batch([0, 2], 1)
+    assert not batch.pickled and batch.split == ((1, 4.0), (3, 6.0))
+    pmap.compute()
+    assert [float(np.ravel(v)[0]) for v in load(out)] == [15.0, 21.0, 27.0]
+    assert replay(out, 2) == f(3, 6.0) == 27.0

@@ -8,8 +8,9 @@ import os
 import h5py
 import pytest
 
-from acme_core import ParallelComputationError, ParallelMap, load, manifest
+from acme_core import ParallelComputationError, ParallelMap, load
 from acme_core.cli import run_status
+from tests.helpers.manifests import done_calls
 from tests.helpers.streaming_funcs import gated
 
 N = 12
@@ -102,6 +103,7 @@ def test_leaving_early_keeps_what_finished_and_resume_runs_the_rest(tmp_path):
 CTRL_C_SCRIPT = """
 import sys, time
 from acme_core import ParallelMap
+from tests.helpers.manifests import done_calls
 from tests.helpers.streaming_funcs import gated
 
 if __name__ == "__main__":
@@ -134,7 +136,7 @@ def test_ctrl_c_keeps_what_finished_as_compute_does(tmp_path, where):
                             start_new_session=True, cwd=root,
                             env={**os.environ, "PYTHONPATH": root})
     assert proc.stdout.readline().strip() == "got 0"  # the first result arrived
-    wait_until(lambda: '"s":"done"' in (out / manifest.NAME).read_text(), "call 0")
+    wait_until(lambda: done_calls(out), "call 0 recorded as done")
     os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode != 0 and "KeyboardInterrupt" in stderr

@@ -11,8 +11,9 @@ import sys
 
 import pytest
 
-from acme_core import ParallelComputationError, ParallelMap, hookimpl, manifest
+from acme_core import ParallelComputationError, ParallelMap, hookimpl
 from acme_core.cli import main as cli_main
+from tests.helpers.manifests import done_calls
 from tests.helpers.waiting import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,18 +102,12 @@ def four_runs(tmp_path):
     with pytest.raises(ParallelComputationError):
         ParallelMap(fail_on_three, list(range(5)), output_dir=str(runs / "c_failed"),
                     verbose=False).compute()
-    wait_until(lambda: '"s":"done"' in _manifest(runs / "a_running")
-               and _manifest(runs / "a_running").count('"s":"done"') >= 2, "two calls done")
+    wait_until(lambda: len(done_calls(runs / "a_running")) >= 2, "two calls done")
     yield runs, proc, flags
     if proc.poll() is None:
         (flags / "go").touch()
         proc.kill()
     proc.wait(timeout=60)
-
-
-def _manifest(folder) -> str:
-    path = os.path.join(folder, manifest.NAME)
-    return open(path).read() if os.path.exists(path) else ""
 
 
 def test_status_of_a_running_then_interrupted_run_and_of_the_folder(four_runs, capsys):
@@ -144,7 +139,7 @@ def test_status_of_a_running_then_interrupted_run_and_of_the_folder(four_runs, c
     killed = runs / "d_killed"
     proc2 = subprocess.Popen([sys.executable, str(runs.parent / "script.py"), str(killed),
                               str(runs.parent / "none")], start_new_session=True)
-    wait_until(lambda: _manifest(killed).count('"s":"done"') >= 2, "two calls done")
+    wait_until(lambda: len(done_calls(killed)) >= 2, "two calls done")
     proc2.kill()  # SIGKILL: the session never ends, its pid is gone
     proc2.wait(timeout=60)
     assert cli_main(["status", str(runs)]) == 1

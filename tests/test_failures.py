@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -13,9 +12,10 @@ import h5py
 import psutil
 import pytest
 
-from acme_core import ParallelComputationError, ParallelMap, hookimpl, manifest
+from acme_core import ParallelComputationError, ParallelMap, hookimpl
 from acme_core.cli import main as cli_main
 from tests.helpers.funcs import broken_while_flagged, fail_first_attempt, slow_count
+from tests.helpers.manifests import done_calls
 from tests.helpers.scripts import start_script
 from tests.helpers.waiting import wait_for
 
@@ -215,12 +215,7 @@ def _start(tmp_path, counts, n, seconds):
 
 
 def _done_in_manifest(out) -> set[int]:
-    path = os.path.join(out, manifest.NAME)
-    if not os.path.exists(path):
-        return set()
-    with open(path) as fh:
-        events = [json.loads(line) for line in fh.read().splitlines()[1:] if line.endswith("}")]
-    return {e["i"] for e in events if e.get("s") == "done"}
+    return done_calls(out)
 
 
 def test_parent_killed_at_half_resumes_only_missing_calls(tmp_path, dirs):

@@ -501,20 +501,65 @@ def test_a_result_recorded_done_but_gone_runs_again_with_one_warning(tmp_path):
     assert "calls 3)" in warnings[0]
 
 
-def test_a_done_line_is_the_json_of_the_calls_provenance():
+def test_a_done_record_holds_every_calls_columns_and_reads_back(tmp_path):
     from acme_core.arguments import build_call_plan
     from acme_core.callkeys import ArgumentKeys
-    from acme_core.calls import CallOutcome
+    from acme_core.records import BatchOutcome, CallOutcome
     from acme_core.session import Session
 
     def g(x, y, z=3):
         return x
 
-    keys = ArgumentKeys.of(build_call_plan(g, ([1, 2], ['a"b', "c"]), {"z": 5}, "auto", 1024))
-    fast, slow = Session(2, "c0de", keys), Session(2, "c0de", keys)
-    for session in (fast, slow):
-        session.seen(CallOutcome(0, None, None, 0.25, 'host"name:12/slurm-7', attempt=2))
-    line = json.loads(fast.done_line(0))
-    about = slow.provenance(0)
-    assert abs(line.pop("end") - about.pop("end")) < 1
-    assert line == {"i": 0, "s": "done", **about}
+    keys = ArgumentKeys.of(build_call_plan(g, ([1, 2, 3], ['a"b', "c", "d"]), {"z": 5}, "auto",
+                                           1024))
+    writer = manifest.ManifestWriter(str(tmp_path), {"func": "g", "n_inputs": 3})
+    session = Session.after(None, "c0de", keys, writer)
+    session.seen(CallOutcome(2, None, None, 0.25, 'host"name:12/slurm-7', attempt=2))
+    session.seen_batch(BatchOutcome((0, 1), [None, None], [0.5, 0.125], {}, "w:1", 1, 100.0))
+    writer.done([2, 0, 1])
+    writer.close()
+    record = json.loads((tmp_path / manifest.NAME).read_text().splitlines()[-1])
+    assert record["i"] == [2, 1, 0, 2] and record["n"] == [1, 2]
+    assert record["attempt"] == [2, 1] and record["worker"] == ['host"name:12/slurm-7', "w:1"]
+    assert record["dur"] == [250000, 500000, 125000] and record["t0"] == [None, 100.0]
+    assert record["run"] == 1 and record["code"] == "c0de"
+    assert record["a"]["y"] == "".join(keys.split_of(i)["y"] for i in (2, 0, 1))
+    state = manifest.read(str(tmp_path))
+    assert state.done == {0, 1, 2} and state.n_missing == 0
+    assert [state.calls[i]["a"] for i in range(3)] == [keys.split_of(i) for i in range(3)]
+    assert {state.calls[i]["code"] for i in range(3)} == {"c0de"}
+
+
+def _format2_run(tmp_path: Path) -> str:
+    """A copy of tests/data/format2_run: 6 calls of ``f(x, y, z=3)`` (x = 0..5, y = 0.0..5.0,
+    z = 3) into hdf5, written by the previous version (manifest format 2, a line per call,
+    and the bookkeeping files under their earlier, visible names)."""
+    import shutil
+
+    out = str(tmp_path / "old_run")
+    shutil.copytree(os.path.join(ROOT, "tests", "data", "format2_run"), out)
+    return out
+
+
+def test_a_format_2_manifest_is_read_and_its_run_resumed_call_by_call(tmp_path):
+    from acme_core import load
+    from tests.helpers.funcs import f
+
+    out = _format2_run(tmp_path)
+    state = manifest.read(out)
+    assert state.header["acme_core_manifest"] == 2 and state.done == set(range(6))
+    assert state.calls[3]["a"] == {"x": "94167688d4d1", "y": "773ad70635f2"}
+    text, complete = run_status(out)
+    assert complete and "done 6, failed 0, missing 0" in text
+
+    xs, ys = list(range(6)), np.arange(6.0)
+    ParallelMap(f, xs, ys, z=3, output_dir=out, n_workers=2, verbose=False).compute()
+    state = manifest.read(out)
+    assert state.runs[2]["todo"] == 0 and state.runs[2]["kept"] == 6  # same keys as before
+    ys[4] = 40.0
+    ParallelMap(f, xs, ys, z=3, output_dir=out, n_workers=2, verbose=False).compute()
+    state = manifest.read(out)
+    assert state.runs[3]["todo"] == 1 and state.done == set(range(6))
+    assert [float(np.ravel(v)[0]) for v in load(out)] == [(x + y) * 3 for x, y in zip(xs, ys, strict=True)]
+    ParallelMap(f, xs, ys, z=3, output_dir=out, n_workers=2, verbose=False).compute()
+    assert manifest.read(out).runs[4]["todo"] == 0  # the mixed file (format 2, then 3) too

@@ -10,7 +10,6 @@ random moments are drawn from a seeded generator (the seed is in the failure mes
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import random
 import signal
@@ -25,6 +24,7 @@ import psutil
 import pytest
 
 from acme_core import load, manifest
+from tests.helpers.manifests import done_calls
 from tests.helpers.soak import default_and_soak
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -47,21 +47,11 @@ def _script(out, storage, n_calls, length, seconds):
 
 def _manifest_done(out):
     """Calls whose last manifest event is ``done`` (a torn last line is ignored)."""
-    done: dict[int, bool] = {}
-    path = os.path.join(out, manifest.NAME)
-    if not os.path.exists(path):
-        return set()
-    with open(path, encoding="utf-8") as fh:
-        for line in fh.read().splitlines()[1:]:
-            with contextlib.suppress(ValueError):
-                event = json.loads(line)
-                if "i" in event:
-                    done[int(event["i"])] = event.get("s") == "done"
-    return {i for i, ok in done.items() if ok}
+    return done_calls(out)
 
 
 def _started(out):
-    path = os.path.join(out, manifest.NAME)
+    path = manifest.path_in(out)
     with contextlib.suppress(OSError), open(path, encoding="utf-8") as fh:
         return fh.readline().endswith("\n")
     return False

@@ -1,22 +1,35 @@
 """The run manifest: the truth on disk about every call of a run and where its result came from.
 
-``<output_dir>/.acme_manifest.jsonl`` is JSON lines, appended and never rewritten. The first
-line describes the run (function name, number of calls, storage). Then, for every
-``compute()`` (a *session*: the first, a second on the same object, a resumed one, a debug
-one alike):
+``<output_dir>/.acme_manifest.jsonl`` (:data:`NAME`) is JSON lines, appended and never
+rewritten. The first line describes the run (function name, number of calls, storage, the
+format it was created with). Then, for every ``compute()`` (a *session*: the first, a second
+on the same object, a resumed one, a debug one alike):
 
 - ``{"run": 2, "code": ..., "backend": ..., "broadcast": {...}, ...}`` when it starts: its
   code version (:func:`acme_core.codeversion.code_version`), backend, host, the digests of
   the broadcast arguments and what it was asked to re-run;
-- one line per call as it finishes: ``{"i": 3, "s": "done", "run": 2, "key": ..., "a":
-  {...}, "code": ..., "attempt": 1, "worker": "host:pid", "end": ..., "dur": ...}`` (``a``:
-  the digests of the call's split arguments, ``key``: its argument key, see
-  :mod:`acme_core.callkeys`), or a failure with its kind, type, message, traceback and
-  attempts;
+- one *done record* per group of calls made durable together (format 3)::
+
+      {"s": "done", "run": 2, "code": ..., "i": [0, 100, 250, 3],
+       "n": [60, 40, 3], "attempt": [1, 1, 2], "worker": ["host:12", "host:13", "host:12"],
+       "end": [...], "t0": [...], "dur": [...], "a": {"x": "<hex>", "y": "<hex>"}}
+
+  ``i``: the calls as runs of consecutive indices, ``[first, count, first, count, ...]``
+  (here 0-99 and 250-252), in the order of the columns; ``n``, ``attempt``, ``worker``,
+  ``end`` (the parent's wall clock when the part came back) and ``t0`` (when its first call
+  started on its worker, or null) are per *part* (a batch that ran back to back: ``n``
+  calls each); ``dur`` is each call's duration in microseconds; ``a`` holds, per split
+  argument, every call's :data:`~acme_core.callkeys.ARG_BYTES`-byte digest as one hex
+  string (see :mod:`acme_core.callkeys`);
+- one line per failed call with its kind, type, message, traceback and attempts:
+  ``{"i": 3, "s": "failed", "run": 2, "key": ..., "a": {...}, "code": ..., "kind": ...}``;
 - ``{"end": 2, "done": ..., "failed": ..., "elapsed": ...}`` when it ends.
 
-The last line of a call is its state. A crash can cut the last line short; such a line is
-ignored (the call then runs again).
+The last event of a call is its state. A crash can cut the last line short; such a line
+is ignored (its calls then run again). Format 2 (before) wrote one line per done call,
+``{"i": 3, "s": "done", "run": 2, "key": ..., "a": {...}, "code": ..., "attempt": 1,
+"worker": "host:pid", "end": ..., "dur": ..., "start": ...}``; :func:`read` reads both, also
+mixed in one file (a format-2 run resumed by this version).
 """
 
 from __future__ import annotations
@@ -27,18 +40,20 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import previous_names
 from .errors import ManifestError
+from .manifest_state import DONE, FAILED, RunState, index_runs
 from .records import Failure
 
+__all__ = ["DONE", "FAILED", "FORMAT", "NAME", "ManifestWriter", "RunState", "read"]
+
 NAME = ".acme_manifest.jsonl"
-DONE, FAILED = "done", "failed"
-#: Version of the manifest format written here.
-FORMAT = 2
+#: Version of the manifest format written here (2: a line per done call).
+FORMAT = 3
+
 
 
 def path_in(output_dir: str) -> str:
@@ -58,77 +73,6 @@ def now() -> str:
 
 
 # ---------------------------------------------------------------------------- reading
-@dataclass
-class RunState:
-    """What a manifest says about a run.
-
-    Examples
-    --------
-    >>> from acme_core.manifest import RunState
-    >>> state = RunState({"n_inputs": 3}, calls={0: {"i": 0, "s": "done", "code": "a"}},
-    ...                  runs={1: {"run": 1, "code": "b"}})
-    >>> sorted(state.missing), sorted(state.older_code)
-    ([1, 2], [0])
-    """
-
-    header: dict[str, Any]
-    #: The last event of each call.
-    calls: dict[int, dict[str, Any]] = field(default_factory=dict)
-    #: The start event of each session, by number.
-    runs: dict[int, dict[str, Any]] = field(default_factory=dict)
-    #: The end event of each session that ended, by number.
-    ends: dict[int, dict[str, Any]] = field(default_factory=dict)
-
-    @property
-    def n_inputs(self) -> int:
-        """Number of calls of the run."""
-        return int(self.header["n_inputs"])
-
-    @property
-    def states(self) -> dict[int, str]:
-        """Each recorded call's state (``"done"`` or ``"failed"``)."""
-        return {i: e["s"] for i, e in self.calls.items()}
-
-    @property
-    def done(self) -> set[int]:
-        """Calls with a complete result."""
-        return {i for i, e in self.calls.items() if e["s"] == DONE}
-
-    @property
-    def failed(self) -> set[int]:
-        """Calls whose last attempt failed."""
-        return {i for i, e in self.calls.items() if e["s"] == FAILED}
-
-    @property
-    def failures(self) -> dict[int, dict[str, Any]]:
-        """The failure event of each failed call."""
-        return {i: e for i, e in self.calls.items() if e["s"] == FAILED}
-
-    @property
-    def missing(self) -> set[int]:
-        """Calls that never finished (not started, or interrupted)."""
-        return set(range(self.n_inputs)) - set(self.calls)
-
-    @property
-    def latest_run(self) -> dict[str, Any] | None:
-        """The start event of the latest session."""
-        return self.runs[max(self.runs)] if self.runs else None
-
-    @property
-    def older_code(self) -> set[int]:
-        """Done calls whose result came from another code version than the latest
-        session's (``status`` and ``load()`` show them)."""
-        latest = self.latest_run
-        if latest is None:
-            return set()
-        return {i for i, e in self.calls.items()
-                if e["s"] == DONE and e.get("code") != latest.get("code")}
-
-    def broadcast_of(self, index: int) -> dict[str, str] | None:
-        """The broadcast-argument digests call ``index`` ran with (None: unknown)."""
-        run = self.runs.get(self.calls.get(index, {}).get("run", -1))
-        return None if run is None else run.get("broadcast")
-
 
 def _damaged(path: str, what: str) -> ManifestError:
     folder = os.path.dirname(path)
@@ -158,25 +102,48 @@ def read(output_dir: str) -> RunState:
     if not isinstance(header, dict) or "n_inputs" not in header or "func" not in header:
         raise _damaged(path, "its first line does not describe a run")
     state = RunState(header=header)
-    for line in lines[1:]:
+    for line, text in enumerate(lines[1:], start=1):
         try:
-            event = json.loads(line)
+            event = json.loads(text)
         except json.JSONDecodeError:
             continue  # a line cut short by a crash
-        if not isinstance(event, dict):
-            continue
-        if "i" in event and event.get("s") in (DONE, FAILED):
-            state.calls[int(event["i"])] = event
-        elif "run" in event and "s" not in event:
-            state.runs[int(event["run"])] = event
-        elif "end" in event:
-            state.ends[int(event["end"])] = event
+        if isinstance(event, dict):
+            _add(state, event, line)
     return state
+
+
+def _add(state: RunState, event: dict[str, Any], line: int) -> None:
+    status = event.get("s")
+    if status == DONE and isinstance(event.get("i"), list):
+        state.add_record(event, line)
+    elif "i" in event and status in (DONE, FAILED):
+        state.add_event(int(event["i"]), event, line)
+    elif "run" in event and "s" not in event:
+        state.runs[int(event["run"])] = event
+    elif "end" in event:
+        state.ends[int(event["end"])] = event
+
+
+def read_header(output_dir: str) -> dict[str, Any]:
+    """The manifest's first line (the run's description), without reading the calls."""
+    path = path_in(output_dir)
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        first = fh.readline()
+    try:
+        header = json.loads(first)
+    except json.JSONDecodeError:
+        raise _damaged(path, "its first line is not JSON") from None
+    if not isinstance(header, dict):
+        raise _damaged(path, "its first line does not describe a run")
+    return header
 
 
 # ---------------------------------------------------------------------------- writing
 #: ``provenance(index) -> dict``: what a call's line records besides its state.
 Provenance = Callable[[int], dict[str, Any]]
+#: ``record_of(indices) -> dict``: what a done record of those calls holds besides ``s``
+#: and ``i`` (its columns, in the order of ``indices``).
+RecordOf = Callable[[Sequence[int]], dict[str, Any]]
 
 
 class ManifestWriter:
@@ -189,8 +156,16 @@ class ManifestWriter:
     header : dict, optional
         Written first (a new run).
     provenance : callable, optional
-        ``provenance(index)``: the fields a call's line carries besides its state
-        (argument key and digests, code version, attempt, worker, times).
+        ``provenance(index)``: the fields a failed call's line carries besides its state
+        (argument key and digests, code version).
+
+    Examples
+    --------
+    >>> from acme_core import manifest
+    >>> writer = manifest.ManifestWriter(str(tmp_path), {"func": "f", "n_inputs": 4})
+    >>> writer.done([0, 1, 3]); writer.close()
+    >>> sorted(manifest.read(str(tmp_path)).done)
+    [0, 1, 3]
     """
 
     def __init__(self, output_dir: str, header: dict[str, Any] | None,
@@ -202,9 +177,8 @@ class ManifestWriter:
         self.unwritable: OSError | None = None
         self._unreported: OSError | None = None
         self.provenance = provenance
-        #: ``done_line(index) -> str``: a faster writer of a done call's line (the JSON of
-        #: ``{"i": index, "s": "done", **provenance(index)}``).
-        self.done_line: Callable[[int], str] | None = None
+        #: ``record_of(indices)``: the columns of a done record (None: only ``s`` and ``i``).
+        self.record_of: RecordOf | None = None
         if header is not None:
             self._write(header)
         self.flush()
@@ -234,13 +208,12 @@ class ManifestWriter:
         self._write({"t": now(), **event})
         self.flush()
 
-    def done(self, indices: Iterable[int]) -> None:
-        """Record calls whose result the storage holds."""
-        if self.done_line is not None:
-            self._fh.write("".join(self.done_line(i) + "\n" for i in indices))
+    def done(self, indices: Sequence[int]) -> None:
+        """Record calls whose result the storage holds: one done record for all of them."""
+        if not len(indices):
             return
-        for i in indices:
-            self._write({"i": i, "s": DONE, **self._about(i)})
+        about = self.record_of(indices) if self.record_of is not None else {}
+        self._write({"s": DONE, "i": index_runs(indices), **about})
 
     def failed(self, failure: Failure, arguments: str) -> None:
         """Record a call that failed for good."""

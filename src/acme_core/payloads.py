@@ -7,7 +7,9 @@ Three ways, chosen from the backend's ``needs_pickle`` and the size of the split
 - small split arguments (up to ``INLINE_SPLIT_BYTES`` in all): they travel inside the
   pickled program, once per worker, and batches carry only call indices;
 - large split arguments: each call's values are pickled once, and a batch carries the bytes
-  of its own calls only.
+  of its own calls only; plain scalars (ints, floats, strings, 1-D numeric arrays) are not
+  pickled per call ahead: a batch carries its calls' values, the replay file is written
+  from a stream.
 
 The bytes made here (proven picklable before anything starts) are the bytes that are sent,
 and the bytes the run keeps for replaying a call.
@@ -25,7 +27,7 @@ from typing import Any
 from . import replays, reuse
 from .arguments import CallPlan
 from .calls import CallProgram, ResultWriter
-from .pickling import pickle_calls, pickle_program
+from .pickling import iter_call_blobs, pickle_calls, pickle_program, plain_calls
 from .records import CallBatch
 from .seeding import CallStreams, cannot_draw
 
@@ -78,9 +80,13 @@ class Payloads:
         self.program_bytes: bytes | None = None
         #: Each call's pickled split values (None when they travel inside the program).
         self.call_blobs: list[bytes] | None = None
+        #: Large split arguments of plain scalars: batches carry their values, which the
+        #: backend pickles with the batch (they cannot fail to pickle), so the parent keeps
+        #: no bytes per call.
+        self._plain = needs_pickle and not inline and plain_calls(plan)
         if needs_pickle:
             self.program_bytes = pickle_program(self.program, plan, backend)
-            if not inline:
+            if not inline and not self._plain:
                 self.call_blobs = pickle_calls(plan, backend)
 
     @property
@@ -97,6 +103,10 @@ class Payloads:
             blobs = itemgetter(*chosen)(self.call_blobs) if len(chosen) > 1 else \
                 (self.call_blobs[chosen[0]],)  # itemgetter: one C-level pass per batch
             return CallBatch(run_id, chosen, blobs, True, attempt)
+        if self._plain and len(chosen) > 1:  # one itemgetter pass per argument
+            pick = itemgetter(*chosen)
+            columns = [pick(a.value) for a in self.plan.split_arguments]
+            return CallBatch(run_id, chosen, tuple(zip(*columns, strict=True)), False, attempt)
         return CallBatch(run_id, chosen, tuple(self.plan.split_values(i) for i in chosen),
                          False, attempt)
 
@@ -110,7 +120,8 @@ class Payloads:
 
     def save_for_replay(self, output_dir: str, entropy: int | bool) -> None:
         """Keep what replaying a call needs in ``output_dir`` (the bytes sent, if any)."""
-        replays.save(output_dir, self.program, self.program_bytes, self.call_blobs, entropy,
+        blobs = iter_call_blobs(self.plan) if self._plain else self.call_blobs
+        replays.save(output_dir, self.program, self.program_bytes, blobs, entropy,
                      self.n_calls, sys.path)
 
 

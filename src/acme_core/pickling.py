@@ -14,6 +14,7 @@ import io
 import pickle
 import sys
 import types
+from collections.abc import Iterator
 from typing import Any
 
 import cloudpickle
@@ -161,6 +162,29 @@ def _plain_scalars(values: Any) -> bool:
     return isinstance(values, (list, tuple)) and set(map(type, values)) <= _PLAIN
 
 
+def plain_calls(plan: CallPlan) -> bool:
+    """True when every split argument is a sequence of plain scalars (see
+    :func:`iter_call_blobs`): their pickles cannot fail."""
+    return all(_plain_scalars(a.value) for a in plan.split_arguments)
+
+
+def iter_call_blobs(plan: CallPlan) -> Iterator[bytes]:
+    """Each call's pickled split-argument tuple, one after the other (for a plan of
+    :func:`plain_calls`: nothing to check).
+
+    Examples
+    --------
+    >>> import pickle
+    >>> from acme_core.arguments import build_call_plan
+    >>> from acme_core.pickling import iter_call_blobs
+    >>> plan = build_call_plan(pow, ([1, 2], [3, 4]), {}, "auto", 1024)
+    >>> [pickle.loads(b) for b in iter_call_blobs(plan)]
+    [(1, 3), (2, 4)]
+    """
+    return map(functools.partial(pickle.dumps, protocol=5),
+               zip(*(a.value for a in plan.split_arguments), strict=True))
+
+
 def pickle_calls(plan: CallPlan, backend: str) -> list[bytes]:
     """Pickle every call's split-argument tuple once (what is sent for that call).
 
@@ -173,10 +197,8 @@ def pickle_calls(plan: CallPlan, backend: str) -> list[bytes]:
     >>> [pickle.loads(b) for b in pickle_calls(plan, "joblib")]
     [(1, 3), (2, 4)]
     """
-    sequences = [a.value for a in plan.split_arguments]
-    if all(map(_plain_scalars, sequences)):  # cannot fail: one C-level pass, no check
-        return list(map(functools.partial(pickle.dumps, protocol=5),
-                        zip(*sequences, strict=True)))
+    if plain_calls(plan):  # cannot fail: one C-level pass, no check
+        return list(iter_call_blobs(plan))
     blobs = []
     for index in range(plan.n_inputs):
         values = plan.split_values(index)

@@ -21,11 +21,12 @@ process that made the run.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import pickle
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -104,11 +105,28 @@ def save(output_dir: str, program: CallProgram, program_bytes: bytes | None,
     if program_bytes is not None:
         _write_atomic(_path(output_dir, PROGRAM), program_bytes)
     if call_blobs is not None and program.split is None:
-        offsets = np.cumsum([0, *map(len, call_blobs)], dtype=np.int64)
-        _write_atomic(_path(output_dir, CALLS), b"".join(call_blobs))
+        offsets = _write_blobs(_path(output_dir, CALLS), call_blobs, n_inputs)
         with open(_path(output_dir, OFFSETS), "wb") as fh:
             np.save(fh, offsets)
     _write_atomic(_path(output_dir, RUN), json.dumps(record).encode())
+
+
+#: Calls whose blobs are joined and written at once (bounds what saving holds).
+_BLOBS_AT_ONCE = 1 << 16
+
+
+def _write_blobs(path: str, blobs: Iterable[bytes], n_inputs: int) -> np.ndarray:
+    """Write ``blobs`` one after the other into ``path`` (complete or absent); returns
+    their offsets (``n_inputs + 1``). Streams: a generator of blobs is never held whole."""
+    sizes = np.zeros(n_inputs + 1, dtype=np.int64)
+    tmp, it, done = f"{path}.tmp-{os.getpid()}", iter(blobs), 0
+    with open(tmp, "wb") as fh:
+        while chunk := list(itertools.islice(it, _BLOBS_AT_ONCE)):
+            fh.write(b"".join(chunk))
+            sizes[done + 1:done + 1 + len(chunk)] = list(map(len, chunk))
+            done += len(chunk)
+    os.replace(tmp, path)
+    return np.cumsum(sizes)
 
 
 # ---------------------------------------------------------------------------- replaying

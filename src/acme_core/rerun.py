@@ -1,7 +1,7 @@
 """Which calls a ``compute()`` runs on a directory that already holds results.
 
-Every call's manifest line records its argument key and the code version that produced
-its result (see :mod:`acme_core.manifest`). A ``compute()`` compares them with the current
+Every done call's manifest record holds the digests of its split arguments (its session's
+start line those of the broadcast ones) and the code version that produced its result (see :mod:`acme_core.manifest`). A ``compute()`` compares them with the current
 arguments and code:
 
 - a call without a result (never run, interrupted, failed) runs;
@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
 
 from .callkeys import ArgumentKeys
-from .manifest import DONE, RunState
+from .manifest_state import DONE_CODE, FAILED_CODE, MISSING, RunState
 
 log = logging.getLogger("acme_core")
 
@@ -36,7 +39,8 @@ RERUN_CHOICES = {
 
 @dataclass
 class Selection:
-    """The calls one ``compute()`` runs, and why.
+    """The calls one ``compute()`` runs, and why (index sequences: a ``range`` for a new
+    run, NumPy arrays for a resumed one, never a Python int per call).
 
     Examples
     --------
@@ -45,17 +49,17 @@ class Selection:
     '1 failed'
     """
 
-    todo: list[int]
-    kept: list[int] = field(default_factory=list)
-    missing: list[int] = field(default_factory=list)
-    failed: list[int] = field(default_factory=list)
+    todo: Sequence[int]
+    kept: Sequence[int] = field(default_factory=list)
+    missing: Sequence[int] = field(default_factory=list)
+    failed: Sequence[int] = field(default_factory=list)
     #: Calls whose arguments changed, and per argument name the number of calls it touches.
-    changed: list[int] = field(default_factory=list)
+    changed: Sequence[int] = field(default_factory=list)
     changed_by: Counter[str] = field(default_factory=Counter)
     #: Kept results from an earlier code version, and those re-run for that reason.
-    older_code: list[int] = field(default_factory=list)
-    recoded: list[int] = field(default_factory=list)
-    damaged: list[int] = field(default_factory=list)
+    older_code: Sequence[int] = field(default_factory=list)
+    recoded: Sequence[int] = field(default_factory=list)
+    damaged: Sequence[int] = field(default_factory=list)
     everything: bool = False
 
     def summary(self) -> str:
@@ -89,38 +93,80 @@ def select(n_calls: int, state: RunState | None, keys: ArgumentKeys | None, code
         ``Storage.damaged``: which of the given done calls have no readable result.
     """
     if state is None or keys is None:
-        return Selection(todo=list(range(n_calls)), missing=list(range(n_calls)))
+        return Selection(todo=range(n_calls), missing=range(n_calls))
     if rerun == "all":
-        return Selection(todo=list(range(n_calls)), everything=True)
-    sel = Selection(todo=[])
-    for i in range(n_calls):
-        event = state.calls.get(i)
-        if event is None:
-            sel.missing.append(i)
-        elif event["s"] != DONE:
-            sel.failed.append(i)
-        elif event.get("key") != keys.key(i):
-            sel.changed.append(i)
-            sel.changed_by.update(_changed_names(state, keys, i))
-        elif event.get("code") != code:
-            (sel.recoded if rerun == "changed" else sel.older_code).append(i)
-        else:
-            sel.kept.append(i)
-    sel.kept += sel.older_code
-    if damaged is not None and sel.kept:
-        sel.damaged = sorted(damaged(set(sel.kept)))
-        gone = set(sel.damaged)
-        sel.kept = [i for i in sel.kept if i not in gone]
-        sel.older_code = [i for i in sel.older_code if i not in gone]
-    sel.todo = sorted({*sel.missing, *sel.failed, *sel.changed, *sel.recoded, *sel.damaged})
-    sel.kept.sort()
+        return Selection(todo=range(n_calls), everything=True)
+    codes = state.codes[:n_calls]
+    done = codes == DONE_CODE
+    changed, changed_by = _changed(state, keys, done, n_calls)
+    ids, current = state.version_ids(code)
+    other_code = done & ~changed & (ids[:n_calls] != current)
+    recoded = other_code if rerun == "changed" else np.zeros(n_calls, dtype=bool)
+    older = other_code & ~recoded
+    kept = done & ~changed & ~recoded
+    sel = Selection(todo=[], missing=np.flatnonzero(codes == MISSING),
+                    failed=np.flatnonzero(codes == FAILED_CODE), changed=np.flatnonzero(changed),
+                    changed_by=changed_by, recoded=np.flatnonzero(recoded))
+    if damaged is not None and kept.any():
+        gone = np.fromiter(damaged(set(np.flatnonzero(kept).tolist())), dtype=np.int64)
+        sel.damaged = np.sort(gone)
+        kept[gone] = older[gone] = False
+    sel.kept, sel.older_code = np.flatnonzero(kept), np.flatnonzero(older)
+    run = ~done | changed | recoded
+    run[sel.damaged] = True
+    sel.todo = np.flatnonzero(run)
     return sel
 
 
-def _changed_names(state: RunState, keys: ArgumentKeys, index: int) -> list[str]:
-    event = state.calls[index]
+def _changed(state: RunState, keys: ArgumentKeys, done: np.ndarray,
+             n_calls: int) -> tuple[np.ndarray, Counter[str]]:
+    """Which done calls' arguments changed, and per argument name how many calls it
+    touches: done records compare digests in arrays, per-call lines (format 2) their key."""
+    lines = state.per_call_lines[:n_calls] & done
+    batch = done & ~lines
+    changed = np.zeros(n_calls, dtype=bool)
+    by: Counter[str] = Counter()
+    for name, differs in _differing(state, keys, n_calls):
+        differs &= batch
+        if differs.any():
+            changed |= differs
+            by[name] += int(np.count_nonzero(differs))
+    for i in np.flatnonzero(lines).tolist():
+        event = state.event_of(i)
+        assert event is not None
+        if event.get("key") != keys.legacy_key(i):
+            changed[i] = True
+            by.update(_changed_names(state, keys, i, event))
+    return changed, by
+
+
+def _differing(state: RunState, keys: ArgumentKeys,
+               n_calls: int) -> Iterator[tuple[str, np.ndarray]]:
+    """Per argument name, which calls' recorded digest differs from the current one (a
+    split digest never equals a broadcast one: they differ in length)."""
+    sessions = state.session_of[:n_calls]
+    recorded = {r: run.get("broadcast") or {} for r, run in state.runs.items()}
+    names = {*keys.split, *keys.broadcast, *state.split_names,
+             *(n for b in recorded.values() for n in b)}
+    for name in sorted(names):
+        old = state.split_digests(name)
+        has = old[1][:n_calls] if old is not None else np.zeros(n_calls, dtype=bool)
+        if name in keys.split:
+            same = has.copy()
+            if old is not None:
+                same &= (old[0][:n_calls] == keys.split[name]).all(axis=1)
+            yield name, ~same
+            continue
+        now = keys.broadcast.get(name)
+        bad = [r for r, b in recorded.items() if b.get(name) != now]
+        unknown = ~np.isin(sessions, list(recorded)) if now is not None else False
+        yield name, has | np.isin(sessions, bad) | unknown
+
+
+def _changed_names(state: RunState, keys: ArgumentKeys, index: int,
+                   event: dict[str, Any]) -> list[str]:
     old = {**(state.broadcast_of(index) or {}), **event.get("a", {})}
-    new = keys.of_call(index)
+    new = {**keys.broadcast, **keys.legacy_split_of(index)}
     names = sorted(n for n in old.keys() | new.keys() if old.get(n) != new.get(n))
     return names or ["(not recorded)"]
 
@@ -133,21 +179,21 @@ def report(sel: Selection, n_calls: int, func_name: str, output_dir: str) -> Non
                           for name, count in sorted(sel.changed_by.items()))
         log.info(f"Arguments changed since the results in {output_dir} were computed: {parts}; "
                  f"{len(sel.changed)} call(s) with changed arguments run again.")
-    if sel.damaged:
+    if len(sel.damaged):
         shown = ", ".join(map(str, sel.damaged[:20])) + (" ..." if len(sel.damaged) > 20 else "")
         log.warning(f"{len(sel.damaged)} call(s) recorded as done have a missing or unreadable "
                     f"result in {output_dir} (calls {shown}); they run again.")
-    if sel.older_code:
+    if len(sel.older_code):
         log.warning(f"{len(sel.older_code)} of {n_calls} results in {output_dir} come from an "
                     f"earlier version of `{func_name}` (its code or code it calls changed); they "
                     f"are kept. Pass rerun=\"changed\" to re-run them with the current code.")
-    if sel.recoded:
+    if len(sel.recoded):
         log.info(f"{len(sel.recoded)} result(s) from an earlier version of `{func_name}` run "
                  f"again (rerun=\"changed\").")
-    if not sel.todo:
+    if not len(sel.todo):
         log.info(f"Nothing to run: all {n_calls} calls in {output_dir} have results from the "
-                 f"same arguments{'' if sel.older_code else ' and code'}. Pass rerun=\"all\" "
+                 f"same arguments{'' if len(sel.older_code) else ' and code'}. Pass rerun=\"all\" "
                  f"(or rerun=\"changed\") to compute them again.")
-    elif sel.kept or sel.everything:
+    elif len(sel.kept) or sel.everything:
         log.info(f"Resuming the run in {output_dir}: {len(sel.kept)} of {n_calls} calls have "
                  f"results and are kept; running {len(sel.todo)} ({sel.summary()}).")

@@ -58,7 +58,7 @@ class RunHeader:
         """Refuse to continue a run of another function, number of calls or storage: its
         results cannot be matched call by call (changed arguments or code are handled per
         call, see :mod:`acme_core.rerun`)."""
-        old = manifest.read(output_dir).header
+        old = manifest.read_header(output_dir)
         if os.path.exists(previous_names.find(output_dir, outdir.MARKER)):
             outdir.read_marker(output_dir)  # a damaged marker: a clear error now, not in load()
         new = self.manifest_line()

@@ -116,9 +116,9 @@ def read_status(output_dir: str, now: dt.datetime | None = None) -> RunStatus | 
         output_dir=output_dir, func=str(header.get("func")), n_calls=state.n_inputs,
         backend=str(latest.get("backend") or marker.get("backend") or "?"),
         storage=str(header.get("storage") or marker.get("storage") or "?"),
-        state=COMPLETE, done=len(state.done), failed=len(state.failed),
-        missing=len(state.missing), started=first.get("t") or header.get("created"),
-        older_code=len(state.older_code),
+        state=COMPLETE, done=state.n_done, failed=state.n_failed,
+        missing=state.n_missing, started=first.get("t") or header.get("created"),
+        older_code=state.n_older_code,
         failures=[{"i": i, **e} for i, e in sorted(state.failures.items())])
     _session_state(status, state, now or dt.datetime.now())
     return status

@@ -1,18 +1,20 @@
 """One ``compute()``: what it records in the manifest and says at the end of its log.
 
 A session numbers itself after the manifest's earlier sessions, writes its start line
-(code version, backend, broadcast-argument digests, what it re-runs), gives every call
-line its provenance (argument key and digests, code version, attempt, worker, times),
-and writes its end line; its last log lines give the failure summary (when calls
+(code version, backend, broadcast-argument digests, what it re-runs), gives every done
+record its columns (split-argument digests, code version, attempt, worker, times) and every
+failure line its provenance, and writes its end line; its last log lines give the failure summary (when calls
 failed) and the elapsed time, calls/s and workers used.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from .callkeys import ArgumentKeys
 from .logs import FILE_ONLY
@@ -21,6 +23,9 @@ from .records import BatchOutcome, CallOutcome
 from .rerun import Selection
 
 log = logging.getLogger("acme_core")
+
+#: One part of a done record: (indices, attempt, worker, end, t0, durations).
+_Part = tuple[Sequence[int], int, str, float, Any, Sequence[float]]
 
 
 @dataclass
@@ -39,10 +44,9 @@ class Session:
     code: str
     keys: ArgumentKeys | None
     writer: ManifestWriter | None = None
-    #: Per finished call: attempt, worker, duration, parent's wall clock, worker's start.
-    _seen: dict[int, tuple[int, str, float, float, Any]] = field(default_factory=dict)
-    _names: list[tuple[str, list[str]]] | None = None
-    _encoded: dict[str, str] = field(default_factory=dict)  # worker name -> its JSON
+    #: Parts seen since the last done record, in order: (indices, attempt, worker, the
+    #: parent's wall clock, the worker's start of the first call or None, durations).
+    _parts: list[_Part] = field(default_factory=list)
 
     @classmethod
     def after(cls, state: RunState | None, code: str, keys: ArgumentKeys | None,
@@ -52,7 +56,7 @@ class Session:
         session = cls(number, code, keys, writer)
         if writer is not None:
             writer.provenance = session.provenance
-            writer.done_line = session.done_line
+            writer.record_of = session.record_of
         return session
 
     def begin(self, backend: str, selection: Selection, rerun: str, debug: bool) -> None:
@@ -65,54 +69,42 @@ class Session:
                           kept=len(selection.kept), older_code=len(selection.older_code))
 
     def seen(self, outcome: CallOutcome) -> None:
-        """Note where and how a successful call ran (its manifest line is written later)."""
-        self._seen[outcome.index] = (outcome.attempt, outcome.worker, outcome.duration,
-                                     wall_clock(), getattr(outcome, "started", None))
+        """Note where and how a successful call ran (its done record is written later)."""
+        self._parts.append(((outcome.index,), outcome.attempt, outcome.worker, wall_clock(),
+                            getattr(outcome, "started", None), (outcome.duration,)))
 
     def seen_batch(self, batch: BatchOutcome) -> None:
         """:meth:`seen` for every call of a batch that has no failure (one clock reading)."""
         if self.writer is None:
             return
-        attempt, worker, end = batch.attempt, batch.worker, wall_clock()
-        starts = batch.starts() if batch.started else [None] * len(batch.indices)
-        self._seen.update(
-            (index, (attempt, worker, duration, end, started)) for index, duration, started
-            in zip(batch.indices, batch.durations, starts, strict=True))
+        self._parts.append((batch.indices, batch.attempt, batch.worker, wall_clock(),
+                            batch.started or None, batch.durations))
 
     def provenance(self, index: int) -> dict[str, Any]:
-        """The fields of call ``index``'s manifest line besides its state."""
+        """The fields of call ``index``'s failure line besides its state."""
         about: dict[str, Any] = {"run": self.number, "code": self.code}
         if self.keys is not None:
             about["key"] = self.keys.key(index)
             about["a"] = self.keys.split_of(index)
-        seen = self._seen.pop(index, None)
-        if seen is not None:
-            attempt, worker, duration, end, started = seen
-            about.update(attempt=attempt, worker=worker, dur=round(duration, 6), end=end)
-            if started is not None:
-                about["start"] = started
         return about
 
-    def done_line(self, index: int) -> str:
-        """Call ``index``'s manifest line as done: the JSON of ``{"i", "s"} | provenance``,
-        written without building a dict (the parent writes one per call)."""
-        head = f'{{"i":{index},"s":"done","run":{self.number},"code":"{self.code}"'
+    def record_of(self, indices: Sequence[int]) -> dict[str, Any]:
+        """The columns of the done record of ``indices`` (see :mod:`acme_core.manifest`),
+        from the parts seen since the last record."""
+        parts, self._parts = self._parts, []
+        calls = np.asarray(indices, dtype=np.int64)
+        if not np.array_equal(_joined(parts, 0, np.int64), calls):
+            parts = _parts_of(parts, calls.tolist())  # calls seen but not recorded: a failed flush
+        durations = _joined(parts, 5, np.float64)
+        record: dict[str, Any] = {
+            "run": self.number, "code": self.code, "n": [len(part[0]) for part in parts],
+            "attempt": [part[1] for part in parts], "worker": [part[2] for part in parts],
+            "end": [part[3] for part in parts], "t0": [part[4] for part in parts],
+            "dur": np.rint(durations * 1e6).astype(np.int64).tolist()}
         if self.keys is not None:
-            if self._names is None:
-                self._names = [(json.dumps(n), col) for n, col in self.keys.split.items()]
-            split = ",".join(f'{name}:"{col[index]}"' for name, col in self._names)
-            head += f',"key":"{self.keys.key(index)}","a":{{{split}}}'
-        seen = self._seen.pop(index, None)
-        if seen is not None:
-            attempt, worker, duration, end, started = seen
-            encoded = self._encoded.get(worker)
-            if encoded is None:
-                encoded = self._encoded[worker] = json.dumps(worker)
-            head += f',"attempt":{attempt},"worker":{encoded},"dur":{duration:.6f},"end":{end:.3f}'
-            if started is not None:  # a float's JSON is its repr
-                head += f',"start":{started!r}' if type(started) is float else \
-                    f',"start":{json.dumps(started)}'
-        return head + "}"
+            record["a"] = {name: self.keys.digests(name, calls).tobytes().hex()
+                           for name in self.keys.split_names}
+        return record
 
     def end(self, n_ran: int, n_done: int, n_failed: int, elapsed: float, workers: Any,
             interrupted: bool = False, stopped: str = "") -> None:
@@ -126,6 +118,24 @@ class Session:
         where = "in this process (debug)" if workers == "debug" else f"on {workers} worker(s)"
         log.info(f"Run {how} after {elapsed:.1f} s: {n_done} of {n_ran} calls finished"
                  f"{f', {n_failed} failed' if n_failed else ''}; {rate:.2f} calls/s {where}.")
+
+
+def _joined(parts: list[_Part], column: int, dtype: Any) -> np.ndarray:
+    """One per-call column of every part, concatenated (each part's column converted in C)."""
+    if not parts:
+        return np.zeros(0, dtype=dtype)
+    return np.concatenate([np.asarray(part[column], dtype=dtype) for part in parts])
+
+
+def _parts_of(parts: list[_Part], calls: list[int]) -> list[_Part]:
+    """The parts of ``calls`` alone, one call each (calls not seen get unknown columns)."""
+    about = {}
+    for indices, attempt, worker, end, started, durations in parts:
+        start = started
+        for index, duration in zip(indices, durations, strict=True):
+            about[index] = ((index,), attempt, worker, end, start, (duration,))
+            start = None if start is None else start + duration
+    return [about.get(i, ((i,), None, None, None, None, (0.0,))) for i in calls]
 
 
 def log_failure_summary(message: str) -> None:
