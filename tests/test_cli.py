@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -110,6 +111,11 @@ def four_runs(tmp_path):
     proc.wait(timeout=60)
 
 
+def _zombie_state(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rpartition(")")[2].split()[0] == "Z"
+
+
 def test_status_of_a_running_then_interrupted_run_and_of_the_folder(four_runs, capsys):
     runs, proc, flags = four_runs
     assert cli_main(["status", str(runs / "a_running")]) == 1
@@ -137,10 +143,18 @@ def test_status_of_a_running_then_interrupted_run_and_of_the_folder(four_runs, c
     assert "To run the failed and missing calls" in text
 
     killed = runs / "d_killed"
+    launched = time.time()
     proc2 = subprocess.Popen([sys.executable, str(runs.parent / "script.py"), str(killed),
                               str(runs.parent / "none")], start_new_session=True)
     wait_until(lambda: len(done_calls(killed)) >= 2, "two calls done")
-    proc2.kill()  # SIGKILL: the session never ends, its pid is gone
+    proc2.kill()  # SIGKILL: the session never ends
+    killed_at = time.time()
+    # until its parent collects it, the dead process is a zombie, whose pid still answers
+    wait_until(lambda: _zombie_state(proc2.pid), "the killed process is a zombie")
+    assert cli_main(["status", "--json", str(killed)]) == 1
+    data = json.loads(capsys.readouterr().out)
+    # it ran from its start until its last recorded call (the start is noted in whole seconds)
+    assert data["state"] == "interrupted" and 0 < data["elapsed"] <= killed_at - launched + 1
     proc2.wait(timeout=60)
     assert cli_main(["status", str(runs)]) == 1
     lines = capsys.readouterr().out.splitlines()

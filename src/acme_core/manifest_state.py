@@ -93,6 +93,9 @@ class RunState:
         #: The line of each call's last event, and the per-call lines: (line, event).
         self._line = np.full(n, -1, dtype=np.int64)
         self._events: dict[int, tuple[int, dict[str, Any]]] = {}
+        #: The latest time (seconds since the epoch) a call of each session was recorded
+        #: as finished: how long a session that died without its end line ran.
+        self.last_end: dict[int, float] = {}
         for line, (i, event) in enumerate((calls or {}).items()):
             self.add_event(int(i), event, line)
 
@@ -109,6 +112,7 @@ class RunState:
         self._version_of[index] = self._version(event.get("code"))
         self._line[index] = line
         self._events[index] = (line, event)
+        self._note_end(int(event.get("run", -1)), event.get("end"))
 
     def add_record(self, record: dict[str, Any], line: int) -> None:
         """Record a done record (format 3) read at ``line``."""
@@ -119,6 +123,7 @@ class RunState:
         self.session_of[picked] = int(record.get("run", -1))
         self._version_of[picked] = self._version(record.get("code"))
         self._line[picked] = line
+        self._note_end(int(record.get("run", -1)), record.get("end"))
         given = record.get("a") or {}
         for name in given.keys() | self._digests.keys():
             digests, has = self._digest_arrays(name)
@@ -126,6 +131,14 @@ class RunState:
                 values = np.frombuffer(bytes.fromhex(given[name]), dtype=np.uint8)
                 digests[picked] = values.reshape(-1, ARG_BYTES)[keep]
             has[picked] = name in given
+
+    def _note_end(self, session: int, end: Any) -> None:
+        """Keep the latest of ``end`` (a time, or a done record's list of them) for
+        ``session``."""
+        times = [t for t in (end if isinstance(end, list) else [end])
+                 if isinstance(t, (int, float))]
+        if times:
+            self.last_end[session] = max(self.last_end.get(session, 0.0), *times)
 
     def _digest_arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         if name not in self._digests:

@@ -146,9 +146,12 @@ def _marker(output_dir: str) -> dict[str, Any]:
 
 def _session_state(status: RunStatus, state: manifest.RunState, now: dt.datetime) -> None:
     """State and elapsed time from the sessions (or, without any, from the counts)."""
-    ended = [state.ends[n] for n in state.runs if n in state.ends]
-    elapsed = sum(float(e.get("elapsed", 0.0)) for e in ended)
     latest = max(state.runs, default=None)
+    # a session that ended says how long it ran; one whose process died ran until the last
+    # call it recorded
+    elapsed = sum(float(state.ends[n].get("elapsed", 0.0)) if n in state.ends
+                  else _ran_until_death(state.runs[n].get("t"), state.last_end.get(n))
+                  for n in state.runs if n != latest or n in state.ends)
     if latest is not None and latest not in state.ends:
         start = state.runs[latest]
         status.pid, status.host = start.get("pid"), start.get("host")
@@ -158,6 +161,8 @@ def _session_state(status: RunStatus, state: manifest.RunState, now: dt.datetime
                                                 now.isoformat(timespec="seconds"))
             return
         status.state = INTERRUPTED  # its process died without ending the session
+        status.elapsed = elapsed + _ran_until_death(start.get("t"), state.last_end.get(latest))
+        return
     elif latest is not None and state.ends[latest].get("interrupted"):
         status.state = INTERRUPTED
     elif status.failed:
@@ -174,6 +179,14 @@ def _seconds(start: str | None, end: str | None) -> float:
                .total_seconds())
 
 
+def _ran_until_death(start: str | None, last_end: float | None) -> float:
+    """How long a session whose process died ran: from its start to the last call it
+    recorded (0 when it recorded none)."""
+    if not start or last_end is None:
+        return 0.0
+    return max(0.0, last_end - dt.datetime.fromisoformat(start).timestamp())
+
+
 def _alive(pid: int | None, host: str | None) -> bool:
     """Whether the process that runs the session still lives (another host: assumed)."""
     if pid is None:
@@ -186,7 +199,16 @@ def _alive(pid: int | None, host: str | None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(int(pid))
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has died and only waits for its parent to collect it (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rpartition(")")[2].split()[:1] == ["Z"]
+    except OSError:
+        return False
 
 
 def _duration(seconds: float | None) -> str:
