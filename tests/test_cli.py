@@ -216,3 +216,19 @@ def test_status_names_results_of_an_earlier_code_version(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "state     complete" in text and "done 4, failed 0, missing 0" in text
     assert "3 of the 4 results come from an earlier version of the function's code" in text
+
+
+def test_status_into_a_reader_that_has_left_ends_quietly(tmp_path):
+    """``python -m acme_core status DIR | head -1`` when head has gone: no traceback."""
+    out = str(tmp_path / "run")
+    with pytest.raises(ParallelComputationError):
+        ParallelMap(fail_on_three, list(range(5)), output_dir=out, verbose=False).compute()
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before status writes a line
+    try:
+        done = subprocess.run([sys.executable, "-m", "acme_core", "status", out],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert done.returncode == 1
+    assert done.stderr == ""
