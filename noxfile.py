@@ -131,7 +131,9 @@ def _sinfo_path(session: nox.Session) -> str:
     sinfo = shutil.which("sinfo")
     if sinfo and subprocess.run([sinfo], capture_output=True).returncode == 0:
         return path
-    folder = os.path.join(session.create_tmp(), "sinfo-bin")
+    # absolute: create_tmp() may give a path relative to the noxfile, and the tests change
+    # their working folder
+    folder = os.path.join(os.path.abspath(session.create_tmp()), "sinfo-bin")
     os.makedirs(folder, exist_ok=True)
     script = os.path.join(folder, "sinfo")
     with open(script, "w") as f:
