@@ -56,13 +56,20 @@ TARGET_BATCH_BYTES = 16 * 1024**2
 #: such a batch costs less than one round trip to a worker (about 1 ms on loky, 5 ms on
 #: dask, more over TLS to SLURM jobs), so splitting it only adds round trips.
 MIN_BATCH_SECONDS = 0.01
+#: Calls a batch holds at most: the parent keeps each batch in flight (its calls' indices,
+#: arguments and receipts) until it is back, so at 10^6 tiny calls an uncapped batch of
+#: 10^5 calls would hold tens of megabytes. 10^4 tiny calls still take ~10 ms, well over
+#: a round trip, and the run makes about as many batches as without the cap (the last
+#: ones shrink to stay fair anyway).
+MAX_BATCH_CALLS = 10_000
 
 
 class BatchSizer:
     """Sizes batches from measured call durations and result sizes: tiny calls are grouped
     so a batch holds about ``TARGET_BATCH_SECONDS`` of work, long calls go one by one, a
     batch brings back at most about ``TARGET_BATCH_BYTES`` of results (so neither a worker
-    nor the parent holds many large results at once), and no batch is so large that
+    nor the parent holds many large results at once), no batch holds more than
+    ``MAX_BATCH_CALLS`` calls, and no batch is so large that
     workers would sit idle at the end of the run (a batch of less than
     ``MIN_BATCH_SECONDS`` of work is not split for that: it costs less than a round trip).
 
@@ -103,7 +110,7 @@ class BatchSizer:
         wanted = max(1, int(TARGET_BATCH_SECONDS / mean))
         by_bytes = max(1, TARGET_BATCH_BYTES // max(1, self._result_bytes))
         fair = max(1, math.ceil(remaining / (4 * self.n_workers)), int(MIN_BATCH_SECONDS / mean))
-        return min(wanted, by_bytes, fair, remaining)
+        return min(wanted, by_bytes, fair, remaining, MAX_BATCH_CALLS)
 
 
 class RunLoop:

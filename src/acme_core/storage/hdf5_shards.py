@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
 
@@ -56,6 +56,7 @@ from .segments import (
     Receipt,
     SegmentStorage,
     SegmentWriter,
+    group_index,
     read_results,
     receipts,
     result_files,
@@ -116,29 +117,28 @@ def compact(payload_dir: str, func_name: str, where: dict[int, str] | None = Non
     >>> len(shard_files(str(tmp_path), "f"))
     1
     """
-    segments = [os.path.basename(p) for p in segment_files(payload_dir, func_name)]
-    if not segments:
-        return {}
     if where is None:
-        where = {i: os.path.basename(path) for i, (path, _) in
-                 scan([os.path.join(payload_dir, p) for p in segments], n_calls).items()}
-    elif n_calls is None or len(where) < n_calls:  # else every call is accounted for
-        where = dict(where)
-        _add_unreported(payload_dir, segments, where)
-    calls: dict[str, list[int]] = defaultdict(list)
+        paths = segment_files(payload_dir, func_name)
+        where = {i: os.path.basename(path) for i, (path, _) in scan(paths, n_calls).items()}
+    files = sorted(set(where.values()))
+    fids = {name: k for k, name in enumerate(files)}
+    n = n_calls if n_calls is not None else max(where, default=-1) + 1
+    owner = np.full(n, -1, dtype=np.int32)
     for index, name in where.items():
-        calls[name].append(index)
-    moved = _compact_calls(payload_dir, func_name, segments,
-                           {name: np.asarray(c, dtype=np.int64) for name, c in calls.items()})
-    return {i: shard for shard, indices in moved.items() for i in indices.tolist()}
+        owner[index] = fids[name]
+    shards = compact_owned(payload_dir, func_name, owner, files)
+    new = {files.index(shard) for shard in shards}
+    return {i: files[owner[i]] for i in np.flatnonzero(owner >= 0).tolist() if owner[i] in new}
 
 
 def compact_owned(payload_dir: str, func_name: str, owner: np.ndarray,
-                  files: list[str]) -> dict[str, np.ndarray]:
+                  files: list[str]) -> list[str]:
     """:func:`compact` with where each call is as arrays: ``owner[i]`` indexes ``files``
     (-1: no result reported; such calls of a segment, sealed by a worker whose report
-    never arrived, are kept too). Returns the calls each shard now holds, without a
-    Python object per call (10^6 calls).
+    never arrived, are kept too). Both are updated in place to say where each call is
+    afterwards (new shards are appended to ``files``); returns the new shards' names. No
+    Python object per call (10^6 calls): a segment's valid rows are those whose call it
+    owns.
 
     Examples
     --------
@@ -148,71 +148,50 @@ def compact_owned(payload_dir: str, func_name: str, owner: np.ndarray,
     >>> for i in range(3):
     ...     _ = writer.write(i, i)
     ...     _ = writer.end_batch([i])
-    >>> moved = compact_owned(str(tmp_path), "f", np.full(3, -1, dtype=np.int32), [])
-    >>> [indices.tolist() for indices in moved.values()]
-    [[0, 1, 2]]
+    >>> owner, files = np.full(3, -1, dtype=np.int32), []
+    >>> shards = compact_owned(str(tmp_path), "f", owner, files)
+    >>> [files[k] for k in owner] == shards * 3
+    True
     """
     segments = [os.path.basename(p) for p in segment_files(payload_dir, func_name)]
     if not segments:
-        return {}
-    owner, files = owner.copy(), list(files)
+        return []
     if np.count_nonzero(owner >= 0) < len(owner):
-        _add_unreported_owned(payload_dir, segments, owner, files)
-    present = np.flatnonzero(owner >= 0)
-    order = present[np.argsort(owner[present], kind="stable")]
-    ids, starts = np.unique(owner[order], return_index=True)
-    parts = np.split(order, starts[1:])
-    calls = {files[fid]: part for fid, part in zip(ids.tolist(), parts, strict=True)}
-    return _compact_calls(payload_dir, func_name, segments, calls)
-
-
-def _compact_calls(payload_dir: str, func_name: str, segments: list[str],
-                   calls: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Merge each process's segments into a shard (their calls ``calls[segment]``);
-    returns the calls of each new shard."""
+        _add_unreported(payload_dir, segments, owner, files)
+    fids = {name: k for k, name in enumerate(files)}
+    held = np.bincount(owner[owner >= 0], minlength=len(files))
     by_process: dict[str, list[str]] = defaultdict(list)
     for name in segments:
         by_process[_process_of(func_name, name)].append(name)
-    moved: dict[str, np.ndarray] = {}
+    remap = np.arange(-1, len(files), dtype=owner.dtype)  # remap[fid + 1]: where it went
+    shards: list[str] = []
     for process, names in sorted(by_process.items()):
-        sources = {name: calls[name] for name in names if len(calls.get(name, ()))}
+        sources = {name: fids[name] for name in names if name in fids and held[fids[name]]}
         if sources:
             target = _new_shard(payload_dir, func_name, process)
             try:
-                atomic_write(target, lambda tmp, src=sources: _merge(tmp, payload_dir, src))
+                atomic_write(target, lambda tmp, src=sources: _merge(tmp, payload_dir, src,
+                                                                     owner))
             except OSError as exc:  # e.g. a full disk: the segments stay, complete
                 log.warning(f"Could not compact the result segments of {process} ({exc}); "
                             f"their results stay in the segment files.")
                 continue
-            moved[os.path.basename(target)] = np.concatenate(list(sources.values()))
+            shards.append(os.path.basename(target))
+            remap[[fid + 1 for fid in sources.values()]] = len(files)
+            files.append(shards[-1])
         # a process's segments go once its shard holds their valid calls (peak disk use:
         # one process's results twice, not the whole run's)
         for name in names:
             remove(os.path.join(payload_dir, name))
-    return moved
+    np.take(remap, owner + 1, out=owner)
+    return shards
 
 
-def _add_unreported(payload_dir: str, segments: list[str], where: dict[int, str]) -> None:
-    """Add to ``where`` the calls of ``segments`` it does not know (sealed by a worker whose
-    report never arrived: an interrupted run), so compaction keeps them."""
-    import h5py
-
-    known = Counter(where.values())
-    for name in segments:
-        try:
-            with h5py.File(os.path.join(payload_dir, name), "r", locking=False) as h5:
-                held = len(rows.table_indices(h5)) + len(h5) - (rows.TABLE in h5)
-                if held <= known[name]:
-                    continue
-                for index, _ in receipts(h5, name):
-                    where.setdefault(index, name)
-        except (OSError, ValueError) as exc:
-            log.warning(f"Result segment {name} cannot be read; it is skipped: {exc}")
-
-
-def _add_unreported_owned(payload_dir: str, segments: list[str], owner: np.ndarray,
-                          files: list[str]) -> None:
-    """:func:`_add_unreported` on the arrays of :func:`compact_owned`."""
+def _add_unreported(payload_dir: str, segments: list[str], owner: np.ndarray,
+                    files: list[str]) -> None:
+    """Add to ``owner`` (and ``files``) the calls of ``segments`` it does not know (sealed
+    by a worker whose report never arrived: an interrupted run), so compaction keeps
+    them."""
     import h5py
 
     fids = {name: k for k, name in enumerate(files)}
@@ -224,7 +203,7 @@ def _add_unreported_owned(payload_dir: str, segments: list[str], owner: np.ndarr
                 held = len(rows.table_indices(h5)) + len(h5) - (rows.TABLE in h5)
                 if fid is not None and held <= known[fid]:
                     continue
-                for index, _ in receipts(h5, name):
+                for index, _ in receipts(h5, name, len(owner)):
                     if owner[index] < 0:
                         if fid is None:
                             fid = fids[name] = len(files)
@@ -247,21 +226,23 @@ def _new_shard(payload_dir: str, func_name: str, process: str) -> str:
 _BUFFER_BYTES = 64 << 20
 
 
-def _merge(target: str, payload_dir: str, sources: dict[str, np.ndarray]) -> None:
-    """``target`` := the valid calls of the source segments: their rows in one table
-    (rows of another signature become groups), their groups copied."""
+def _merge(target: str, payload_dir: str, sources: dict[str, int], owner: np.ndarray) -> None:
+    """``target`` := the valid calls of the source segments (segment name -> its number
+    in ``owner``, which gives each call's valid file): their rows in one table (rows of
+    another signature become groups), their groups copied."""
     import h5py
 
     with h5py.File(target, "w") as out:
         pending = _Rows(out)
-        for name, indices in sources.items():
+        for name, fid in sources.items():
             with h5py.File(os.path.join(payload_dir, name), "r", locking=False) as src:
                 if AXIS_ATTR in src.attrs:
                     out.attrs[AXIS_ATTR] = src.attrs[AXIS_ATTR]
-                pending.add(src, np.asarray(indices, dtype=np.int64))
-                wanted = {f"comp_{i}" for i in indices.tolist()}
-                for key in [k for k in src if k in wanted]:  # groups only: rows are done
-                    src.copy(src[key], out, name=key)
+                pending.add(src, owner, fid)
+                for key in src:  # groups only: the rows are done
+                    index = group_index(key)
+                    if index is not None and index < len(owner) and owner[index] == fid:
+                        src.copy(src[key], out, name=key)
         pending.write()
 
 
@@ -276,12 +257,15 @@ class _Rows:
         self.columns: list[dict[str, np.ndarray]] = []
         self.nbytes = 0
 
-    def add(self, src: Any, wanted: np.ndarray) -> None:
+    def add(self, src: Any, owner: np.ndarray, fid: int) -> None:
+        """The rows of ``src`` whose call's valid result is in file ``fid``."""
         sig = rows.table_signature(src)
         if sig is None:
             return
         indices, columns = rows.read_table(src)
-        keep = np.isin(indices, wanted)
+        keep = np.zeros(len(indices), dtype=bool)
+        inside = indices < len(owner)
+        keep[inside] = owner[indices[inside]] == fid
         if not keep.any():
             return
         indices, columns = indices[keep], {k: v[keep] for k, v in columns.items()}
@@ -358,8 +342,17 @@ class HDF5ShardStorage(SegmentStorage):
         self._record(outcome.index, outcome.value)
 
     def collect_batch(self, batch: BatchOutcome) -> None:
-        """:meth:`collect` for every call of a batch without failures."""
-        for index, receipt in zip(batch.indices, batch.values, strict=True):
+        """:meth:`collect` for every call of a batch without failures: in one array
+        assignment when the calls share one receipt of a single value (the writer shares
+        it, see ``SegmentWriter``), else call by call."""
+        values = batch.values
+        first = values[0] if values else None
+        if (first is not None and len(first.names) == 1 and not self._ragged
+                and values.count(first) == len(values)):
+            calls = np.fromiter(batch.indices, dtype=np.int64, count=len(batch.indices))
+            self._where[calls] = self._file_id(first.file)
+            return
+        for index, receipt in zip(batch.indices, values, strict=True):
             self._record(index, receipt)
 
     def _record(self, index: int, receipt: Receipt) -> None:
@@ -410,10 +403,9 @@ class HDF5ShardStorage(SegmentStorage):
     def finish(self) -> list[str]:
         self._close_writer()
         done = self._where >= 0
-        moved = compact_owned(self.payload_dir, self.settings.func_name, self._where,
-                              self._files)
-        for shard, indices in moved.items():  # names and shapes stay as collected
-            self._where[indices] = self._file_id(shard)
+        # where each call is moves to the new shards; names and shapes stay as collected
+        compact_owned(self.payload_dir, self.settings.func_name, self._where, self._files)
+        self._file_ids = {name: k for k, name in enumerate(self._files)}
         assert self.results_container is not None
         atomic_write(self.results_container, lambda tmp: self._write_container(tmp, done))
         return [self.results_container]
@@ -425,7 +417,8 @@ class HDF5ShardStorage(SegmentStorage):
         payload = f"{self.settings.func_name}_payload"
         files = {fid: (os.path.join(self.payload_dir, self._files[fid]),
                        f"{payload}/{self._files[fid]}")
-                 for fid in np.unique(self._where[self._where >= 0]).tolist()}
+                 for fid in np.flatnonzero(np.bincount(self._where[self._where >= 0],
+                                                       minlength=len(self._files))).tolist()}
         tables = read_tables(files, self._where)
         in_rows = np.zeros(self.settings.n_calls, dtype=bool)
         for table in tables:
