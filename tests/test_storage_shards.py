@@ -96,6 +96,48 @@ def test_a_call_that_ran_twice_is_stored_once(tmp_path):
         assert list(h5) == ["comp_0"] and h5["comp_0/result_0"][()].tolist() == [0.0] * 1000
 
 
+def test_plain_numbers_of_mixed_types_read_back_as_the_general_path_writes_them(tmp_path):
+    """Plain numbers skip the per-call arrays: ints, floats, bools, NumPy scalars, an int
+    beyond 64 bits, a call written again with another type all read back as ACME's mapping
+    gives them (one-element arrays of the value's dtype), in call order."""
+    values = [3, 2.5, True, np.float32(1.5), np.int32(-4), 7, 1 + 2j, 9, 2**70]
+    writer = ShardWriter(str(tmp_path), "f")
+    for i, v in enumerate(values[:-1]):
+        writer.write(i, v)
+    writer.write(0, 30)         # written again, same type: the new value wins
+    writer.write(5, 7.25)       # written again, another type
+    with pytest.raises(TypeError, match="HDF5 cannot hold"):
+        writer.write(8, values[-1])  # beyond int64: refused, as the general path does
+    writer.close()
+    got = {}
+    for path in shard_files(str(tmp_path), "f"):
+        with h5py.File(path, "r") as h5:
+            index = h5["rows/call_index"][()].tolist()
+            got.update(zip(index, h5["rows/result_0"][()], strict=True))
+            for key in (k for k in h5 if k.startswith("comp_")):
+                got[int(key[5:])] = h5[key]["result_0"][()]
+    expected = dict(enumerate(values[:-1])) | {0: 30, 5: 7.25}
+    assert sorted(got) == sorted(expected)
+    for i, v in expected.items():
+        assert got[i].shape == (1,) and got[i].dtype == np.asarray([v]).dtype, i
+        assert got[i][0] == v, i
+
+
+def test_a_batch_of_plain_numbers_shares_one_receipt(tmp_path):
+    """The parent unpickles one receipt per batch, not one per call (10^6 calls)."""
+    import pickle
+
+    writer = ShardWriter(str(tmp_path), "f")
+    receipts = [writer.write(i, float(i)) for i in range(1000)]
+    writer.end_batch(range(1000))
+    back = pickle.loads(pickle.dumps(receipts))
+    assert len({id(r) for r in back}) == 1 and back[0].names == ("result_0",)
+    assert len(pickle.dumps(receipts)) < 4 * 1000  # a reference per call, not a receipt
+    later = writer.write(1000, 1.0)
+    writer.end_batch([1000])
+    assert later.file != receipts[0].file  # the next batch's segment has its own
+
+
 def test_writers_and_collectors_keep_no_result_alive(tmp_path):
     """Memory: a worker's writer does not grow with the calls it ran, and the parent keeps
     no result once it is written (ACME kept every result array alive in the worker)."""

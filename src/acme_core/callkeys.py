@@ -197,7 +197,8 @@ def digests_for(values: Any, scheme: str, calls: np.ndarray) -> np.ndarray:
     if scheme.startswith("flat:"):
         name = scheme[len("flat:"):]
         kind = next(k for k in _FLAT if k.__name__ == name)
-        picked = np.array([values[i] for i in calls.tolist()], dtype=_FLAT[kind])
+        picked = np.fromiter(map(values.__getitem__, calls.tolist()), dtype=_FLAT[kind],
+                             count=len(calls))  # map: the lookups run in C
         return _mix(picked.view(f"u{picked.itemsize}").astype(np.uint64), name.encode())
     if scheme == "rows":
         rows = np.ascontiguousarray(values[calls]).reshape(len(calls), -1)

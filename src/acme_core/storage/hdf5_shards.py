@@ -259,10 +259,11 @@ class _Rows:
 
     def add(self, src: Any, owner: np.ndarray, fid: int) -> None:
         """The rows of ``src`` whose call's valid result is in file ``fid``."""
-        sig = rows.table_signature(src)
-        if sig is None:
+        if rows.TABLE not in src:
             return
         indices, columns = rows.read_table(src)
+        # the table's signature, from the columns read (calls first) instead of the file
+        sig = tuple((name, col.dtype.str, col.shape[1:]) for name, col in columns.items())
         keep = np.zeros(len(indices), dtype=bool)
         inside = indices < len(owner)
         keep[inside] = owner[indices[inside]] == fid

@@ -27,7 +27,6 @@ import os
 import socket
 import threading
 import uuid
-from collections import Counter
 from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -39,7 +38,8 @@ from . import rows
 from .atomic import as_disk_full, publish, remove, temporary_name
 from .base import Storage
 from .stacking import Stacking, convert
-from .values import read_group
+from .values import SCALAR_TYPES as _SCALARS
+from .values import read_group, to_arrays
 from .virtual import AXIS_ATTR
 
 log = logging.getLogger("acme_core")
@@ -233,6 +233,37 @@ def group_index(key: str) -> int | None:
         return None
 
 
+#: What a plain number's receipt says (ACME stores ``return 18`` as ``result_0 = [18]``).
+_SCALAR_NAMES = ("result_0",)
+_SCALAR_SHAPE = (1,)
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def _fits(value: Any) -> bool:
+    """False for a Python int beyond int64 (NumPy would make it an object array, which
+    HDF5 cannot hold: the general path then fails the call with h5py's message)."""
+    return type(value) is not int or _INT64[0] <= value <= _INT64[1]
+
+
+@dataclass
+class _Scalars:
+    """The plain numbers of one type a segment keeps until it is sealed."""
+
+    kind: type
+    sig: rows.Signature
+    dtype: np.dtype
+    indices: list[int] = field(default_factory=list)
+    values: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, value: Any) -> _Scalars:
+        """An empty keeper for numbers of ``value``'s type (its dtype as ACME's mapping
+        gives it, checked for HDF5 once)."""
+        sig = rows.signature(to_arrays(value))
+        assert sig is not None
+        return cls(type(value), sig, np.dtype(sig[0][1]))
+
+
 @dataclass(eq=False)
 class SegmentWriter:
     """Worker side: write each call into this process's current segment; seal the
@@ -265,6 +296,7 @@ class SegmentWriter:
     _rows: dict[int, tuple[rows.Signature, list[np.ndarray]]] = field(default_factory=dict,
                                                                       repr=False)
     _groups: set[int] = field(default_factory=set, repr=False)  # calls written as groups
+    _scalars: _Scalars | None = field(default=None, repr=False)  # plain numbers, one type
     _lost: dict[int, BaseException] = field(default_factory=dict, repr=False)
     _pid: int = field(default=0, repr=False)
     _token: str = field(default="", repr=False)
@@ -284,7 +316,25 @@ class SegmentWriter:
 
         A small, numeric result is kept (copied) until the segment is sealed, then written
         as a row of the segment's table (:mod:`acme_core.storage.rows`); others are
-        written as a group ``comp_<index>`` at once."""
+        written as a group ``comp_<index>`` at once. A plain number (``int``, ``float``,
+        ...) is kept as it is, without arrays: its row is built with the batch's others in
+        one NumPy call when the segment is sealed."""
+        if self.stacking is None and type(value) in _SCALARS and _fits(value):
+            with self._lock:
+                self._begin()
+                kept = self._scalars
+                if kept is None:
+                    kept = self._scalars = _Scalars.of(value)
+                if kept.kind is type(value) and index not in self._indices:
+                    kept.indices.append(index)
+                    kept.values.append(value)
+                    self._indices.add(index)
+                    return self._receipt_of(self._name, _SCALAR_NAMES, _SCALAR_SHAPE)
+        return self._write_arrays(index, value)
+
+    def _write_arrays(self, index: int, value: Any) -> Receipt:
+        """:meth:`write` for every value but the plain numbers of the segment's first
+        kind (and for a call written twice into the segment)."""
         datasets = convert(value, self.stacking, index, self.storage)
         # with result_shape only a lone first value is a row: the container keeps ACME's
         # view (a stacked result_0, further values in comp_<i>), padding needs groups
@@ -295,6 +345,8 @@ class SegmentWriter:
             self._begin()
             key = f"comp_{index}"
             try:
+                if self._scalars is not None and index in self._indices:
+                    self._scalars_as_rows()  # the call ran again: its new value wins
                 if index in self._groups:  # the call ran again in this batch (retry)
                     del self._file()[key]
                     self._groups.discard(index)
@@ -332,6 +384,8 @@ class SegmentWriter:
         with self._lock:
             self._batched = True
             self._seal()
+            if not self._lost:
+                return {}
             return {i: self._lost.pop(i) for i in indices if i in self._lost}
 
     def flush(self) -> None:
@@ -372,8 +426,8 @@ class SegmentWriter:
     def _begin(self) -> None:
         """Name the current segment (a new process, or a fork, starts its own)."""
         if self._pid != os.getpid():
-            self._h5, self._name, self._indices, self._lost = None, "", set(), {}
-            self._rows, self._groups, self._batched = {}, set(), False
+            self._next_segment()
+            self._lost, self._batched = {}, False
             self._pid, self._token, self._seq = os.getpid(), uuid.uuid4().hex[:8], 0
         if not self._name:
             self._name = (f"{self.func_name}_segment_{host_name()}_{self._pid}_"
@@ -403,26 +457,59 @@ class SegmentWriter:
         except BaseException as exc:
             self._abandon(exc)
             return
-        self._h5, self._name, self._indices, self._rows = None, "", set(), {}
-        self._groups = set()
+        self._next_segment()
         self._seq += 1
+
+    def _next_segment(self) -> None:
+        """Forget the current segment's state: the next write starts a new segment."""
+        self._h5, self._name, self._indices, self._rows = None, "", set(), {}
+        self._groups, self._scalars = set(), None
+
+    def _scalars_as_rows(self) -> None:
+        """Move the kept plain numbers into ``_rows``, as one-call arrays (a call of the
+        segment is written again, and its new value must replace the old one)."""
+        kept, self._scalars = self._scalars, None
+        assert kept is not None
+        for index, value in zip(kept.indices, kept.values, strict=True):
+            self._rows[index] = (kept.sig, [np.asarray([value], dtype=kept.dtype)])
 
     def _write_rows(self) -> None:
         """The kept rows as the segment's table; rows of a rarer signature (a batch whose
         calls returned different shapes) as groups."""
-        if not self._rows:
+        blocks = self._row_blocks()
+        if not blocks:
             return
-        counts = Counter(sig for sig, _ in self._rows.values())
-        main = counts.most_common(1)[0][0]
-        table = sorted(i for i, (sig, _) in self._rows.items() if sig == main)
+        main = max(blocks, key=lambda sig: len(blocks[sig][0]))
+        indices, columns = blocks.pop(main)
+        order = np.argsort(indices, kind="stable")
         axis = self.stacking.axis if self.stacking is not None else 0
-        columns = rows.columns_of([self._rows[i][1] for i in table], main)
-        rows.write_table(self._h5, table, columns, axis)
-        for index, (sig, arrays) in self._rows.items():
-            if sig != main:
+        rows.write_table(self._h5, indices[order], {k: v[order] for k, v in columns.items()},
+                         axis)
+        for indices, columns in blocks.values():
+            for r, index in enumerate(indices.tolist()):
                 group = self._h5.create_group(f"comp_{index}")
-                for (name, _, _), data in zip(sig, arrays, strict=True):
-                    group.create_dataset(name, data=data)
+                for name, data in columns.items():
+                    group.create_dataset(name, data=data[r])
+
+    def _row_blocks(self) -> dict[rows.Signature, tuple[np.ndarray, dict[str, np.ndarray]]]:
+        """The kept rows by signature: (call indices, columns with the calls first)."""
+        blocks: dict[rows.Signature, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+        kept = self._scalars
+        if kept is not None:
+            column = np.array(kept.values, dtype=kept.dtype).reshape(-1, 1)
+            blocks[kept.sig] = (np.array(kept.indices, dtype=np.int64), {"result_0": column})
+        by_sig: dict[rows.Signature, list[int]] = {}
+        for index, (sig, _) in self._rows.items():
+            by_sig.setdefault(sig, []).append(index)
+        for sig, calls in by_sig.items():
+            indices = np.array(calls, dtype=np.int64)
+            columns = rows.columns_of([self._rows[i][1] for i in calls], sig)
+            if sig in blocks:
+                known, old = blocks[sig]
+                indices = np.concatenate([known, indices])
+                columns = {k: np.concatenate([old[k], columns[k]]) for k in columns}
+            blocks[sig] = (indices, columns)
+        return blocks
 
     def _abandon(self, exc: BaseException) -> BaseException:
         """Drop the current segment: its calls are lost with ``exc`` (returned, as an
@@ -437,8 +524,7 @@ class SegmentWriter:
         remove(tmp)
         for i in self._indices:
             self._lost[i] = exc
-        self._h5, self._name, self._indices, self._rows = None, "", set(), {}
-        self._groups = set()
+        self._next_segment()
         self._seq += 1
         return exc
 

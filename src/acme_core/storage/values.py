@@ -26,7 +26,7 @@ def as_datasets(value: Any) -> list[tuple[str, Any]]:
     >>> [name for name, _ in as_datasets((np.arange(3), 2))]
     ['result_0', 'result_1']
     """
-    if type(value) in _SCALARS:  # the common tiny result, without the general checks
+    if type(value) in SCALAR_TYPES:  # the common tiny result, without the general checks
         return [("result_0", np.asarray([value]))]
     items = list(value) if isinstance(value, (list, tuple)) else [value]
     if items and all(_is_number(v) for v in items):
@@ -38,7 +38,9 @@ def as_datasets(value: Any) -> list[tuple[str, Any]]:
     return [(f"result_{k}", v) for k, v in enumerate(items)]
 
 
-_SCALARS = frozenset({int, float, complex, bool, np.float64, np.float32, np.int64, np.int32})
+#: The types of plain numbers, the common tiny result: one element of ``result_0``.
+SCALAR_TYPES = frozenset({int, float, complex, bool, np.float64, np.float32, np.int64,
+                          np.int32})
 
 
 def _is_number(v: Any) -> bool:
