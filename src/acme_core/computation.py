@@ -130,7 +130,9 @@ class Computation:
                  f"`{header.func}` on backend {header.backend!r}, storage {header.storage!r}")
         plan = parts.payloads.plan
         keys = ArgumentKeys.of(plan) if self.manifest is not None else None
-        code = code_version(plan.func)
+        # the code version goes only into the manifest (an in-memory run has none, and
+        # hashing the function's code costs milliseconds of its start)
+        code = code_version(plan.func) if self.manifest is not None else ""
         selection = rerun_policy.select(plan.n_inputs, state, keys, code, parts.settings.rerun,
                                         getattr(parts.storage, "damaged", None))
         if state is not None:
