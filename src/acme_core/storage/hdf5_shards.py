@@ -63,7 +63,7 @@ from .segments import (
     scan,
     segment_files,
 )
-from .shard_container import read_tables, write_container
+from .shard_container import owned_by, read_tables, write_container
 from .virtual import AXIS_ATTR
 
 log = logging.getLogger("acme_core")
@@ -264,9 +264,7 @@ class _Rows:
         indices, columns = rows.read_table(src)
         # the table's signature, from the columns read (calls first) instead of the file
         sig = tuple((name, col.dtype.str, col.shape[1:]) for name, col in columns.items())
-        keep = np.zeros(len(indices), dtype=bool)
-        inside = indices < len(owner)
-        keep[inside] = owner[indices[inside]] == fid
+        keep = owned_by(owner, indices, fid)
         if not keep.any():
             return
         indices, columns = indices[keep], {k: v[keep] for k, v in columns.items()}

@@ -39,6 +39,23 @@ class Table:
         return rows.runs(self.positions, self.calls)
 
 
+def owned_by(owner: np.ndarray, indices: np.ndarray, fid: int) -> np.ndarray:
+    """Which of the calls ``indices`` (a file's rows) have their valid result in file
+    ``fid`` (``owner[i]``: the file number of call ``i``, -1 for none; calls beyond it
+    belong to no file).
+
+    Examples
+    --------
+    >>> from acme_core.storage.shard_container import owned_by
+    >>> owned_by(np.array([0, 1, 0]), np.array([0, 1, 2, 7]), 0).tolist()
+    [True, False, True, False]
+    """
+    inside = indices < len(owner)
+    owned = np.zeros(len(indices), dtype=bool)
+    owned[inside] = owner[indices[inside]] == fid
+    return owned
+
+
 def read_tables(files: dict[int, tuple[str, str]], owner: np.ndarray) -> list[Table]:
     """The tables of ``files`` (file number -> its path, and its name for the container),
     keeping the rows of calls whose valid result is in that file (``owner[i]``: the file
@@ -52,9 +69,7 @@ def read_tables(files: dict[int, tuple[str, str]], owner: np.ndarray) -> list[Ta
             if sig is None:
                 continue
             indices = rows.table_indices(h5)
-            inside = indices < len(owner)
-            valid = np.zeros(len(indices), dtype=bool)
-            valid[inside] = owner[indices[inside]] == fid
+            valid = owned_by(owner, indices, fid)
             # the tables are held until the container is written: at 10^6 calls, 32-bit
             # positions and calls halve what that costs the parent
             small = np.int32 if len(owner) <= np.iinfo(np.int32).max else np.int64
