@@ -105,4 +105,4 @@ def test_intact_runs_have_no_damage(tmp_path, storage):
     from acme_core import plugins
 
     spec = plugins.get_storage_spec(storage)
-    assert spec.factory(_settings(out)).damaged(range(N)) == set()
+    assert spec.get_factory()(_settings(out)).damaged(range(N)) == set()

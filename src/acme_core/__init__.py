@@ -45,11 +45,11 @@ def __getattr__(name: str) -> Any:
         globals()[name] = value
         return value
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from .entry_points import version
 
         try:
             globals()[name] = version("acme-core")
-        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        except LookupError:  # pragma: no cover - running from a source tree
             globals()[name] = "0+unknown"
         return globals()[name]
     raise AttributeError(f"module 'acme_core' has no attribute {name!r}")

@@ -2,12 +2,12 @@
 
 An executor is what ``backend=`` names. Its life in one ``compute()``::
 
-    executor = spec.factory(settings)     # validates, starts nothing (at ParallelMap(...))
-    executor.start(run)                   # workers up (or attached to)
-    executor.submit(batch)                # many times; never blocks on the call itself
-    executor.collect(timeout)             # BatchOutcomes of whatever finished, [] on timeout
-    executor.cancel()                     # only on Ctrl-C / errors: drop what has not run
-    executor.close()                      # end of run; stop what it started, as stop_client says
+    executor = spec.get_factory()(settings)  # validates, starts nothing (at ParallelMap(...))
+    executor.start(run)                 # workers up (or attached to)
+    executor.submit(batch)              # many times; never blocks on the call itself
+    executor.collect(timeout)           # BatchOutcomes of whatever finished, [] on timeout
+    executor.cancel()                   # only on Ctrl-C / errors: drop what has not run
+    executor.close()                    # end of run; stop what it started, as stop_client says
 
 A batch whose worker died must come back as ``batch.lost(reason)``: one failure of kind
 ``"lost-worker"`` per call, never silence. The run loop re-submits those calls; calls a
@@ -40,7 +40,7 @@ class Executor(abc.ABC):
 
     An executor is what ``backend=`` names. Its life in one ``compute()``::
 
-        executor = spec.factory(settings)   # ExecutorSettings; validates, starts nothing
+        executor = spec.get_factory()(settings)   # ExecutorSettings; validates, starts nothing
         executor.start(run)                 # RunContext; workers up (or attached to)
         executor.submit(batch)              # CallBatch, many times; never blocks on a call
         executor.collect(timeout)           # BatchOutcomes of what finished, [] on timeout

@@ -162,8 +162,9 @@ class ParallelMap(AcmeAttributes):
         choice = choose(s)
         self.backend, self.storage = choice.backend, choice.storage
         self.output_dir = output_path(s, choice.storage_spec)
-        self._storage = choice.storage_spec.factory(storage_settings(s, plan, self.output_dir))
-        self._executor = choice.executor_spec.factory(choice.executor_settings)
+        self._storage = choice.storage_spec.get_factory()(
+            storage_settings(s, plan, self.output_dir))
+        self._executor = choice.executor_spec.get_factory()(choice.executor_settings)
         self._run_id = uuid.uuid4().hex
         self._entropy = replays.run_entropy(s.seed, self.output_dir)
         self._needs_pickle = choice.executor_spec.needs_pickle

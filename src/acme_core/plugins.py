@@ -13,11 +13,11 @@ import os
 import sys
 import warnings
 from dataclasses import dataclass
-from importlib import metadata
 
 import pluggy
 
 from . import hookspecs
+from .entry_points import EntryPoint, entry_points, version
 from .errors import PluginError
 from .records import AutoClaim, ExecutorSpec, StorageSpec
 
@@ -29,7 +29,7 @@ _manager: pluggy.PluginManager | None = None
 # plugin name -> where it came from: an entry point, or the core's own distribution. Its
 # (distribution, version) is read only when asked for: reading a distribution's metadata
 # costs about a millisecond each, and a run asks for none.
-_sources: dict[str, metadata.EntryPoint | str] = {}
+_sources: dict[str, EntryPoint | str] = {}
 _origins: dict[str, tuple[str, str]] = {}  # plugin name -> (distribution, version), read
 
 
@@ -50,10 +50,10 @@ def origin_of(plugin_name: str) -> tuple[str, str] | None:
             return None
         if isinstance(source, str):
             _origins[plugin_name] = (source, _version_of(source))
-        elif source.dist is None:
-            _origins[plugin_name] = ("unknown", "?")
         else:
-            _origins[plugin_name] = (source.dist.name, source.dist.version)
+            dist = source.dist
+            _origins[plugin_name] = (("unknown", "?") if dist is None
+                                     else (dist.name, dist.version))
     return _origins[plugin_name]
 
 
@@ -130,8 +130,8 @@ def _build_manager() -> pluggy.PluginManager:
     return pm
 
 
-def _selected_entry_points() -> list[metadata.EntryPoint]:
-    eps = list(metadata.entry_points(group=ENTRY_POINT_GROUP))
+def _selected_entry_points() -> list[EntryPoint]:
+    eps = entry_points(ENTRY_POINT_GROUP)
     wanted = os.environ.get("ACME_CORE_PLUGINS")
     if wanted is None:
         return eps
@@ -141,8 +141,8 @@ def _selected_entry_points() -> list[metadata.EntryPoint]:
 
 def _version_of(distribution: str) -> str:
     try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
+        return version(distribution)
+    except LookupError:
         return "?"
 
 

@@ -190,7 +190,7 @@ def _load_dir(folder: str) -> _Read:
         raise ValueError(f"{folder} was written by storage {name!r}, which is not installed "
                          f"here (installed: {', '.join(map(repr, known))}); install the "
                          f"plugin that provides it to read the results.")
-    reader = getattr(known[name].spec.factory, "load", None)
+    reader = getattr(known[name].spec.get_factory(), "load", None)
     if reader is None:
         raise ValueError(f"storage {name!r} ({known[name].distribution}) cannot read its "
                          f"results back: its factory has no `load`.")

@@ -50,9 +50,12 @@ class ExecutorSpec:
     ----------
     name : str
         What users pass as ``backend=``; unique among installed plugins.
-    factory : callable
+    factory : callable or str
         ``factory(settings: ExecutorSettings) -> Executor``. Must validate its settings and
-        start nothing (no process, no job) until :meth:`Executor.start`.
+        start nothing (no process, no job) until :meth:`Executor.start`. A string
+        ``"module:attribute"`` names it without importing it: the module is imported only
+        when the backend is used (:meth:`get_factory`), so loading the plugins costs no
+        backend's imports.
     description : str
         One line for ``python -m acme_core plugins``.
     needs_pickle : bool
@@ -80,13 +83,26 @@ class ExecutorSpec:
     """
 
     name: str
-    factory: Callable[..., Any]
+    factory: Callable[..., Any] | str
     description: str = ""
     needs_pickle: bool = True
     parameters: tuple[str, ...] = ("n_workers",)
     options: Mapping[str, str] = field(default_factory=dict)
     capabilities: frozenset[str] = frozenset()
     check: Callable[[Any], None] | None = None
+
+    def get_factory(self) -> Callable[..., Any]:
+        """The factory, imported now when it was given as ``"module:attribute"``.
+
+        Examples
+        --------
+        >>> from acme_core.records import ExecutorSpec
+        >>> ExecutorSpec(name="mine", factory="collections:OrderedDict").get_factory()
+        <class 'collections.OrderedDict'>
+        """
+        from .entry_points import load_reference
+
+        return load_reference(self.factory)
 
 
 @dataclass(frozen=True)
@@ -97,9 +113,10 @@ class StorageSpec:
     ----------
     name : str
         What users pass as ``storage=``; unique among installed plugins.
-    factory : callable
+    factory : callable or str
         ``factory(settings: StorageSettings) -> Storage``. Validates and creates nothing on
-        disk until :meth:`Storage.prepare`.
+        disk until :meth:`Storage.prepare`. Or ``"module:attribute"``, imported when the
+        storage is used (:meth:`get_factory`).
     description : str
         One line for ``python -m acme_core plugins``.
     on_disk : bool
@@ -113,9 +130,22 @@ class StorageSpec:
     """
 
     name: str
-    factory: Callable[..., Any]
+    factory: Callable[..., Any] | str
     description: str = ""
     on_disk: bool = True
+
+    def get_factory(self) -> Callable[..., Any]:
+        """The factory, imported now when it was given as ``"module:attribute"``.
+
+        Examples
+        --------
+        >>> from acme_core.records import StorageSpec
+        >>> StorageSpec(name="x", factory="collections:OrderedDict").get_factory()
+        <class 'collections.OrderedDict'>
+        """
+        from .entry_points import load_reference
+
+        return load_reference(self.factory)
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 A storage's life in one run::
 
-    storage = spec.factory(settings)   # validates (e.g. result_shape), creates nothing
+    storage = spec.get_factory()(settings)   # validates (e.g. result_shape), creates nothing
     storage.prepare()                  # parent: files and containers in settings.output_dir
     writer = storage.writer()          # shipped to workers inside the call program
     receipt = writer.write(i, value)   # worker: store call i's return value

@@ -7,7 +7,30 @@ Examples
 True
 """
 
-from .clients import cluster_cleanup, count_online_workers, local_cluster_setup
-from .slurm_cluster import slurm_cluster_setup
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .clients import cluster_cleanup, count_online_workers, local_cluster_setup
+    from .slurm_cluster import slurm_cluster_setup
+
+# name -> module, imported on first use: acme-core imports this package for every
+# ParallelMap (its plugin module lives here), and these names are needed only when used
+_LAZY = {
+    "cluster_cleanup": "clients",
+    "count_online_workers": "clients",
+    "local_cluster_setup": "clients",
+    "slurm_cluster_setup": "slurm_cluster",
+}
 
 __all__ = ["cluster_cleanup", "count_online_workers", "local_cluster_setup", "slurm_cluster_setup"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'acme_dask' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value

@@ -47,33 +47,6 @@ from .watch import HEARTBEAT_TIMEOUT, WATCH_SECONDS, CallWatch
 
 log = logging.getLogger("acme_dask")
 
-_HEARTBEAT = ("seconds without a heartbeat before a stopped or hung worker is killed and its "
-              "calls run elsewhere (default 120)")
-DASK_OPTIONS = {
-    "threads_per_worker": "threads per local worker process (default 1)",
-    "heartbeat_timeout": _HEARTBEAT,
-    "dashboard": "True: serve dask's dashboard on a free loopback port and log its link "
-                 "(readable by every local user); default False: no dashboard",
-}
-SLURM_OPTIONS = {
-    "cores": "CPUs per SLURM job, i.e. per worker (default 1)",
-    "processes": "dask worker processes per SLURM job (default 1)",
-    "walltime": "--time of every job, e.g. '02:00:00' (default: the partition's default)",
-    "job_extra": "extra #SBATCH options, a list such as ['--account=lab', '--qos=short']",
-    "interface": "network interface of scheduler and workers, e.g. 'ib0' (default: dask's)",
-    "security": "True (default): TLS with credentials made for this run; False: plain TCP "
-                "(trusted networks only); or a distributed Security object",
-    "log_directory": "folder of the jobs' output (default: <output_dir>/logs, or "
-                     "~/acme_slurm_logs/<user>_<timestamp> for in-memory runs)",
-    "shared_temp_directory": "folder readable on the compute nodes for the TLS credentials "
-                             "(default: a private folder under ~/.acme_dask, removed after)",
-    "job_name": "SLURM job name (default acme_<user>_<HHMMSS>)",
-    "mem_cushion": "MB kept free below the partition's memory limit (default 100)",
-    "max_workers": "upper bound of n_workers='auto' (default 64)",
-    "heartbeat_timeout": _HEARTBEAT,
-    "dashboard": "True: serve dask's dashboard on a free loopback port of this host and log "
-                 "its link (readable by every user of this host); default False: none",
-}
 #: How often (s) collect() checks the workers while nothing finishes.
 HEALTH_INTERVAL = 5.0
 

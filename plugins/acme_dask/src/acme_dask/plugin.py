@@ -3,21 +3,50 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from typing import Any
 
 from acme_core import AutoClaim, ExecutorSpec, hookimpl
 from acme_core.executor import ExecutorSettings
 
+# The backends' ``backend_options``. Here, not in the executor's module: loading the plugin
+# imports neither dask nor the executor (the specs name their factories as strings).
+_HEARTBEAT = ("seconds without a heartbeat before a stopped or hung worker is killed and its "
+              "calls run elsewhere (default 120)")
+DASK_OPTIONS = {
+    "threads_per_worker": "threads per local worker process (default 1)",
+    "heartbeat_timeout": _HEARTBEAT,
+    "dashboard": "True: serve dask's dashboard on a free loopback port and log its link "
+                 "(readable by every local user); default False: no dashboard",
+}
+SLURM_OPTIONS = {
+    "cores": "CPUs per SLURM job, i.e. per worker (default 1)",
+    "processes": "dask worker processes per SLURM job (default 1)",
+    "walltime": "--time of every job, e.g. '02:00:00' (default: the partition's default)",
+    "job_extra": "extra #SBATCH options, a list such as ['--account=lab', '--qos=short']",
+    "interface": "network interface of scheduler and workers, e.g. 'ib0' (default: dask's)",
+    "security": "True (default): TLS with credentials made for this run; False: plain TCP "
+                "(trusted networks only); or a distributed Security object",
+    "log_directory": "folder of the jobs' output (default: <output_dir>/logs, or "
+                     "~/acme_slurm_logs/<user>_<timestamp> for in-memory runs)",
+    "shared_temp_directory": "folder readable on the compute nodes for the TLS credentials "
+                             "(default: a private folder under ~/.acme_dask, removed after)",
+    "job_name": "SLURM job name (default acme_<user>_<HHMMSS>)",
+    "mem_cushion": "MB kept free below the partition's memory limit (default 100)",
+    "max_workers": "upper bound of n_workers='auto' (default 64)",
+    "heartbeat_timeout": _HEARTBEAT,
+    "dashboard": "True: serve dask's dashboard on a free loopback port of this host and log "
+                 "its link (readable by every user of this host); default False: none",
+}
+
 
 @hookimpl
 def acme_core_executors() -> list[ExecutorSpec]:
     """Backends ``"dask"`` and ``"slurm"``."""
-    from .executor import DASK_OPTIONS, SLURM_OPTIONS, DaskExecutor, SlurmExecutor
-
     return [
         ExecutorSpec(
             name="dask",
-            factory=DaskExecutor,
+            factory="acme_dask.executor:DaskExecutor",
             description="the running dask client, or a local dask cluster on loopback",
             needs_pickle=True,
             parameters=("n_workers", "mem_per_worker", "setup_timeout", "stop_client"),
@@ -26,13 +55,13 @@ def acme_core_executors() -> list[ExecutorSpec]:
             capabilities=frozenset({"processes", "kill-worker", "cancel", "imports-main",
                                     "timeout"}),
         ),
-        slurm_executor_spec("slurm", SlurmExecutor,
+        slurm_executor_spec("slurm", "acme_dask.executor:SlurmExecutor",
                             "dask workers as SLURM jobs on any SLURM (dask-jobqueue, TLS)",
                             SLURM_OPTIONS, check_partition),
     ]
 
 
-def slurm_executor_spec(name: str, factory: Any, description: str, options: dict[str, str],
+def slurm_executor_spec(name: str, factory: Any, description: str, options: Mapping[str, str],
                         check: Any) -> ExecutorSpec:
     """The :class:`~acme_core.ExecutorSpec` of a backend built on acme-dask's SLURM executor
     (``"slurm"``, and site backends such as acme-slurm-esi's ``"slurm-esi"``): the backend
@@ -40,10 +69,9 @@ def slurm_executor_spec(name: str, factory: Any, description: str, options: dict
 
     Examples
     --------
-    >>> from acme_dask.executor import SLURM_OPTIONS, SlurmExecutor
-    >>> from acme_dask.plugin import check_partition, slurm_executor_spec
-    >>> spec = slurm_executor_spec("slurm-x", SlurmExecutor, "SLURM at site X",
-    ...                            SLURM_OPTIONS, check_partition)
+    >>> from acme_dask.plugin import SLURM_OPTIONS, check_partition, slurm_executor_spec
+    >>> spec = slurm_executor_spec("slurm-x", "acme_dask.executor:SlurmExecutor",
+    ...                            "SLURM at site X", SLURM_OPTIONS, check_partition)
     >>> spec.name, "timeout" in spec.capabilities
     ('slurm-x', True)
     """

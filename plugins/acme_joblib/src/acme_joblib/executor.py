@@ -43,10 +43,6 @@ from .worker import init_worker
 
 log = logging.getLogger("acme_joblib")
 
-OPTIONS = {
-    "idle_timeout": "seconds an idle worker stays alive for the next run (default 300)",
-    "heartbeat_timeout": "seconds of silence before a hung worker is killed (default 120)",
-}
 
 
 #: Thread pools of numerical libraries, limited in workers so n workers do not each start

@@ -7,7 +7,32 @@ Examples
 2.0
 """
 
-from .escalation import EscalationPolicy, Limits, Request, TaskEnd, classify
-from .executor import ArrayExecutor
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .escalation import EscalationPolicy, Limits, Request, TaskEnd, classify
+    from .executor import ArrayExecutor
+
+# name -> module, imported on first use: acme-core imports this package for every
+# ParallelMap (its plugin module lives here), and these names are needed only when used
+_LAZY = {
+    "ArrayExecutor": "executor",
+    "EscalationPolicy": "escalation",
+    "Limits": "escalation",
+    "Request": "escalation",
+    "TaskEnd": "escalation",
+    "classify": "escalation",
+}
 
 __all__ = ["ArrayExecutor", "EscalationPolicy", "Limits", "Request", "TaskEnd", "classify"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'acme_slurm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value

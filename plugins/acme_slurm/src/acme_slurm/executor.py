@@ -100,7 +100,7 @@ class ArrayExecutor(Executor):
     ----------
     settings : ExecutorSettings
         ``partition``, ``n_workers`` (throttle), ``mem_per_worker`` and ``backend_options``
-        (``acme_slurm.options.OPTIONS``).
+        (``acme_slurm.plugin.OPTIONS``).
 
     Examples
     --------

@@ -12,28 +12,6 @@ from acme_core.executor import ExecutorSettings
 from . import slurmctl
 from .escalation import EscalationPolicy, Request
 
-OPTIONS = {
-    "max_jobs": "array tasks running at once (sbatch --array=...%N); default n_workers when it "
-                "is a number, else no throttle",
-    "task_minutes": "minutes of work each array task should get (default 10)",
-    "calls_per_task": "a fixed number of calls per task instead of sizing from measured time",
-    "walltime": "time limit of each task, 'HH:MM:SS' or minutes (default: twice task_minutes "
-                "+ 5 min, more for long chunks, within the partition's MaxTime)",
-    "cores": "CPUs per task (default 1)",
-    "poll_interval": "seconds between the run's squeue queries (one query for all tasks; "
-                     "default 10)",
-    "probe_wait": "seconds a pilot task may run without a result before its running time "
-                  "counts as the call time (default 60)",
-    "on_interrupt": "Ctrl-C, SIGTERM or the death of this process (SIGKILL, OOM): "
-                    "'cancel' the run's tasks (default) or 'detach' (leave them running; a "
-                    "re-run with the same output_dir collects them)",
-    "job_name": "SLURM job name of the arrays (default 'acme-array')",
-    "job_extra": "extra sbatch options, e.g. ['--account=lab']",
-    "work_dir": "shared folder for the state of in-memory runs (default ~/.acme_slurm)",
-    "policy": "an acme_slurm.EscalationPolicy: what a call gets after its task died",
-    "site": "a site profile (acme_slurm.SiteProfile) whose defaults the run uses",
-}
-
 
 def _positive(name: str, value: Any, integer: bool = False) -> Any:
     ok = (not isinstance(value, bool) and isinstance(value, int if integer else (int, float))
@@ -74,7 +52,7 @@ def _memory_mb(value: str) -> int | None:
 
 @dataclass(frozen=True)
 class ArrayOptions:
-    """The backend's settings, validated (see ``OPTIONS``).
+    """The backend's settings, validated (see ``acme_slurm.plugin.OPTIONS``).
 
     Examples
     --------

@@ -8,7 +8,29 @@ Examples
 ('slurm-esi', True)
 """
 
-from .esi import ESI, esi_cluster_setup
-from .site import Site
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .esi import ESI, esi_cluster_setup
+    from .site import Site
+
+# name -> module, imported on first use: acme-core imports this package for every
+# ParallelMap (its plugin module lives here), and these names are needed only when used
+_LAZY = {
+    "ESI": "esi",
+    "Site": "site",
+    "esi_cluster_setup": "esi",
+}
 
 __all__ = ["ESI", "Site", "esi_cluster_setup"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'acme_slurm_esi' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value

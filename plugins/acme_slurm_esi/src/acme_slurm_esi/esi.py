@@ -8,14 +8,14 @@ defaults edited (see the README).
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 from acme_dask.plugin import slurm_executor_spec
 
 from acme_core import AutoClaim, ExecutorSpec, hookimpl
+from acme_core.executor import ExecutorSettings
 
-from .site import Site, site_cluster_setup
+from .site import SITE_OPTIONS, Site, site_cluster_setup
 
 #: ESI's presets (ACME 2026.6: its ``esi_cluster_setup`` defaults and partitions).
 ESI = Site(
@@ -116,12 +116,24 @@ def acme_core_executors() -> list[ExecutorSpec]:
     >>> [spec.name for spec in acme_core_executors()]
     ['slurm-esi']
     """
-    from .executor import SITE_OPTIONS, check_site_partition, site_executor
-
     return [slurm_executor_spec(
-        ESI.backend, functools.partial(site_executor, site=ESI),
+        ESI.backend, _esi_executor,
         "dask workers as SLURM jobs on the ESI HPC cluster (ACME's presets, partition='auto' "
-        "from measured memory)", SITE_OPTIONS, functools.partial(check_site_partition, site=ESI))]
+        "from measured memory)", SITE_OPTIONS, _check_esi_partition)]
+
+
+# The backend's factory and check import the executor only when "slurm-esi" is used:
+# acme-core loads this module for every ParallelMap.
+def _esi_executor(settings: ExecutorSettings) -> Any:
+    from .executor import site_executor
+
+    return site_executor(settings, site=ESI)
+
+
+def _check_esi_partition(settings: ExecutorSettings) -> None:
+    from .executor import check_site_partition
+
+    check_site_partition(settings, site=ESI)
 
 
 @hookimpl

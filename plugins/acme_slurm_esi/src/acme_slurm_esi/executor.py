@@ -17,7 +17,7 @@ import random
 from typing import Any
 
 from acme_dask import setup as dask_setup
-from acme_dask.executor import SLURM_OPTIONS, SlurmExecutor
+from acme_dask.executor import SlurmExecutor
 from acme_dask.slurm import get_slurm_partitions, parse_memory
 
 from acme_core.calls import BatchOutcome, CallBatch
@@ -28,27 +28,6 @@ from .probe import ProbeResult, measure_calls
 from .site import HEADROOM, PROBE_CALLS, PROBE_TIMEOUT, Site
 
 log = logging.getLogger("acme_slurm_esi")
-
-#: ``backend_options`` of a site backend: acme-dask's SLURM options plus the probe's.
-SITE_OPTIONS = {
-    **SLURM_OPTIONS,
-    "cores": "CPUs per SLURM job (default: memory per worker / the partition's DefMemPerCPU, "
-             "at least 1)",
-    "job_extra": "extra #SBATCH options, e.g. ['--account=lab']; an --output=/folder/file "
-                 "here wins over every default log location",
-    "mem_cushion": "MB kept free below the partition's memory limit (default: the site's)",
-    "probe_calls": "partition='auto': how many sampled calls are measured (default 5)",
-    "probe_timeout": "partition='auto': seconds one measured call may run (default 30)",
-    "transport": "'dask' (default: dask workers as SLURM jobs) or 'array' (acme-slurm's job "
-                 "arrays with the same presets; no scheduler, no open port)",
-}
-try:  # transport="array" takes acme-slurm's options too, when it is installed
-    from acme_slurm.options import OPTIONS as _ARRAY_OPTIONS
-except ImportError:  # pragma: no cover - acme-slurm not installed
-    _ARRAY_OPTIONS = {}
-SITE_OPTIONS.update({k: f"transport='array': {v}" for k, v in _ARRAY_OPTIONS.items()
-                     if k not in SITE_OPTIONS})
-
 
 def site_executor(settings: ExecutorSettings, site: Site) -> Any:
     """The site backend's executor: acme-dask's SLURM executor with the site's presets, or
@@ -73,7 +52,7 @@ class SiteSlurmExecutor(SlurmExecutor):
     Parameters
     ----------
     settings : ExecutorSettings
-        ParallelMap's backend parameters and ``backend_options`` (see ``SITE_OPTIONS``).
+        ParallelMap's backend parameters and ``backend_options`` (see ``acme_slurm_esi.site.SITE_OPTIONS``).
     site : Site
         The site's presets.
 

@@ -21,8 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from acme_dask import setup as dask_setup
-from acme_dask.slurm import get_slurm_partitions, parse_memory, partition_memory
+from acme_dask.plugin import SLURM_OPTIONS
 
 from acme_core import AutoClaim
 
@@ -34,6 +33,26 @@ HEADROOM = 1.2
 #: Sampled calls measured for ``partition="auto"`` and seconds each may run (ACME: 5, 30).
 PROBE_CALLS = 5
 PROBE_TIMEOUT = 30.0
+
+#: ``backend_options`` of a site backend: acme-dask's SLURM options plus the probe's.
+SITE_OPTIONS = {
+    **SLURM_OPTIONS,
+    "cores": "CPUs per SLURM job (default: memory per worker / the partition's DefMemPerCPU, "
+             "at least 1)",
+    "job_extra": "extra #SBATCH options, e.g. ['--account=lab']; an --output=/folder/file "
+                 "here wins over every default log location",
+    "mem_cushion": "MB kept free below the partition's memory limit (default: the site's)",
+    "probe_calls": "partition='auto': how many sampled calls are measured (default 5)",
+    "probe_timeout": "partition='auto': seconds one measured call may run (default 30)",
+    "transport": "'dask' (default: dask workers as SLURM jobs) or 'array' (acme-slurm's job "
+                 "arrays with the same presets; no scheduler, no open port)",
+}
+try:  # transport="array" takes acme-slurm's options too, when it is installed
+    from acme_slurm.plugin import OPTIONS as _ARRAY_OPTIONS
+except ImportError:  # pragma: no cover - acme-slurm not installed
+    _ARRAY_OPTIONS = {}
+SITE_OPTIONS.update({k: f"transport='array': {v}" for k, v in _ARRAY_OPTIONS.items()
+                     if k not in SITE_OPTIONS})
 
 
 @dataclass(frozen=True)
@@ -201,6 +220,8 @@ class Site:
         >>> ESI.choose_partition(8600, ["8GBS", "16GBS", "64GBS"])   # doctest: +SKIP
         ('16GBS', 16284)
         """
+        from acme_dask.slurm import partition_memory
+
         host_arch = host_arch or platform.machine()
         pattern = self.auto_partitions.get(host_arch)
         cushion = self.mem_cushion if mem_cushion is None else mem_cushion
@@ -240,6 +261,8 @@ class Site:
         >>> ESI.derive_cores("8GBS", 20000)     # doctest: +SKIP
         2
         """
+        from acme_dask.slurm import partition_memory
+
         memory = partition_memory(partition)
         per_cpu = max(self.min_mem_per_cpu, memory.def_per_cpu or 0)
         if mem_mb is None:
@@ -249,6 +272,8 @@ class Site:
 
     def default_output(self) -> str | None:
         """The site's default ``--output=`` (its folder made), or None off the site's nodes."""
+        from acme_dask import setup as dask_setup
+
         if self.log_template is None or not self.is_node():
             return None
         user = dask_setup.current_user()
@@ -260,6 +285,8 @@ class Site:
     def job_extra(self, job_extra: list[str] | None, log_directory: Any = None) -> list[str]:
         """``job_extra`` checked, plus the site's default ``--output=`` unless it has one or
         a ``log_directory`` was chosen."""
+        from acme_dask import setup as dask_setup
+
         job_extra = dask_setup.check_job_extra([] if job_extra is None else list(job_extra))
         if log_directory is None and not any(o.startswith(("--output", "-o")) for o in job_extra):
             default = self.default_output()
@@ -309,6 +336,9 @@ def site_cluster_setup(site: Site, partition: str, n_workers: int | None = None,
     -------
     distributed.Client or dask_jobqueue.SLURMCluster or None
     """
+    from acme_dask import setup as dask_setup
+    from acme_dask.slurm import get_slurm_partitions, parse_memory
+
     n_workers = site.n_workers if n_workers is None else n_workers
     timeout = site.timeout if timeout is None else timeout
     interactive_wait = site.interactive_wait if interactive_wait is None else interactive_wait
@@ -351,6 +381,8 @@ def _running_client_or_local(site: Site, interactive: bool, interactive_wait: fl
     """A running client with workers (ACME: used as it is, or its cluster; one without
     workers is stopped first), or without SLURM a local client (asked first when
     ``interactive``); else None: start SLURM workers."""
+    from acme_dask import setup as dask_setup
+
     prefix = f"<{site.setup_name}>"
     client = dask_setup.running_client()
     if client is not None:
