@@ -1,15 +1,14 @@
 """acme-joblib: the default local backend of acme-core (``backend="joblib"``)."""
 
-from typing import Any
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from acme_core.lazy_exports import lazy_exports
+
+if TYPE_CHECKING:
+    from .executor import JoblibExecutor
 
 __all__ = ["JoblibExecutor"]
-
-
-def __getattr__(name: str) -> Any:
-    # imported on first use: acme-core loads this package's plugin module for every
-    # ParallelMap, and the executor's imports (joblib) are needed only by a joblib run
-    if name == "JoblibExecutor":
-        from .executor import JoblibExecutor
-
-        return JoblibExecutor
-    raise AttributeError(f"module 'acme_joblib' has no attribute {name!r}")
+# imported on first use: acme-core imports this package for every ParallelMap
+__getattr__ = lazy_exports(__name__, {"JoblibExecutor": "executor"})

@@ -9,8 +9,9 @@ Examples
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from acme_core.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from .escalation import EscalationPolicy, Limits, Request, TaskEnd, classify
@@ -29,10 +30,4 @@ _LAZY = {
 
 __all__ = ["ArrayExecutor", "EscalationPolicy", "Limits", "Request", "TaskEnd", "classify"]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'acme_slurm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _LAZY)
