@@ -123,9 +123,11 @@ def test_status_of_a_running_then_interrupted_run_and_of_the_folder(four_runs, c
     assert f"state     running (pid {proc.pid} on " in text
     assert "backend   threads" in text and "storage   hdf5" in text
     assert "done 2, failed 0, missing 4" in text and "started   20" in text
+    assert "  missing   calls 2-5\n" in text  # which calls a resume will run
     assert cli_main(["status", str(runs / "b_complete")]) == 0
     text = capsys.readouterr().out
     assert "state     complete" in text and "done 4, failed 0, missing 0" in text
+    assert "  missing   " not in text
     assert "backend   joblib" in text and "elapsed   0m" in text
     assert cli_main(["status", str(runs / "c_failed")]) == 1
     text = capsys.readouterr().out
@@ -167,6 +169,7 @@ def test_status_of_a_running_then_interrupted_run_and_of_the_folder(four_runs, c
     data = json.loads(capsys.readouterr().out)
     assert [(r["state"], r["done"], r["failed"]) for r in data["runs"]] == [
         ("interrupted", 2, 0), ("complete", 4, 0), ("failed", 4, 1), ("interrupted", 2, 0)]
+    assert [r["missing_calls"] for r in data["runs"][:3]] == [[[2, 5]], [], []]
     assert data["runs"][2]["failures"][0]["msg"] == "bad 3"
 
 

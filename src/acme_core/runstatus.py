@@ -16,12 +16,19 @@ import socket
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from . import manifest, previous_names
 from .failures import FailureTable
+from .manifest_state import MISSING, index_runs
 from .output_dir import MARKER
 from .records import Failure
 
 RUNNING, INTERRUPTED, FAILED, COMPLETE = "running", "interrupted", "failed", "complete"
+#: How many ranges of missing calls ``describe()`` spells out: enough for the gaps a crash
+#: or an interrupt leaves (one range per worker in flight plus the unstarted tail), short
+#: enough for one line.
+MISSING_RANGES_SHOWN = 8
 
 
 @dataclass
@@ -51,6 +58,8 @@ class RunStatus:
     host: str | None = None
     older_code: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
+    #: The missing calls as ``[first, last]`` ranges of call indices, in order.
+    missing_calls: list[list[int]] = field(default_factory=list)
 
     def failure_table(self) -> FailureTable:
         """The failed calls as a :class:`~acme_core.failures.FailureTable` (ending with the
@@ -81,6 +90,8 @@ class RunStatus:
                  f"  started   {self.started or 'unknown'}",
                  f"  elapsed   {_duration(self.elapsed)}",
                  f"  calls     done {self.done}, failed {self.failed}, missing {self.missing}"]
+        if self.missing_calls:
+            lines.append(f"  missing   {ranges_text(self.missing_calls)}")
         if self.older_code:
             lines.append(f"  note      {self.older_code} of the {self.done} results come from an "
                          f"earlier version of the function's code than the latest run's "
@@ -119,9 +130,35 @@ def read_status(output_dir: str, now: dt.datetime | None = None) -> RunStatus | 
         state=COMPLETE, done=state.n_done, failed=state.n_failed,
         missing=state.n_missing, started=first.get("t") or header.get("created"),
         older_code=state.n_older_code,
-        failures=[{"i": i, **e} for i, e in sorted(state.failures.items())])
+        failures=[{"i": i, **e} for i, e in sorted(state.failures.items())],
+        missing_calls=_ranges(np.flatnonzero(state.codes == MISSING)))
     _session_state(status, state, now or dt.datetime.now())
     return status
+
+
+def ranges_text(ranges: list[list[int]], shown: int = MISSING_RANGES_SHOWN) -> str:
+    """``ranges`` (``[first, last]`` pairs) as text, the first ``shown`` of them in full.
+
+    Examples
+    --------
+    >>> from acme_core.runstatus import ranges_text
+    >>> ranges_text([[3, 3], [7, 12]])
+    'calls 3, 7-12'
+    >>> ranges_text([[0, 0], [2, 2], [4, 9]], shown=2)
+    'calls 0, 2 and 6 more (4-9)'
+    """
+    parts = [str(a) if a == b else f"{a}-{b}" for a, b in ranges[:shown]]
+    text = "calls " + ", ".join(parts)
+    rest = ranges[shown:]
+    if rest:
+        more = sum(b - a + 1 for a, b in rest)
+        text += f" and {more} more ({rest[0][0]}-{rest[-1][1]})"
+    return text
+
+
+def _ranges(indices: np.ndarray) -> list[list[int]]:
+    runs = index_runs(indices)
+    return [[first, first + count - 1] for first, count in zip(runs[::2], runs[1::2], strict=True)]
 
 
 def find_runs(folder: str) -> list[RunStatus]:

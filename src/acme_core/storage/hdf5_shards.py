@@ -32,9 +32,10 @@ run finishes, the parent copies the segments of each worker process into one sha
 file, written and renamed the same way), builds the container, then deletes the segments:
 a crash at any step leaves either the segments or the shards complete, and
 ``acme_core.load(output_dir)`` and a resumed run read whichever is there. While a run
-goes on there is one segment per batch; batches hold at least about 0.2 s of work when
-calls are short, so a worker makes at most a few segments a second, and long calls (one per
-batch) make one file per call until the run finishes, as ``storage="hdf5"`` does. Values
+goes on there is one segment per batch; a batch holds about 0.2 s of work and at least one
+call, so a worker seals at most about ten segments a second (calls of 0.1-0.2 s go one to a
+batch), and calls longer than 0.1 s make one file each until the run finishes, as
+``storage="hdf5"`` does. Values
 HDF5 cannot hold fail the call (no pickle fallback).
 """
 
