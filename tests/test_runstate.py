@@ -439,6 +439,22 @@ def test_argument_keys_are_per_call_and_match_their_digests():
     assert [changed.key(i) == before.key(i) for i in range(3)] == [True, True, False]
 
 
+@pytest.mark.parametrize("values", [list(range(40)), tuple(x / 4 for x in range(40)),
+                                    range(100, 140), [x % 3 == 0 for x in range(40)]])
+def test_a_calls_digest_is_the_same_whichever_calls_are_hashed_with_it(values):
+    """A done record hashes the calls of its batches together (by slices of their runs of
+    consecutive calls, or one by one): each call's digest must not depend on that."""
+    from acme_core.callkeys import digests_for, element_digests, scheme_of
+
+    alone = element_digests(values, len(values))
+    assert len({row.tobytes() for row in alone}) == len(set(values))  # a digest per value
+    scheme = scheme_of(values, len(values))
+    rng = np.random.default_rng(0)
+    for calls in (np.arange(40), np.arange(5, 17), np.r_[0:9, 20:31, 39], np.r_[3, 5, 7, 8],
+                  rng.permutation(40), np.array([12]), np.zeros(0, dtype=np.int64)):
+        assert (digests_for(values, scheme, calls) == alone[calls]).all(), calls
+
+
 @pytest.mark.parametrize("storage", ["hdf5", "hdf5-single", "hdf5-shards", "pickle"])
 @pytest.mark.parametrize("shape", [None, (None,)])
 def test_every_storage_holds_only_the_new_results_of_calls_run_again(tmp_path, storage, shape):

@@ -17,7 +17,9 @@ per-element scheme (:func:`digest_of` and the row hash of arrays) and a key per 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +34,9 @@ ARG_DIGITS, KEY_DIGITS, ARG_BYTES = 12, 16, 8
 _PLAIN = (type(None), bool, int, float, complex, str, bytes)
 #: Flat Python sequences hashed in one pass: element type -> NumPy dtype.
 _FLAT = {int: np.int64, float: np.float64, bool: np.bool_}
+#: Fewest calls per run of consecutive calls for which one slice per run beats a lookup
+#: per call (a slice costs about as much as eight lookups).
+SLICE_RUN_CALLS = 8
 
 
 def digest_of(value: Any) -> str:
@@ -197,8 +202,7 @@ def digests_for(values: Any, scheme: str, calls: np.ndarray) -> np.ndarray:
     if scheme.startswith("flat:"):
         name = scheme[len("flat:"):]
         kind = next(k for k in _FLAT if k.__name__ == name)
-        picked = np.fromiter(map(values.__getitem__, calls.tolist()), dtype=_FLAT[kind],
-                             count=len(calls))  # map: the lookups run in C
+        picked = np.fromiter(_elements(values, calls), dtype=_FLAT[kind], count=len(calls))
         return _mix(picked.view(f"u{picked.itemsize}").astype(np.uint64), name.encode())
     if scheme == "rows":
         rows = np.ascontiguousarray(values[calls]).reshape(len(calls), -1)
@@ -209,6 +213,21 @@ def digests_for(values: Any, scheme: str, calls: np.ndarray) -> np.ndarray:
     else:
         joined = b"".join(_blake_of(values[i]) for i in calls.tolist())
     return np.frombuffer(joined, dtype=np.uint8).reshape(len(calls), ARG_BYTES).copy()
+
+
+def _elements(values: list | tuple | range, calls: np.ndarray) -> Iterable[Any]:
+    """``values[i] for i in calls``, by slices of the runs of consecutive calls when there
+    are few: a done record's calls are the runs of its batches, and a slice copies in C, ten
+    times faster than a lookup per call even through ``map``."""
+    if not len(calls):
+        return ()
+    cuts = np.flatnonzero(np.diff(calls) != 1) + 1
+    if len(cuts) > len(calls) // SLICE_RUN_CALLS:
+        return map(values.__getitem__, calls.tolist())  # map: the lookups run in C
+    firsts = calls[np.concatenate(([0], cuts))].tolist()
+    lasts = calls[np.concatenate((cuts - 1, [len(calls) - 1]))].tolist()
+    return itertools.chain.from_iterable(
+        values[first:last + 1] for first, last in zip(firsts, lasts, strict=True))
 
 
 def _mix(bits: np.ndarray, tag: bytes) -> np.ndarray:
