@@ -176,6 +176,41 @@ def _write_batch(payload, indices, value_of):
     return receipts
 
 
+def test_a_writer_forked_with_numbers_kept_writes_the_childs_own_segment(tmp_path):
+    """A process that forks while its writer keeps numbers not yet sealed: the child's
+    calls go into a segment of its own (named with its pid), and the numbers the parent
+    kept stay the parent's, sealed by the parent only."""
+    import multiprocessing
+
+    from acme_core.storage.segments import values_in
+
+    writer = ShardWriter(str(tmp_path), "f")
+    kept = [writer.write(i, 10 * i) for i in (0, 1, 2)]  # kept, not sealed yet
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.SimpleQueue()
+
+    def child_batch():
+        receipts = [writer.write(i, 10 * i) for i in (7, 8)]
+        queue.put((os.getpid(), receipts, writer.end_batch([7, 8])))
+
+    child = ctx.Process(target=child_batch)
+    child.start()
+    child_pid, child_receipts, lost = queue.get()
+    child.join(60)
+    assert child.exitcode == 0 and lost == {}
+    assert writer.end_batch([0, 1, 2]) == {}
+    assert {r.file for r in child_receipts} == {child_receipts[0].file}
+    assert f"_{child_pid}_" in child_receipts[0].file
+    assert {r.file for r in kept} == {kept[0].file} and f"_{os.getpid()}_" in kept[0].file
+
+    def stored(receipt):
+        with h5py.File(tmp_path / receipt.file, "r") as h5:
+            return {i: v.tolist() for i, v in values_in(h5)}
+
+    assert stored(child_receipts[0]) == {7: [70], 8: [80]}
+    assert stored(kept[0]) == {0: [0], 1: [10], 2: [20]}
+
+
 def test_rows_of_other_shapes_read_back_per_call_from_the_container(tmp_path):
     """A batch whose calls return other shapes than the rest: rows where the shapes agree,
     one group (or, across worker processes, one small virtual dataset) per call otherwise;
