@@ -99,18 +99,25 @@ class CallStreams:
 
     def __init__(self, entropy: int) -> None:
         self.entropy = entropy
-        state = np.random.SeedSequence(entropy).generate_state(4, np.uint32)
-        #: Seeds of call 0; call i adds i (distinct calls, distinct seeds).
-        self._legacy_base = int(state[0])
-        self._random_base = (int(state[1]) << 96 | int(state[2]) << 64 | int(state[3]) << 32)
+        #: Seeds of call 0; call i adds i (distinct calls, distinct seeds). Derived on the
+        #: first call, where the calls run: the parent then need not import numpy.random
+        #: (7 ms of every run's start), and a pickled copy carries the entropy only.
+        self._bases: tuple[int, int] | None = None
 
     def __reduce__(self) -> Any:
         return CallStreams, (self.entropy,)
 
+    def _derive_bases(self) -> tuple[int, int]:
+        state = np.random.SeedSequence(self.entropy).generate_state(4, np.uint32)
+        self._bases = (int(state[0]),
+                       int(state[1]) << 96 | int(state[2]) << 64 | int(state[3]) << 32)
+        return self._bases
+
     def enter(self, index: int) -> None:
         """Make ``index`` the current call: seed :mod:`random` and ``numpy.random``."""
-        np.random.seed((self._legacy_base + index) & _MASK32)
-        random.seed(self._random_base + index)
+        legacy_base, random_base = self._bases or self._derive_bases()
+        np.random.seed((legacy_base + index) & _MASK32)
+        random.seed(random_base + index)
         _local.call = (self.entropy, index)
         _local.rng = None
 
