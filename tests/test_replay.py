@@ -83,6 +83,27 @@ def test_replay_reads_only_its_own_call_when_split_arguments_are_large(tmp_path,
     assert acme_core.replay(out, 11) == 11_000.0
 
 
+def test_large_plain_arguments_are_kept_for_replay_as_the_arguments_themselves(tmp_path,
+                                                                              monkeypatch):
+    """Large split arguments of plain scalars are kept as one pickle of the arguments (not
+    one per call); a later compute() whose arguments are not plain keeps per-call bytes
+    instead, and the form it replaces is gone, so replay reads what the latest run ran."""
+    monkeypatch.setattr(payloads, "INLINE_SPLIT_BYTES", 0)   # as if the lists were big
+    out = str(tmp_path / "run")
+    ParallelMap(pow, [1, 2, 3, 4], [2.0, 3.0, 0.5, 1.0], output_dir=out,
+                verbose=False).compute()
+    replay_dir = os.path.join(out, DIRNAME)
+    assert sorted(os.listdir(replay_dir)) == ["calls.columns.pkl", "program.pkl", "run.json"]
+    assert [acme_core.replay(out, i) for i in range(4)] == [1.0, 8.0, 3 ** 0.5, 4.0]
+
+    bases = [np.array([1.0, 2.0]), np.array([2.0]), np.array([3.0]), np.array([4.0])]
+    ParallelMap(pow, bases, [2.0, 3.0, 0.5, 1.0], output_dir=out,  # changed: all run again
+                verbose=False).compute()
+    assert sorted(os.listdir(replay_dir)) == ["calls.bin", "calls.idx.npy", "program.pkl",
+                                              "run.json"]
+    assert acme_core.replay(out, 0).tolist() == [1.0, 4.0]
+
+
 def test_pmap_replay_in_memory_draws_what_the_run_drew():
     pmap = ParallelMap(draws, list(range(10)), write_worker_results=False, verbose=False)
     got = pmap.compute()

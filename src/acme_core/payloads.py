@@ -8,8 +8,8 @@ Three ways, chosen from the backend's ``needs_pickle`` and the size of the split
   pickled program, once per worker, and batches carry only call indices;
 - large split arguments: each call's values are pickled once, and a batch carries the bytes
   of its own calls only; plain scalars (ints, floats, strings, 1-D numeric arrays) are not
-  pickled per call ahead: a batch carries its calls' values, the replay file is written
-  from a stream.
+  pickled per call ahead: a batch carries its calls' values, the replay file holds the
+  arguments themselves.
 
 The bytes made here (proven picklable before anything starts) are the bytes that are sent,
 and the bytes the run keeps for replaying a call.
@@ -27,7 +27,7 @@ from typing import Any
 from . import replays, reuse
 from .arguments import CallPlan
 from .calls import CallProgram, ResultWriter
-from .pickling import iter_call_blobs, pickle_calls, pickle_program, plain_calls
+from .pickling import pickle_calls, pickle_program, plain_calls
 from .records import CallBatch
 from .seeding import CallStreams, cannot_draw
 
@@ -120,9 +120,9 @@ class Payloads:
 
     def save_for_replay(self, output_dir: str, entropy: int | bool) -> None:
         """Keep what replaying a call needs in ``output_dir`` (the bytes sent, if any)."""
-        blobs = iter_call_blobs(self.plan) if self._plain else self.call_blobs
-        replays.save(output_dir, self.program, self.program_bytes, blobs, entropy,
-                     self.n_calls, sys.path)
+        columns = [a.value for a in self.plan.split_arguments] if self._plain else None
+        replays.save(output_dir, self.program, self.program_bytes, self.call_blobs, entropy,
+                     self.n_calls, sys.path, columns)
 
 
 def _small(plan: CallPlan) -> bool:
