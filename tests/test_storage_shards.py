@@ -123,6 +123,49 @@ def test_plain_numbers_of_mixed_types_read_back_as_the_general_path_writes_them(
         assert got[i][0] == v, i
 
 
+MIXED = [3, 2.5, True, np.float32(1.5), np.int32(-4), 7, 1 + 2j, 9, 2**70]
+
+
+@pytest.mark.parametrize("values", [
+    [3 * i for i in range(50)],                 # a batch of tiny calls: taken at once
+    MIXED,                                      # one by one, as write() takes them
+    [1, 2, 2**63, 2**70, 4],                    # ints beyond int64: uint64, and none
+    [0.5, None, 1.5],                           # a failed call among them
+], ids=["ints", "mixed", "big-int", "failed-call"])
+def test_a_batchs_plain_numbers_are_stored_at_its_end_as_write_stores_them(tmp_path, values):
+    """run_batch hands a batch's plain numbers to the segment writer at the batch's end
+    (no write() per call): every call reads back as write() stores it, an int beyond 64
+    bits fails as storage with the general path's message, the others are kept."""
+    from acme_core.calls import CallBatch, CallProgram, run_batch
+    from acme_core.records import STORAGE
+    from acme_core.storage.segments import values_in
+
+    def value_of(i):
+        if values[i] is None:
+            raise ValueError("bad call")
+        return values[i]
+
+    writer = ShardWriter(str(tmp_path), "f")
+    program = CallProgram("r1", value_of, (("pos", "i", 0),), (), writer,
+                          split=(list(range(len(values))),))
+    outcome = run_batch(program, CallBatch("r1", tuple(range(len(values)))))
+    refused = {i for i, v in enumerate(values) if isinstance(v, int) and v >= 2**64}
+    failed = {i for i, v in enumerate(values) if v is None}
+    assert set(outcome.failures) == refused | failed
+    assert {outcome.failures[i].kind for i in refused} <= {STORAGE}
+    assert all("HDF5 cannot hold" in outcome.failures[i].message for i in refused)
+    stored = {}
+    for receipt in {v for v in outcome.values if v is not None}:
+        with h5py.File(tmp_path / receipt.file, "r") as h5:
+            stored.update(values_in(h5))
+    expected = {i: v for i, v in enumerate(values) if i not in refused | failed}
+    assert sorted(stored) == sorted(expected)
+    for i, v in expected.items():
+        assert stored[i].dtype == np.asarray([v]).dtype and stored[i].tolist() == [v], i
+    if values[0] == 0:  # the batch of tiny calls: one receipt object for all
+        assert len({id(v) for v in outcome.values}) == 1
+
+
 def test_a_batch_of_plain_numbers_shares_one_receipt(tmp_path):
     """The parent unpickles one receipt per batch, not one per call (10^6 calls)."""
     import pickle

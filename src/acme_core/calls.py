@@ -51,7 +51,11 @@ class ResultWriter(Protocol):
     # durable and return the calls whose results could not be stored (they fail as
     # ``storage``). See ``CallProgram.end_batch``. Optional too: ``begin_batch()``, called
     # by ``run_batch`` before the batch's first call (a writer may then defer work to
-    # ``end_batch``; without it every ``write`` stands alone).
+    # ``end_batch``; without it every ``write`` stands alone). Optional too:
+    # ``batched_types``, a set of immutable result types (plain numbers) that ``run_batch``
+    # does not pass to ``write`` one by one: ``end_batch(indices, values)`` then gets the
+    # batch's values (those of other types already receipts, failed calls None) and
+    # replaces each value of those types with its receipt, in one pass.
 
 
 @dataclass(frozen=True)
@@ -160,6 +164,11 @@ class CallProgram:
         write = self.writer.write
         return None if getattr(self.writer, "keeps_values", False) else write
 
+    def batched_types(self) -> frozenset[type]:
+        """The result types the writer takes for a whole batch in ``end_batch`` instead of
+        through ``write`` per call (its optional ``batched_types``; none by default)."""
+        return frozenset(getattr(self.writer, "batched_types", ()))
+
     def begin_batch(self) -> None:
         """Tell the writer a batch starts (writers that publish per batch have
         ``begin_batch``); ``end_batch`` follows."""
@@ -174,7 +183,7 @@ class CallProgram:
         end = getattr(self.writer, "end_batch", None)
         if end is None:
             return
-        lost = end(indices)
+        lost = end(indices, values) if self.batched_types() else end(indices)
         for k, index in enumerate(indices):
             if index in lost and index not in failures:
                 values[k] = None
@@ -340,9 +349,12 @@ def _run_calls(program: CallProgram, batch: CallBatch,
     """The per-call loop: a value (or receipt) per call, its duration, the failures.
 
     Per call it does only what the call needs: its arguments, the function, the writer
-    (skipped when it keeps the value as it is), one clock reading and the call record;
+    (skipped when it keeps the value as it is, or takes values of its type at the end of
+    the batch), one clock reading and the call record;
     durations are the differences of consecutive clock readings."""
     call, write = program.caller(), program.writer_call()
+    # values of these types are the writer's at end_batch, all at once (no call per call)
+    batched = program.batched_types() if write is not None else frozenset()
     attempt, record, clock = batch.attempt, _record, time.perf_counter
     values: list[Any] = []
     stamps: list[float] = []
@@ -358,7 +370,7 @@ def _run_calls(program: CallProgram, batch: CallBatch,
             value = None
             failures[index] = _failure(index, ERROR, exc, where, attempt)
         else:
-            if write is not None:
+            if write is not None and type(value) not in batched:
                 try:
                     value = write(index, value)
                 except Exception as exc:

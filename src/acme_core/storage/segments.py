@@ -395,15 +395,61 @@ class SegmentWriter:
             last = self._receipt = Receipt(file, names, shape)
         return last
 
-    def end_batch(self, indices: Sequence[int]) -> dict[int, BaseException]:
+    @property
+    def batched_types(self) -> frozenset[type]:
+        """The plain numbers ``run_batch`` hands over at :meth:`end_batch` for the whole
+        batch (without ``result_shape``: with it, each value is stacked as it comes)."""
+        return _SCALARS if self.stacking is None else frozenset()
+
+    def end_batch(self, indices: Sequence[int],
+                  values: list[Any] | None = None) -> dict[int, BaseException]:
         """Seal the current segment; return the calls of ``indices`` whose results did not
-        reach the disk (sealing failed), with the exception, so they fail as ``storage``."""
+        reach the disk (sealing failed), with the exception, so they fail as ``storage``.
+
+        ``values`` (one per call of ``indices``): the batch's values, whose plain numbers
+        are written first and replaced by their receipts (:attr:`batched_types`)."""
+        if values is not None:
+            self._take_numbers(indices, values)
         with self._lock:
             self._batched = True
             self._seal()
             if not self._lost:
                 return {}
             return {i: self._lost.pop(i) for i in indices if i in self._lost}
+
+    def _take_numbers(self, indices: Sequence[int], values: list[Any]) -> None:
+        """Keep the plain numbers among ``values`` (of calls ``indices``) and put their
+        receipts in their place: all at once when they are the whole batch, of one type,
+        within int64 and new to the segment (a batch of tiny calls), else one by one
+        through :meth:`write` (a call it cannot store is lost with its exception)."""
+        kinds = set(map(type, values))
+        if not kinds & _SCALARS:
+            return
+        kind = next(iter(kinds))
+        if (len(kinds) == 1 and self.stacking is None
+                and (kind is not int or _INT64[0] <= min(values) and max(values) <= _INT64[1])):
+            with self._lock:
+                kept = self._scalars
+                if kept is None or self._pid != _pid:
+                    self._begin()
+                    kept = self._scalars
+                    if kept is None:
+                        kept = self._scalars = _Scalars.of(values[0], self._receipt_of(
+                            self._name, _SCALAR_NAMES, _SCALAR_SHAPE))
+                if kept.kind is kind and self._indices.isdisjoint(indices):
+                    kept.indices.extend(indices)
+                    kept.values.extend(values)
+                    self._indices.update(indices)
+                    values[:] = [kept.receipt] * len(values)
+                    return
+        for k, (index, value) in enumerate(zip(indices, values, strict=True)):
+            if type(value) in _SCALARS:
+                try:
+                    values[k] = self.write(index, value)
+                except Exception as exc:  # noqa: BLE001 - this call's value cannot be stored
+                    values[k] = None
+                    with self._lock:
+                        self._lost[index] = exc
 
     def flush(self) -> None:
         """Seal the current segment when this writer is used call by call (a debug run, or
