@@ -235,3 +235,28 @@ def test_status_into_a_reader_that_has_left_ends_quietly(tmp_path):
         os.close(write_end)
     assert done.returncode == 1
     assert done.stderr == ""
+
+
+def test_a_run_killed_after_its_last_call_says_every_call_has_a_result(tmp_path, capsys):
+    """A run killed after its last call was recorded, before it wrote its container: the
+    status says it was interrupted, that nothing is missing, and that compute() finishes it
+    without running a call again; the exit code is 1 (not complete) until then."""
+    out = tmp_path / "run"
+    ParallelMap(double, list(range(4)), output_dir=str(out), verbose=False).compute()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    path = out / ".acme_manifest.jsonl"
+    events = [json.loads(line) for line in path.read_text().splitlines()]
+    kept = [e for e in events if "end" not in e or e.get("s") == "done"]  # no end line
+    for event in kept:
+        if "pid" in event:
+            event["pid"] = dead.pid  # the session's process is gone
+    path.write_text("".join(json.dumps(e) + "\n" for e in kept))
+    assert cli_main(["status", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "state     interrupted" in text and "done 4, failed 0, missing 0" in text
+    assert "To run the failed and missing calls" not in text
+    assert "Every call has a result" in text and "no call runs again" in text
+    assert cli_main(["status", "--json", str(out)]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["elapsed"] == round(data["elapsed"], 3)

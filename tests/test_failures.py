@@ -61,6 +61,21 @@ def test_one_percent_failing_keeps_the_rest_and_rerun_runs_only_the_failed(tmp_p
         assert [h5[f"comp_{i}"]["result_0"][0] for i in failing] == [i * i for i in failing]
 
 
+def _refuse_odd(x):
+    if x % 2:
+        raise ValueError(f"odd input {x} is not allowed.")  # a message ending in a period
+    return x
+
+
+def test_the_error_message_ends_each_sentence_once(tmp_path):
+    with pytest.raises(ParallelComputationError) as err:
+        ParallelMap(_refuse_odd, [0, 1, 2, 3], output_dir=str(tmp_path / "o"),
+                    verbose=False).compute()
+    text = str(err.value)
+    assert "raised ValueError: odd input 1 is not allowed. Failed calls: [1, 3]." in text
+    assert ".." not in text
+
+
 def test_compute_again_on_the_same_object_reruns_only_failed_calls(tmp_path, dirs):
     flags, counts = dirs
     open(os.path.join(flags, "broken"), "w").close()

@@ -288,6 +288,37 @@ def test_a_failed_runs_log_ends_with_the_failure_summary_then_the_figures(tmp_pa
     assert "calls/s on 2 worker(s)" in lines[-1]
 
 
+def test_a_sessions_elapsed_time_includes_writing_its_results(tmp_path, monkeypatch):
+    """The log's closing line, the manifest's end line and status count the whole session:
+    here a storage whose final writing takes 0.4 s (as copying a large single file does)
+    after calls that take far less."""
+    import time as clock
+
+    from acme_core.storage.hdf5_single import HDF5SingleStorage
+
+    real_finish = HDF5SingleStorage.finish
+
+    def slow_finish(self):
+        clock.sleep(0.4)  # stands for a long final copy; what is measured is its presence
+        return real_finish(self)
+
+    monkeypatch.setattr(HDF5SingleStorage, "finish", slow_finish)
+    out = str(tmp_path / "run")
+    pmap = ParallelMap(abs, list(range(-5, 5)), storage="hdf5-single", output_dir=out,
+                       verbose=False)
+    pmap.compute()
+    end = [e for e in map(json.loads, Path(out, manifest.NAME).read_text().splitlines())
+           if "end" in e and "s" not in e][-1]
+    assert end["elapsed"] >= end["calls_elapsed"] + 0.4
+    last = Path(pmap.logfile).read_text().splitlines()[-1]
+    shown = float(last.split("Run ended after ", 1)[1].split(" s:", 1)[0])
+    assert shown >= 0.4 and f"in the {end['calls_elapsed']:.1f} s the calls ran" in last
+    from acme_core.runstatus import read_status
+
+    status = read_status(out)
+    assert status.state == "complete" and status.elapsed >= 0.4
+
+
 # ------------------------------------------------------------------ checks before any work
 def test_a_backend_check_rejects_a_partition_in_the_constructor(register, tmp_path,
                                                                   monkeypatch):

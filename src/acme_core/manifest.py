@@ -23,7 +23,9 @@ on the same object, a resumed one, a debug one alike):
   string (see :mod:`acme_core.callkeys`);
 - one line per failed call with its kind, type, message, traceback and attempts:
   ``{"i": 3, "s": "failed", "run": 2, "key": ..., "a": {...}, "code": ..., "kind": ...}``;
-- ``{"end": 2, "done": ..., "failed": ..., "elapsed": ...}`` when it ends.
+- ``{"end": 2, "done": ..., "failed": ..., "elapsed": ..., "calls_elapsed": ...}`` when it
+  ends: the session's seconds from its start line to its end (workers started, results
+  written) and the seconds its calls ran.
 
 The last event of a call is its state. A crash can cut the last line short; such a line
 is ignored (its calls then run again). Format 2 (before) wrote one line per done call,

@@ -98,14 +98,22 @@ class RunStatus:
                          f"(rerun=\"changed\" re-runs them)")
         if self.failures:
             lines += ["", str(self.failure_table())]
-        if self.state in (INTERRUPTED, FAILED):
+        if self.state in (INTERRUPTED, FAILED) and (self.failed or self.missing):
             lines += ["", "To run the failed and missing calls: create the same ParallelMap "
                           f"with output_dir={self.output_dir!r} and call compute()."]
+        elif self.state == INTERRUPTED:  # killed after its last call, before it ended
+            lines += ["", "Every call has a result, but the run stopped before it finished "
+                          "writing them (its results container): create the same ParallelMap "
+                          f"with output_dir={self.output_dir!r} and call compute() to finish; "
+                          "no call runs again."]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, for ``status --json``."""
-        return asdict(self)
+        data = asdict(self)
+        if self.elapsed is not None:
+            data["elapsed"] = round(self.elapsed, 3)
+        return data
 
 
 def read_status(output_dir: str, now: dt.datetime | None = None) -> RunStatus | None:

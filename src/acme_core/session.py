@@ -10,6 +10,7 @@ failed) and the elapsed time, calls/s and workers used.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,11 @@ from .logs import FILE_ONLY
 from .manifest import ManifestWriter, RunState, wall_clock
 from .records import BatchOutcome, CallOutcome
 from .rerun import Selection
+
+#: Seconds of a session outside its calls (worker start, the results' final writing) from
+#: which the closing line names the calls' own time: below it the two agree to the shown
+#: tenth of a second.
+SHOWN_OVERHEAD = 0.1
 
 log = logging.getLogger("acme_core")
 
@@ -47,6 +53,9 @@ class Session:
     #: Parts seen since the last done record, in order: (indices, attempt, worker, the
     #: parent's wall clock, the worker's start of the first call or None, durations).
     _parts: list[_Part] = field(default_factory=list)
+    #: When the session began (perf_counter): its elapsed time is the whole session's,
+    #: worker start and the results' final writing included, not only the calls'.
+    _began: float | None = None
 
     @classmethod
     def after(cls, state: RunState | None, code: str, keys: ArgumentKeys | None,
@@ -61,6 +70,7 @@ class Session:
 
     def begin(self, backend: str, selection: Selection, rerun: str, debug: bool) -> None:
         """Write the session's start line."""
+        self._began = time.perf_counter()
         if self.writer is None:
             return
         self.writer.begin(self.number, code=self.code, backend=backend,
@@ -108,16 +118,21 @@ class Session:
 
     def end(self, n_ran: int, n_done: int, n_failed: int, elapsed: float, workers: Any,
             interrupted: bool = False, stopped: str = "") -> None:
-        """Write the end line and the log's closing line."""
+        """Write the end line and the log's closing line; ``elapsed`` is how long the
+        calls ran (the rate's time), the session's whole time is measured here."""
+        total = max(elapsed, time.perf_counter() - self._began) if self._began else elapsed
         rate = n_done / elapsed if elapsed > 0 else 0.0
         if self.writer is not None:
             self.writer.end(self.number, ran=n_ran, done=n_done, failed=n_failed,
-                            elapsed=round(elapsed, 3), interrupted=interrupted,
-                            **({"stopped": stopped} if stopped else {}))
+                            elapsed=round(total, 3), calls_elapsed=round(elapsed, 3),
+                            interrupted=interrupted, **({"stopped": stopped} if stopped else {}))
         how = ("interrupted" if interrupted else "stopped" if stopped else "ended")
         where = "in this process (debug)" if workers == "debug" else f"on {workers} worker(s)"
-        log.info(f"Run {how} after {elapsed:.1f} s: {n_done} of {n_ran} calls finished"
-                 f"{f', {n_failed} failed' if n_failed else ''}; {rate:.2f} calls/s {where}.")
+        rest = (f" in the {elapsed:.1f} s the calls ran (the rest: starting the workers, "
+                f"writing the results)" if total - elapsed >= SHOWN_OVERHEAD else "")
+        log.info(f"Run {how} after {total:.1f} s: {n_done} of {n_ran} calls finished"
+                 f"{f', {n_failed} failed' if n_failed else ''}; {rate:.2f} calls/s {where}"
+                 f"{rest}.")
 
 
 def _joined(parts: list[_Part], column: int, dtype: Any) -> np.ndarray:
