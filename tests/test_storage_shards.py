@@ -166,6 +166,40 @@ def test_a_batchs_plain_numbers_are_stored_at_its_end_as_write_stores_them(tmp_p
         assert len({id(v) for v in outcome.values}) == 1
 
 
+def test_a_writer_declaring_batched_types_without_end_batch_still_gets_every_write():
+    from acme_core.calls import CallBatch, CallProgram, run_batch
+
+    class Half:  # declares batched_types but cannot take a batch at its end
+        batched_types = frozenset({int})
+
+        def __init__(self):
+            self.written = {}
+
+        def write(self, index, value):
+            self.written[index] = value
+            return ("stored", index)
+
+    writer = Half()
+    program = CallProgram("r1", abs, (("pos", "x", 0),), (), writer, split=([-1, -2, -3],))
+    outcome = run_batch(program, CallBatch("r1", (0, 1, 2)))
+    assert writer.written == {0: 1, 1: 2, 2: 3}
+    assert outcome.values == [("stored", 0), ("stored", 1), ("stored", 2)]
+
+
+def test_a_call_listed_twice_in_a_batchs_numbers_keeps_its_last_value(tmp_path):
+    """end_batch(indices, values) with a call twice: one row for it, the later value (as
+    two write() calls of it would leave)."""
+    from acme_core.storage.segments import values_in
+
+    writer = ShardWriter(str(tmp_path), "f")
+    values = [5, 6, 7]
+    assert writer.end_batch((0, 1, 0), values) == {}
+    (receipt,) = {v.file for v in values}
+    with h5py.File(tmp_path / receipt, "r") as h5:
+        assert h5["rows/call_index"][()].tolist() == [0, 1]
+        assert {i: v.tolist() for i, v in values_in(h5)} == {0: [7], 1: [6]}
+
+
 def test_a_batch_of_plain_numbers_shares_one_receipt(tmp_path):
     """The parent unpickles one receipt per batch, not one per call (10^6 calls)."""
     import pickle

@@ -166,7 +166,10 @@ class CallProgram:
 
     def batched_types(self) -> frozenset[type]:
         """The result types the writer takes for a whole batch in ``end_batch`` instead of
-        through ``write`` per call (its optional ``batched_types``; none by default)."""
+        through ``write`` per call (its optional ``batched_types``; none by default, and
+        none for a writer without ``end_batch``, which would never see them)."""
+        if getattr(self.writer, "end_batch", None) is None:
+            return frozenset()
         return frozenset(getattr(self.writer, "batched_types", ()))
 
     def begin_batch(self) -> None:

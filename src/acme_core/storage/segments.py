@@ -336,11 +336,7 @@ class SegmentWriter:
             with self._lock:
                 kept = self._scalars
                 if kept is None or self._pid != _pid:  # a new segment, or a forked child
-                    self._begin()
-                    kept = self._scalars
-                    if kept is None:
-                        kept = self._scalars = _Scalars.of(value, self._receipt_of(
-                            self._name, _SCALAR_NAMES, _SCALAR_SHAPE))
+                    kept = self._keeper(value)
                 indices = self._indices
                 if kept.kind is kind and index not in indices:
                     kept.indices.append(index)
@@ -385,6 +381,15 @@ class SegmentWriter:
         return self._receipt_of(name, tuple(n for n, _ in datasets),
                                 tuple(datasets[0][1].shape))
 
+    def _keeper(self, value: Any) -> _Scalars:
+        """The current segment's keeper of plain numbers (the lock held), begun for
+        ``value``'s type when the segment has none (a new segment, or a forked child)."""
+        self._begin()
+        if self._scalars is None:
+            self._scalars = _Scalars.of(value, self._receipt_of(self._name, _SCALAR_NAMES,
+                                                                 _SCALAR_SHAPE))
+        return self._scalars
+
     def _receipt_of(self, file: str, names: tuple[str, ...],
                     shape: tuple[int, ...]) -> Receipt:
         """The receipt, shared by the calls of a segment whose results look alike: pickle
@@ -420,26 +425,25 @@ class SegmentWriter:
     def _take_numbers(self, indices: Sequence[int], values: list[Any]) -> None:
         """Keep the plain numbers among ``values`` (of calls ``indices``) and put their
         receipts in their place: all at once when they are the whole batch, of one type,
-        within int64 and new to the segment (a batch of tiny calls), else one by one
-        through :meth:`write` (a call it cannot store is lost with its exception)."""
+        within int64, each call once and new to the segment (a batch of tiny calls), else
+        one by one through :meth:`write` (a call it cannot store is lost with its
+        exception)."""
         kinds = set(map(type, values))
         if not kinds & _SCALARS:
             return
         kind = next(iter(kinds))
         if (len(kinds) == 1 and self.stacking is None
                 and (kind is not int or _INT64[0] <= min(values) and max(values) <= _INT64[1])):
+            calls = set(indices)
             with self._lock:
                 kept = self._scalars
                 if kept is None or self._pid != _pid:
-                    self._begin()
-                    kept = self._scalars
-                    if kept is None:
-                        kept = self._scalars = _Scalars.of(values[0], self._receipt_of(
-                            self._name, _SCALAR_NAMES, _SCALAR_SHAPE))
-                if kept.kind is kind and self._indices.isdisjoint(indices):
+                    kept = self._keeper(values[0])
+                if (kept.kind is kind and len(calls) == len(indices)
+                        and self._indices.isdisjoint(calls)):
                     kept.indices.extend(indices)
                     kept.values.extend(values)
-                    self._indices.update(indices)
+                    self._indices |= calls
                     values[:] = [kept.receipt] * len(values)
                     return
         for k, (index, value) in enumerate(zip(indices, values, strict=True)):
