@@ -104,6 +104,25 @@ def test_large_plain_arguments_are_kept_for_replay_as_the_arguments_themselves(t
     assert acme_core.replay(out, 0).tolist() == [1.0, 4.0]
 
 
+def test_large_plain_arguments_of_a_local_list_class_replay_from_another_process(tmp_path,
+                                                                               monkeypatch):
+    """The replay file keeps plain lists, not the user's class (here one defined in a
+    function, which pickle cannot name): the run starts, and a new process replays it."""
+    monkeypatch.setattr(payloads, "INLINE_SPLIT_BYTES", 0)
+
+    class Trials(list):
+        pass
+
+    out = str(tmp_path / "run")
+    ParallelMap(pow, Trials([1, 2, 3]), 2, output_dir=out, verbose=False).compute()
+    replay_dir = os.path.join(out, DIRNAME)
+    assert sorted(os.listdir(replay_dir)) == ["calls.columns.pkl", "program.pkl", "run.json"]
+    code = f"import acme_core; print(acme_core.replay({out!r}, 2))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.stdout.strip() == "9", done.stderr
+
+
 def test_pmap_replay_in_memory_draws_what_the_run_drew():
     pmap = ParallelMap(draws, list(range(10)), write_worker_results=False, verbose=False)
     got = pmap.compute()

@@ -5,7 +5,8 @@ A run with an output directory keeps what replaying any of its calls needs in
 :mod:`acme_core.previous_names`):
 
 - ``run.json``: the run's entropy (or that it ran with ``seed=False``), its number of
-  calls and the ``sys.path`` entries its workers were given;
+  calls, the ``sys.path`` entries its workers were given and which of the two forms below
+  holds the split arguments (written last, so a replay reads this compute()'s form);
 - ``program.pkl``: the pickled call program (function, broadcast arguments, and the split
   arguments when they are small enough to travel inside it). Backends that pickle the
   program anyway write the very bytes they send, so this costs one write;
@@ -14,8 +15,9 @@ A run with an output directory keeps what replaying any of its calls needs in
   to back, and their offsets, so a replay reads only its own call's bytes;
 - ``calls.columns.pkl`` instead, when those large split arguments are all sequences of plain
   scalars (ints, floats, strings, 1-D numeric arrays): the split arguments themselves, one
-  pickle streamed to the file (10^6 calls: 0.03 s, where a pickle per call took 1 s); a
-  replay unpickles them and takes its call's elements.
+  pickle streamed to the file (10^6 calls: 0.03 s, where a pickle per call took 1 s), as
+  builtin lists (not the user's sequence class); a replay unpickles them and takes its
+  call's elements.
 
 What this costs on disk is bounded by one pickled copy of the run's arguments, written once
 per ``compute()`` (replaced, never accumulated). A program that cannot be pickled (an
@@ -31,8 +33,8 @@ import json
 import os
 import pickle
 import sys
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -49,11 +51,23 @@ def _path(output_dir: str, name: str) -> str:
     return os.path.join(previous_names.find(output_dir, DIRNAME), name)
 
 
-def _write_atomic(path: str, data: bytes) -> None:
+@contextlib.contextmanager
+def _atomic_file(path: str) -> Iterator[BinaryIO]:
+    """A file to write ``path`` through: under a temporary name, renamed when the block
+    ends without error, removed when it raises (``path`` is complete or as it was)."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as fh:
+    try:
+        with open(tmp, "wb") as fh:
+            yield fh
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    with _atomic_file(path) as fh:
         fh.write(data)
-    os.replace(tmp, path)
 
 
 # ---------------------------------------------------------------------------- entropy
@@ -112,20 +126,31 @@ def save(output_dir: str, program: CallProgram, program_bytes: bytes | None,
             record["program"] = f"{type(exc).__name__}: {exc}"
     if program_bytes is not None:
         _write_atomic(_path(output_dir, PROGRAM), program_bytes)
-    # what an earlier compute() kept in the other form would be read first: drop it
-    for name in (CALLS, OFFSETS, COLUMNS):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(_path(output_dir, name))
+    written: tuple[str, ...] = ()
     if columns is not None and program.split is None:
-        tmp = f"{_path(output_dir, COLUMNS)}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as fh:
-            pickle.dump(tuple(columns), fh, protocol=5)  # streamed: no copy held in memory
-        os.replace(tmp, _path(output_dir, COLUMNS))
+        with _atomic_file(_path(output_dir, COLUMNS)) as fh:  # streamed: no copy held
+            pickle.dump(tuple(_plain_column(c) for c in columns), fh, protocol=5)
+        written = (COLUMNS,)
     elif call_blobs is not None and program.split is None:
         offsets = _write_blobs(_path(output_dir, CALLS), call_blobs, n_inputs)
-        with open(_path(output_dir, OFFSETS), "wb") as fh:
+        with _atomic_file(_path(output_dir, OFFSETS)) as fh:
             np.save(fh, offsets)
+        written = (CALLS, OFFSETS)
+    # run.json, written last, names the form this compute() kept: a replay reads that one
+    record["split"] = written[0] if written else None
     _write_atomic(_path(output_dir, RUN), json.dumps(record).encode())
+    for name in {CALLS, OFFSETS, COLUMNS} - set(written):  # an earlier compute()'s form
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(_path(output_dir, name))
+
+
+def _plain_column(values: Any) -> Any:
+    """A split argument of plain scalars as a builtin list, range or array: what unpickles
+    in any process, whatever class the user's sequence was (a subclass of list defined in
+    a function, in ``__main__``)."""
+    if isinstance(values, range) or type(values) in (list, tuple, np.ndarray):
+        return values
+    return np.asarray(values) if isinstance(values, np.ndarray) else list(values)
 
 
 #: Calls whose blobs are joined and written at once (bounds what saving holds).
@@ -136,13 +161,12 @@ def _write_blobs(path: str, blobs: Iterable[bytes], n_inputs: int) -> np.ndarray
     """Write ``blobs`` one after the other into ``path`` (complete or absent); returns
     their offsets (``n_inputs + 1``). Streams: a generator of blobs is never held whole."""
     sizes = np.zeros(n_inputs + 1, dtype=np.int64)
-    tmp, it, done = f"{path}.tmp-{os.getpid()}", iter(blobs), 0
-    with open(tmp, "wb") as fh:
+    it, done = iter(blobs), 0
+    with _atomic_file(path) as fh:
         while chunk := list(itertools.islice(it, _BLOBS_AT_ONCE)):
             fh.write(b"".join(chunk))
             sizes[done + 1:done + 1 + len(chunk)] = list(map(len, chunk))
             done += len(chunk)
-    os.replace(tmp, path)
     return np.cumsum(sizes)
 
 
@@ -174,10 +198,13 @@ def _load(output_dir: str) -> tuple[CallProgram, dict[str, Any]]:
         return pickle.load(fh), record
 
 
-def _split_of(output_dir: str, program: CallProgram, index: int) -> tuple[Any, ...]:
+def _split_of(output_dir: str, program: CallProgram, index: int,
+              form: str | None = CALLS) -> tuple[Any, ...]:
+    """Call ``index``'s split values, from the program or the ``form`` run.json names (a
+    run.json written before it named one: ``calls.bin``)."""
     if program.split is not None:
         return program.split_values(index)
-    if os.path.isfile(_path(output_dir, COLUMNS)):
+    if form == COLUMNS:
         with open(_path(output_dir, COLUMNS), "rb") as fh:
             return tuple(column[index] for column in pickle.load(fh))
     offsets = np.load(_path(output_dir, OFFSETS))
@@ -230,7 +257,8 @@ def replay(output_dir: str | os.PathLike[str], index: int) -> Any:
     output_dir = os.fspath(output_dir)
     program, record = _load(output_dir)
     index = check_index(index, int(record["n_inputs"]))
-    return replay_call(program, _split_of(output_dir, program, index), index)
+    return replay_call(program, _split_of(output_dir, program, index,
+                                          record.get("split", CALLS)), index)
 
 
 def replay_hint(output_dir: str | None, index: int) -> str:
