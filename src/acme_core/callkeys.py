@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .arguments import CallPlan
+from .call_runs import index_runs
 from .codeversion import value_digest
 
 #: Hex digits kept of a broadcast argument's digest (48 bits: collisions among a run's values
@@ -219,15 +220,11 @@ def _elements(values: list | tuple | range, calls: np.ndarray) -> Iterable[Any]:
     """``values[i] for i in calls``, by slices of the runs of consecutive calls when there
     are few: a done record's calls are the runs of its batches, and a slice copies in C, ten
     times faster than a lookup per call even through ``map``."""
-    if not len(calls):
-        return ()
-    cuts = np.flatnonzero(np.diff(calls) != 1) + 1
-    if len(cuts) > len(calls) // SLICE_RUN_CALLS:
+    runs = index_runs(calls)
+    if len(runs) // 2 > len(calls) // SLICE_RUN_CALLS:
         return map(values.__getitem__, calls.tolist())  # map: the lookups run in C
-    firsts = calls[np.concatenate(([0], cuts))].tolist()
-    lasts = calls[np.concatenate((cuts - 1, [len(calls) - 1]))].tolist()
     return itertools.chain.from_iterable(
-        values[first:last + 1] for first, last in zip(firsts, lasts, strict=True))
+        values[first:first + count] for first, count in zip(runs[::2], runs[1::2], strict=True))
 
 
 def _mix(bits: np.ndarray, tag: bytes) -> np.ndarray:

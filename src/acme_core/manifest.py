@@ -46,8 +46,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import previous_names
+from .call_runs import index_runs
 from .errors import ManifestError
-from .manifest_state import DONE, FAILED, RunState, index_runs
+from .manifest_state import DONE, FAILED, RunState
 from .records import Failure
 
 __all__ = ["DONE", "FAILED", "FORMAT", "NAME", "ManifestWriter", "RunState", "read"]

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from . import manifest, previous_names
+from .call_runs import index_runs
 from .failures import FailureTable
-from .manifest_state import MISSING, index_runs
+from .manifest_state import MISSING
 from .output_dir import MARKER
 from .records import Failure
 
