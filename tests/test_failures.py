@@ -67,6 +67,12 @@ def _refuse_odd(x):
     return x
 
 
+def _ask_odd(x):
+    if x % 2:
+        raise ValueError(f"is {x} odd?")  # a message ending in a question mark
+    return x
+
+
 def test_the_error_message_ends_each_sentence_once(tmp_path):
     with pytest.raises(ParallelComputationError) as err:
         ParallelMap(_refuse_odd, [0, 1, 2, 3], output_dir=str(tmp_path / "o"),
@@ -74,6 +80,9 @@ def test_the_error_message_ends_each_sentence_once(tmp_path):
     text = str(err.value)
     assert "raised ValueError: odd input 1 is not allowed. Failed calls: [1, 3]." in text
     assert ".." not in text
+    with pytest.raises(ParallelComputationError) as err:
+        ParallelMap(_ask_odd, [0, 1], output_dir=str(tmp_path / "q"), verbose=False).compute()
+    assert "raised ValueError: is 1 odd? Failed calls: [1]." in str(err.value)
 
 
 def test_compute_again_on_the_same_object_reruns_only_failed_calls(tmp_path, dirs):

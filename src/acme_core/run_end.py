@@ -78,7 +78,7 @@ def failure_message(failures: FailureTable, n: int, where: str | None,
     first = failures[0]
     shown = failures.indices[:20]
     more = f" (and {len(failures) - 20} more)" if len(failures) > 20 else ""
-    said = first.message if first.message.endswith(".") else f"{first.message}."
+    said = first.message if first.message.endswith((".", "?", "!")) else f"{first.message}."
     text = (f"Parallel computation failed: {len(failures)}/{n} tasks failed. First failure: call "
             f"{first.index} ({first.arguments}) raised {first.exc_type}: {said} "
             f"Failed calls: {shown}{more}.")

@@ -103,10 +103,10 @@ class RunStatus:
             lines += ["", "To run the failed and missing calls: create the same ParallelMap "
                           f"with output_dir={self.output_dir!r} and call compute()."]
         elif self.state == INTERRUPTED:  # killed after its last call, before it ended
-            lines += ["", "Every call has a result, but the run stopped before it finished "
-                          "writing them (its results container): create the same ParallelMap "
-                          f"with output_dir={self.output_dir!r} and call compute() to finish; "
-                          "no call runs again."]
+            lines += ["", "Every call has a result, but the run stopped before its end (what "
+                          "its storage writes last, such as a results container): create the "
+                          f"same ParallelMap with output_dir={self.output_dir!r} and call "
+                          "compute() to finish; no call runs again."]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
