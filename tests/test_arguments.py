@@ -493,7 +493,41 @@ def test_large_split_arguments_of_plain_scalars_travel_as_values_and_replay(monk
                        backend="joblib", n_workers=2)
     assert pmap._payloads.call_blobs is None
     batch = pmap._payloads.batch([0, 2], 1)
-    assert not batch.pickled and batch.split == ((1, 4.0), (3, 6.0))
+    assert not batch.pickled and tuple(batch.split) == ((1, 4.0), (3, 6.0))
+    assert batch.split.columns == ((1, 3), (4.0, 6.0))  # one tuple per argument
     pmap.compute()
     assert [float(np.ravel(v)[0]) for v in load(out)] == [15.0, 21.0, 27.0]
     assert replay(out, 2) == f(3, 6.0) == 27.0
+
+
+def test_a_batch_of_plain_numbers_ships_columns_that_read_as_per_call_tuples(monkeypatch):
+    """A large batch of plain numbers travels as one tuple per split argument (fewer
+    pickled objects than a tuple per call) and reads, for executors that look into it, as
+    the per-call tuples: len(), iteration, [k], truth, a pickle round trip."""
+    import pickle
+
+    from acme_core import payloads
+    from acme_core.records import SplitColumns
+
+    monkeypatch.setattr(payloads, "INLINE_SPLIT_BYTES", 0)
+    xs, ys = list(range(1000)), np.arange(1000.0)
+    pmap = ParallelMap(f, xs, ys, **MEM_JOBLIB)
+    batch = pmap._payloads.batch(list(range(10, 510)), 1)
+    assert isinstance(batch.split, SplitColumns) and batch.split
+    per_call = tuple((x, ys[x]) for x in range(10, 510))
+    assert len(batch.split) == 500 and batch.split[3] == (13, 13.0)
+    assert tuple(batch.split) == per_call
+    assert type(batch.split[0][1]) is type(per_call[0][1])  # the same value types as before
+    shipped = pickle.loads(pickle.dumps(batch))
+    assert shipped == batch and tuple(shipped.split) == per_call
+    assert len(pickle.dumps(batch.split)) < len(pickle.dumps(per_call))
+    assert pmap.compute() == [f(x, y) for x, y in zip(xs, ys, strict=True)]
+
+
+def test_split_columns_refuse_columns_of_different_lengths():
+    from acme_core.records import SplitColumns
+
+    with pytest.raises(ValueError, match="one length"):
+        SplitColumns(((1, 2), (3,)))
+    with pytest.raises(ValueError, match="at least one column"):
+        SplitColumns(())

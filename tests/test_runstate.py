@@ -565,7 +565,11 @@ def test_a_done_record_holds_every_calls_columns_and_reads_back(tmp_path):
     session.seen_batch(BatchOutcome((0, 1), [None, None], [0.5, 0.125], {}, "w:1", 1, 100.0))
     writer.done([2, 0, 1])
     writer.close()
-    record = json.loads((tmp_path / manifest.NAME).read_text().splitlines()[-1])
+    line = (tmp_path / manifest.NAME).read_text().splitlines()[-1]
+    record = json.loads(line)
+    assert line == json.dumps(record, separators=(",", ":"))  # the digests spliced in as JSON
+    assert list(record) == ["s", "i", "run", "code", "n", "attempt", "worker", "end", "t0",
+                            "dur", "a"]
     assert record["i"] == [2, 1, 0, 2] and record["n"] == [1, 2]
     assert record["attempt"] == [2, 1] and record["worker"] == ['host"name:12/slurm-7', "w:1"]
     assert record["dur"] == [250000, 500000, 125000] and record["t0"] == [None, 100.0]

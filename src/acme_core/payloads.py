@@ -28,7 +28,7 @@ from . import replays, reuse
 from .arguments import CallPlan
 from .calls import CallProgram, ResultWriter
 from .pickling import pickle_calls, pickle_program, plain_calls
-from .records import CallBatch
+from .records import CallBatch, SplitColumns
 from .seeding import CallStreams, cannot_draw
 
 log = logging.getLogger("acme_core")
@@ -103,10 +103,10 @@ class Payloads:
             blobs = itemgetter(*chosen)(self.call_blobs) if len(chosen) > 1 else \
                 (self.call_blobs[chosen[0]],)  # itemgetter: one C-level pass per batch
             return CallBatch(run_id, chosen, blobs, True, attempt)
-        if self._plain and len(chosen) > 1:  # one itemgetter pass per argument
-            pick = itemgetter(*chosen)
-            columns = [pick(a.value) for a in self.plan.split_arguments]
-            return CallBatch(run_id, chosen, tuple(zip(*columns, strict=True)), False, attempt)
+        if self._plain and len(chosen) > 1 and self.plan.split_arguments:
+            pick = itemgetter(*chosen)  # one C-level pass per argument, no tuple per call
+            columns = tuple(pick(a.value) for a in self.plan.split_arguments)
+            return CallBatch(run_id, chosen, SplitColumns(columns), False, attempt)
         return CallBatch(run_id, chosen, tuple(self.plan.split_values(i) for i in chosen),
                          False, attempt)
 
