@@ -168,3 +168,97 @@ def test_bad_seeds_are_refused_before_anything_starts(bad, error, tmp_path):
     with pytest.raises(error, match="`seed` has to be None, False or an integer >= 0"):
         ParallelMap(draws, [1], seed=bad, output_dir=str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- calls that cannot draw
+def test_calls_reaching_a_generator_only_through_helpers_are_seeded():
+    """The code reading that lets calls skip the seeding follows helpers: a function that
+    draws two helpers down gets its per-call streams (the same draws on every run)."""
+    from tests.helpers.repro_funcs import draws_two_helpers_down
+
+    def run_once(workers):
+        return ParallelMap(draws_two_helpers_down, list(range(40)), seed=ENTROPY,
+                           n_workers=workers, backend="joblib", write_worker_results=False,
+                           verbose=False).compute()
+
+    first, again = run_once(2), run_once(1)
+    assert first == again and len(set(first)) == 40
+    with replaying(CallStreams(ENTROPY), 7):
+        assert draws_two_helpers_down(7) == first[7]
+
+
+def test_calls_that_cannot_draw_skip_the_seeding_and_leave_the_generators_alone():
+    """A function reading only numbers, numpy and helpers that draw nothing runs its calls
+    unseeded (6 us a call saved): on a backend running calls in the caller's process, the
+    process's generators keep their state; a function that draws through a helper has
+    them seeded."""
+    from tests.helpers.repro_funcs import draws_two_helpers_down, scaled_sqrt
+
+    def generators_after(func):
+        np.random.seed(11)
+        random.seed(11)
+        before = np.random.get_state()[1].copy(), random.getstate()
+        got = ParallelMap(func, list(range(5)), backend="threads", n_workers=1,
+                          write_worker_results=False, verbose=False).compute()
+        after = np.random.get_state()[1], random.getstate()
+        return got, np.array_equal(after[0], before[0]) and after[1] == before[1]
+
+    got, untouched = generators_after(scaled_sqrt)
+    assert got == [scaled_sqrt(i) for i in range(5)] and untouched
+    _, untouched = generators_after(draws_two_helpers_down)
+    assert not untouched
+
+
+def _module_helper(x):
+    return x * 2
+
+
+def _drawing_helper(x):
+    return x + random.random()
+
+
+def _cases():
+    import functools
+    import math
+
+    from numpy import mean, sqrt
+    from numpy.random import rand
+
+    def closure(value):
+        return lambda x: x * value
+
+    def inner_import(x):
+        import json
+        return json.dumps(x)
+
+    yield "arithmetic", lambda x: x + 1, True
+    yield "numpy function", lambda x: np.sqrt(x) * 2, True
+    yield "math", lambda x: math.exp(-x) + math.pi, True
+    yield "imported ufunc and array function", lambda x: sqrt(x) + mean([x, 1.0]), True
+    yield "builtins", lambda x: sum(range(int(x))) + len(str(x)), True
+    yield "a helper", lambda x: _module_helper(x) + 1, True
+    yield "a closure over a number", closure(3), True
+    yield "numpy.random", lambda x: x + np.random.rand(), False
+    yield "random", lambda x: x + random.random(), False
+    yield "imported from numpy.random", lambda x: x + rand(), False
+    yield "a helper that draws", lambda x: _drawing_helper(x), False
+    yield "a closure over a drawing function", closure(rand), False
+    yield "another module", lambda x: time.time() + x, False
+    yield "acme_core.rng()", lambda x: acme_core.rng().normal(), False
+    yield "a name built at run time", lambda x: getattr(np, "ran" + "dom").rand(), False
+    yield "the name as a string", lambda x: np.__getattribute__("random"), False
+    yield "an import inside", inner_import, False
+    yield "np.vectorize of a drawing helper", np.vectorize(_drawing_helper), False
+    yield "partial of a drawing helper", functools.partial(_drawing_helper), False
+    yield "frompyfunc of a drawing helper", (
+        lambda u: (lambda x: u(x)))(np.frompyfunc(_drawing_helper, 1, 1)), False
+    yield "an object", (lambda o: (lambda x: o))(object()), False
+
+
+@pytest.mark.parametrize(("func", "can_skip"), [c[1:] for c in _cases()],
+                         ids=[c[0] for c in _cases()])
+def test_which_functions_cannot_draw(func, can_skip):
+    from acme_core.drawing import cannot_draw
+
+    assert cannot_draw(func, [], [range(3)]) is can_skip
+    assert cannot_draw(func, [object()], [range(3)]) is False  # an argument's methods may draw

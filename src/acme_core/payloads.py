@@ -27,9 +27,10 @@ from typing import Any
 from . import replays, reuse
 from .arguments import CallPlan
 from .calls import CallProgram, ResultWriter
+from .drawing import cannot_draw
 from .pickling import pickle_calls, pickle_program, plain_calls
 from .records import CallBatch, SplitColumns
-from .seeding import CallStreams, cannot_draw
+from .seeding import CallStreams
 
 log = logging.getLogger("acme_core")
 

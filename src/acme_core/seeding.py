@@ -13,7 +13,9 @@ operations instead of a :class:`~numpy.random.SeedSequence` per call.
 
 Seeding the global generators costs about 6 microseconds per call (``random.seed`` and
 ``numpy.random.seed`` re-initialise a 624-word Mersenne Twister state each; that is the
-floor of their public APIs). ``seed=False`` leaves both generators alone and costs nothing.
+floor of their public APIs). ``seed=False`` leaves both generators alone and costs nothing;
+so do calls that cannot reach a generator (:mod:`acme_core.drawing` reads the function's
+code for that).
 """
 
 from __future__ import annotations
@@ -235,49 +237,3 @@ def keywords_for_function(func: Any, kwargs: dict[str, Any], **own: Any) -> dict
             kwargs[name] = value
             kept[name] = None
     return kept
-
-
-_SCALARS = (int, float, complex, bool, str, bytes, type(None))
-_SCALAR_TYPES = frozenset(_SCALARS)
-
-
-def _pure_code(code: Any) -> bool:
-    """No global, attribute or import names and no closure: the code only computes with
-    its arguments and literals."""
-    if code.co_names or code.co_freevars:
-        return False
-    return all(_pure_code(c) for c in code.co_consts if hasattr(c, "co_code"))
-
-
-def _plain_values(values: Any) -> bool:
-    if isinstance(values, range):
-        return True
-    if isinstance(values, np.ndarray):
-        return values.dtype.kind in "biufc"
-    return set(map(type, values)) <= _SCALAR_TYPES
-
-
-def cannot_draw(func: Any, broadcast: Any, split: Any) -> bool:
-    """True when no call can reach a random generator, so seeding would change nothing:
-    ``func`` is a plain function whose code names no global, attribute or module and
-    captures nothing, and every argument (``broadcast`` values, ``split`` sequences) is a
-    number, string or numeric array. Such calls skip the per-call seeding (a few
-    microseconds, most of a call such as ``x + y``); every other call is seeded.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from acme_core.seeding import cannot_draw
-    >>> cannot_draw(lambda x, y: x + y, [2], [range(4)])
-    True
-    >>> cannot_draw(lambda x: x + np.random.rand(), [], [range(4)])
-    False
-    >>> cannot_draw(lambda x, y: x + y, [object()], [range(4)])  # its __add__ could draw
-    False
-    """
-    code = getattr(func, "__code__", None)
-    if type(func).__name__ != "function" or code is None or not _pure_code(code):
-        return False
-    defaults = (*(func.__defaults__ or ()), *(func.__kwdefaults__ or {}).values())
-    return (all(type(v) in _SCALARS for v in (*defaults, *broadcast))
-            and all(_plain_values(seq) for seq in split))

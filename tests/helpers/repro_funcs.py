@@ -71,3 +71,31 @@ def dies_once(a: int, marks: str) -> int:
         open(first, "w").close()
         os.kill(os.getpid(), signal.SIGKILL)
     return a + 1
+
+
+# ---------------------------------------------------------------- what may draw
+SCALE = 2.5
+TABLE = {0: 1.0, 1: 2.0}
+
+
+def _noise(x: float) -> float:
+    return x + np.random.rand()
+
+
+def _through(x: float) -> float:
+    return _noise(x) * SCALE
+
+
+def draws_two_helpers_down(x: int) -> float:
+    """Draws from numpy's global generator only through two helpers of this module (no
+    random name in its own code)."""
+    return _through(x) + TABLE.get(x, 0.0)
+
+
+def scaled_sqrt(x: int) -> float:
+    """Reads globals (a module, a constant, a table, a helper) and draws nothing."""
+    return float(np.sqrt(x) * SCALE + TABLE.get(x, 0.0) + _scaled(x))
+
+
+def _scaled(x: float) -> float:
+    return x * SCALE
