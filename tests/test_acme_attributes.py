@@ -6,6 +6,7 @@ construction warnings in the log file, ACME's message texts."""
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -255,6 +256,37 @@ def test_a_rewritten_out_file_receives_that_calls_result(tmp_path, backend):
     assert paths[1] == elsewhere and paths[0] == pmap.kwargv["outFile"][0]
     with h5py.File(elsewhere) as h5:
         assert h5["result_0"][()] == [18]
+
+
+def test_a_large_runs_out_file_holds_no_string_per_call_and_can_be_rewritten(tmp_path,
+                                                                             monkeypatch):
+    """Beyond LIST_LIMIT calls kwargv["outFile"] builds each path when read (10^6 calls
+    held 10^6 strings, about 100 bytes each, in the user's process) and still takes a
+    rewritten entry, as the list does."""
+    import h5py
+
+    from acme_core import result_paths
+
+    monkeypatch.setattr(result_paths, "LIST_LIMIT", 5)
+    out = str(tmp_path / "run")
+    pmap = ParallelMap(f, list(range(12)), 4, output_dir=out, backend="joblib", verbose=False)
+    files = pmap.kwargv["outFile"]
+    assert not isinstance(files, list) and len(files) == 12
+    assert files == [f"{out}/f_payload/f_{i}.h5" for i in range(12)]
+    with pytest.raises(TypeError, match="one path at a time"):
+        files[2:4] = ["a.h5", "b.h5"]
+    elsewhere = str(tmp_path / "mine.h5")
+    files[3] = elsewhere
+    paths = pmap.compute()
+    assert paths[3] == elsewhere and paths[4] == files[4] == f"{out}/f_payload/f_4.h5"
+    with h5py.File(elsewhere) as h5:
+        assert h5["result_0"][()] == [(3 + 4) * 3]
+    assert not os.path.exists(f"{out}/f_payload/f_3.h5")
+    again = ParallelMap(f, list(range(12)), 4, output_dir=str(tmp_path / "two"),
+                        backend="threads", verbose=False)
+    again.kwargv["outFile"] = list(again.kwargv["outFile"])   # a whole list, as for ACME
+    again.kwargv["outFile"][0] = str(tmp_path / "zero.h5")
+    assert again.compute()[0] == str(tmp_path / "zero.h5")
 
 
 def test_an_out_file_that_cannot_be_written_fails_that_call_alone(tmp_path):

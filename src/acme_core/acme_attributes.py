@@ -31,6 +31,7 @@ import numpy as np
 from .arguments import CallPlan, rebuild_call_plan
 from .output_dir import safe_name
 from .parameters import backend_values
+from .result_paths import OutFiles, out_file_paths
 
 if TYPE_CHECKING:  # pragma: no cover
     from .executor import Executor
@@ -81,9 +82,11 @@ OUT_FILE = "outFile"
 
 
 def acme_out_files(storage: str, output_dir: str | None, func_name: str,
-                   n_calls: int) -> list[str] | None:
+                   n_calls: int) -> list[str] | OutFiles | None:
     """ACME's ``kwargv["outFile"]`` of a run: each call's result file (``"hdf5"``,
-    ``"pickle"``), the one container (``"hdf5-single"``), or None (results elsewhere).
+    ``"pickle"``; beyond :data:`~acme_core.result_paths.LIST_LIMIT` calls an
+    :class:`~acme_core.result_paths.OutFiles`, which holds no string per call), the one
+    container (``"hdf5-single"``), or None (results elsewhere).
 
     Examples
     --------
@@ -96,10 +99,10 @@ def acme_out_files(storage: str, output_dir: str | None, func_name: str,
     if output_dir is None:
         return None
     if storage == "hdf5":
-        folder = os.path.join(output_dir, f"{func_name}_payload")
-        return [os.path.join(folder, f"{func_name}_{i}.h5") for i in range(n_calls)]
+        return out_file_paths(os.path.join(output_dir, f"{func_name}_payload"), func_name,
+                              n_calls, ".h5")
     if storage == "pickle":
-        return [os.path.join(output_dir, f"{func_name}_{i}.pickle") for i in range(n_calls)]
+        return out_file_paths(output_dir, func_name, n_calls, ".pickle")
     if storage == "hdf5-single":
         return [os.path.join(output_dir, f"{func_name}.h5")]
     return None
@@ -152,15 +155,16 @@ class ArgumentLists:
     ([True, False], False)
     """
 
-    def __init__(self, plan: CallPlan, out_files: list[str] | None = None,
+    def __init__(self, plan: CallPlan, out_files: list[str] | OutFiles | None = None,
                  movable: bool = True) -> None:
         self.argv, self.kwargv = acme_lists(plan)
         if OUT_FILE in self.kwargv:
             out_files = None   # the function's own keyword of that name wins
         self._out_files = out_files
         self._movable = movable  # False: outFile is the one container (single_file)
-        if out_files is not None:
-            self.kwargv[OUT_FILE] = list(out_files)
+        if out_files is not None:  # the user's copy, to rewrite
+            self.kwargv[OUT_FILE] = (out_files.copy() if isinstance(out_files, OutFiles)
+                                     else list(out_files))
         self._seen = self._state()
 
     def _state(self) -> tuple[Any, ...]:
@@ -189,19 +193,28 @@ class ArgumentLists:
         if self._out_files is None:
             return {}
         current = self.kwargv.get(OUT_FILE)
-        if (not isinstance(current, (list, tuple)) or len(current) != len(self._out_files)
-                or not all(isinstance(p, (str, os.PathLike)) for p in current)):
-            raise ValueError(
-                f"<ParallelMap> pmap.kwargv['outFile'] has to stay a list of "
-                f"{len(self._out_files)} file path(s) (where each call's result goes), not "
-                f"{current!r}.")
-        moved = {i: os.fspath(p) for i, (p, old) in enumerate(zip(current, self._out_files, strict=True))
-                 if os.fspath(p) != old}
+        if isinstance(current, OutFiles) and current.same_pattern(self._out_files):
+            moved = current.rewritten()  # only the rewritten entries, no walk over every call
+        else:
+            moved = self._moved(current)
         if moved and not self._movable:
             raise ValueError(
                 "<ParallelMap> pmap.kwargv['outFile'] of a single_file=True run is the results "
                 "container, which cannot be moved; pass output_dir to ParallelMap(...) instead.")
         return moved
+
+    def _moved(self, current: Any) -> dict[int, str]:
+        """The entries of the list ``current`` that differ from the result files."""
+        assert self._out_files is not None
+        if (not isinstance(current, (list, tuple, OutFiles))
+                or len(current) != len(self._out_files)
+                or not all(isinstance(p, (str, os.PathLike)) for p in current)):
+            raise ValueError(
+                f"<ParallelMap> pmap.kwargv['outFile'] has to stay a list of "
+                f"{len(self._out_files)} file path(s) (where each call's result goes), not "
+                f"{current!r}.")
+        return {i: os.fspath(p) for i, (p, old) in enumerate(zip(current, self._out_files, strict=True))
+                if os.fspath(p) != old}
 
     def writer(self, inner: Any) -> Any:
         """``inner`` (the storage's writer), moving the files of rewritten ``outFile`` s."""

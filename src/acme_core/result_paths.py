@@ -126,7 +126,47 @@ class ResultPaths(Sequence[str]):
         return f"ResultPaths([{head}, ..., {self._path(self._n - 1)!r}], {self._n:,} paths)"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (ResultPaths, (self._folder, self._name, self._n, self._suffix, self._other))
+        return (type(self), (self._folder, self._name, self._n, self._suffix, self._other))
+
+
+class OutFiles(ResultPaths):
+    """ACME's ``pmap.kwargv["outFile"]`` of a run of more than :data:`LIST_LIMIT` calls:
+    the :class:`ResultPaths` of its result files, whose entries may be rewritten as a
+    list's (``pmap.kwargv["outFile"][i] = path`` sends call ``i``'s file there), without
+    holding a string per call.
+
+    Examples
+    --------
+    >>> from acme_core.result_paths import OutFiles
+    >>> files = OutFiles("/out/f_payload", "f", 200_000)
+    >>> files[7] = "/elsewhere/seven.h5"
+    >>> files[7], files[8], files.rewritten()
+    ('/elsewhere/seven.h5', '/out/f_payload/f_8.h5', {7: '/elsewhere/seven.h5'})
+    """
+
+    __slots__ = ()
+
+    def __setitem__(self, index: int, path: str | os.PathLike[str]) -> None:
+        if isinstance(index, slice):
+            raise TypeError("pmap.kwargv['outFile'] of a large run takes one path at a time "
+                            "(files[i] = path), or replace it by a whole list of paths.")
+        self[index]  # noqa: B018 - the same IndexError as a list's
+        self._other[int(index) % self._n] = os.fspath(path)
+
+    def rewritten(self) -> dict[int, str]:
+        """The calls whose path was rewritten to another than the pattern's: index -> path."""
+        return {i: p for i, p in self._other.items()
+                if p != os.path.join(self._folder, f"{self._name}_{i}{self._suffix}")}
+
+    def copy(self) -> OutFiles:
+        """The same paths, rewritten apart from these."""
+        return OutFiles(self._folder, self._name, self._n, self._suffix, self._other)
+
+    def same_pattern(self, other: object) -> bool:
+        """True when ``other`` is an :class:`OutFiles` of the same files but for rewrites."""
+        return isinstance(other, OutFiles) and (
+            other._folder, other._name, other._n, other._suffix) == (
+            self._folder, self._name, self._n, self._suffix)
 
 
 def result_paths(folder: str, func_name: str, n_calls: int, suffix: str = ".h5",
@@ -142,3 +182,18 @@ def result_paths(folder: str, func_name: str, n_calls: int, suffix: str = ".h5",
     """
     paths = ResultPaths(folder, func_name, n_calls, suffix, other)
     return list(paths) if n_calls <= LIST_LIMIT else paths
+
+
+def out_file_paths(folder: str, func_name: str, n_calls: int,
+                   suffix: str) -> list[str] | OutFiles:
+    """ACME's ``kwargv["outFile"]`` of per-call files: a ``list`` up to :data:`LIST_LIMIT`
+    calls, else :class:`OutFiles`.
+
+    Examples
+    --------
+    >>> from acme_core.result_paths import out_file_paths as paths
+    >>> paths("/out", "f", 2, ".h5"), type(paths("/out", "f", 10**6, ".h5")).__name__
+    (['/out/f_0.h5', '/out/f_1.h5'], 'OutFiles')
+    """
+    files = OutFiles(folder, func_name, n_calls, suffix)
+    return list(files) if n_calls <= LIST_LIMIT else files
