@@ -9,8 +9,9 @@ medians are reported.
 
 Sections:
 
-- ``tiny``: ``f(x, y) = x + y`` over N pairs, results in memory: ours (default backend)
-  against ``ProcessPoolExecutor.map(chunksize=N / (4 x workers))``,
+- ``tiny``: ``f(x, y) = x + y`` over N pairs, results in memory: ours (default backend;
+  ``ours-globals`` maps the same sum written as real functions are, reading a module
+  constant) against ``ProcessPoolExecutor.map(chunksize=N / (4 x workers))``,
   ``multiprocessing.Pool.starmap``, ``joblib.Parallel`` and ``mpire.WorkerPool.map`` (when
   installed). Reported: wall time, time per call, parent peak RSS growth per call, worker
   peak RSS, and our ratio to each peer.
@@ -40,13 +41,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 os.environ["PYTHONPATH"] = os.pathsep.join([HERE, *filter(None, [os.environ.get("PYTHONPATH")])])
 sys.path.insert(0, HERE)
 
-TINY = ["ours", "ppe", "pool", "joblib", "mpire"]
+TINY = ["ours", "ours-globals", "ppe", "pool", "joblib", "mpire"]
 DISK = ["shards", "hdf5", "memory", "joblib-h5py"]
 
 
 # ---------------------------------------------------------------------------- child side
 def _pool_pids(pool_kind: str, handle) -> list[int]:
-    if pool_kind == "ours":
+    if pool_kind.startswith("ours"):
         from acme_joblib.executor import _shared
 
         pool = _shared["pool"]
@@ -67,13 +68,15 @@ def _pool_pids(pool_kind: str, handle) -> list[int]:
 
 def _tiny_runner(kind: str, workers: int):
     """(run(n) -> results, pool handle, close()) for one tiny-call variant."""
-    from speedwork import add
+    from speedwork import add, add_scaled
 
-    if kind == "ours":
+    if kind.startswith("ours"):
         from acme_core import ParallelMap
 
+        func = add_scaled if kind == "ours-globals" else add
+
         def run(xs):
-            return ParallelMap(add, xs, xs, write_worker_results=False, verbose=False,
+            return ParallelMap(func, xs, xs, write_worker_results=False, verbose=False,
                                n_workers=workers).compute()
         return run, None, lambda: None
     if kind == "ppe":
@@ -289,7 +292,8 @@ def main() -> None:
     if "tiny" in args.only:
         kinds = [k for k in TINY if _available(k)]
         report["tiny"] = measure_all("tiny", kinds, args.sizes, args.repeat, args.workers)
-        text.append(_table("tiny (results in memory)", report["tiny"], "ours", kinds[1:]))
+        text.append(_table("tiny (results in memory)", report["tiny"], "ours",
+                           [k for k in kinds if not k.startswith("ours")]))
     if "disk" in args.only:
         rows: dict = {}
         for n in args.sizes:

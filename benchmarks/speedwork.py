@@ -14,6 +14,16 @@ def add(x, y):
     return x + y
 
 
+#: A module constant, as real functions read them (1: the results stay those of ``add``).
+SCALE = 1
+
+
+def add_scaled(x, y):
+    """``add`` as most real functions are written: reading a module constant. Its code names
+    a global, so the run must read it to know it draws nothing (else 6 us a call of seeding)."""
+    return (x + y) * SCALE
+
+
 def nap(x):
     """The sleep workload: 10 ms of nothing."""
     time.sleep(0.01)

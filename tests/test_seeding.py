@@ -217,6 +217,11 @@ def _drawing_helper(x):
     return x + random.random()
 
 
+def _documented(x):
+    """Nothing random about it: a docstring's words are not names."""
+    return x * 2
+
+
 def _cases():
     import functools
     import math
@@ -238,6 +243,7 @@ def _cases():
     yield "builtins", lambda x: sum(range(int(x))) + len(str(x)), True
     yield "a helper", lambda x: _module_helper(x) + 1, True
     yield "a closure over a number", closure(3), True
+    yield "a docstring naming random", _documented, True
     yield "numpy.random", lambda x: x + np.random.rand(), False
     yield "random", lambda x: x + random.random(), False
     yield "imported from numpy.random", lambda x: x + rand(), False

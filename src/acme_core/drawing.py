@@ -35,7 +35,7 @@ import numpy as np
 #: own random module excepted, see :data:`DRAWING_NAMES`).
 SAFE_MODULES = frozenset({"math", "cmath", "operator", "itertools", "functools", "numpy"})
 
-#: Names no code may use, as a name, an attribute or a string: they reach a generator
+#: Names no code may use, as a name, an attribute or a string constant: they reach a generator
 #: (``random``, ``default_rng``, ...) or any object at all (``getattr``, ``eval``,
 #: ``__dict__``, ...).
 DRAWING_NAMES = frozenset({
@@ -77,8 +77,7 @@ def cannot_draw(func: Any, broadcast: Any, split: Any) -> bool:
     """
     if not isinstance(func, types.FunctionType):
         return False
-    defaults = (*(func.__defaults__ or ()), *(func.__kwdefaults__ or {}).values())
-    if not (all(type(v) in _SCALAR_TYPES for v in (*defaults, *broadcast))
+    if not (all(type(v) in _SCALAR_TYPES for v in broadcast)
             and all(_plain_values(seq) for seq in split)):
         return False
     return _Reader().function(func)
@@ -160,7 +159,7 @@ def _names(code: types.CodeType) -> set[str] | None:
             if nested is None:
                 return None
             names |= nested
-        elif isinstance(const, str) and (const in DRAWING_NAMES or "random" in const):
+        elif isinstance(const, str) and const in DRAWING_NAMES:  # not docstrings' words
             return None
     if names & DRAWING_NAMES:
         return None
