@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import os
 import random
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import typing
 
 import numpy as np
 import pytest
@@ -222,6 +224,41 @@ def _documented(x):
     return x * 2
 
 
+SQRT2 = np.sqrt(2.0)  # an np.float64
+
+
+def _scaled_default(x, bounds=(0.0, 1.0)):
+    return min(max(x * SQRT2, bounds[0]), bounds[1])
+
+
+def _wrapped(func):
+    import functools
+
+    @functools.wraps(func)  # copies func's __module__, "numpy"
+    def wrapper(x):
+        return func(x) * (1 + 1e-3 * np.random.normal())
+    return wrapper
+
+
+class _Params(typing.NamedTuple):
+    sigma: float = 0.1
+
+    def noise(self):
+        return self.sigma * random.gauss(0, 1)
+
+
+class _NoisyArray(np.ndarray):
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return getattr(ufunc, method)(*map(np.asarray, inputs), **kwargs) + random.random()
+
+
+def _with_impl():
+    def helper(x):
+        return x
+    helper.impl = _drawing_helper
+    return helper
+
+
 def _cases():
     import functools
     import math
@@ -259,6 +296,19 @@ def _cases():
     yield "frompyfunc of a drawing helper", (
         lambda u: (lambda x: u(x)))(np.frompyfunc(_drawing_helper, 1, 1)), False
     yield "an object", (lambda o: (lambda x: o))(object()), False
+    # found by review: each reached a generator while the reading said it could not
+    yield "numpy.matlib.rand", lambda x: x + np.matlib.rand(1)[0, 0], False
+    yield "a drawing wrapper made by functools.wraps(np.sqrt)", (
+        lambda w: (lambda x: w(x)))(_wrapped(np.sqrt)), False
+    yield "a method of a NamedTuple of parameters", (
+        lambda p: (lambda x: x + p.noise()))(_Params()), False
+    yield "a defaultdict with a drawing factory", (
+        lambda d: (lambda x: d[x]))(collections.defaultdict(_drawing_helper)), False
+    yield "an ndarray subclass hooking ufuncs", (
+        lambda w: (lambda x: w + x))(np.zeros(3).view(_NoisyArray)), False
+    yield "a function attribute", (lambda h: (lambda x: h.impl(x)))(_with_impl()), False
+    yield "an object unpickled by np.load", lambda x: np.load("f.npy", allow_pickle=True), False
+    yield "numpy scalars, a default tuple", _scaled_default, True
 
 
 @pytest.mark.parametrize(("func", "can_skip"), [c[1:] for c in _cases()],
@@ -268,3 +318,13 @@ def test_which_functions_cannot_draw(func, can_skip):
 
     assert cannot_draw(func, [], [range(3)]) is can_skip
     assert cannot_draw(func, [object()], [range(3)]) is False  # an argument's methods may draw
+    noisy_rows = np.zeros((3, 2)).view(_NoisyArray)
+    assert cannot_draw(func, [], [noisy_rows]) is False        # so may a split subclass's
+
+
+def test_broadcast_values_are_read_as_names():
+    from acme_core.drawing import cannot_draw
+
+    assert cannot_draw(lambda x, w: x * w, [np.arange(3.0)], [range(3)]) is True
+    assert cannot_draw(lambda x, g: g(x), [_module_helper], [range(3)]) is True
+    assert cannot_draw(lambda x, g: g(x), [_drawing_helper], [range(3)]) is False

@@ -12,14 +12,19 @@ name its code uses is one of these:
   through an attribute named ``random``, which no code may name);
 - a NumPy (or SciPy) ufunc with typed loops, or a function of a safe module (``from numpy
   import sqrt, mean``);
-- a number, string or numeric array, or a small container of numbers and strings;
-- a plain Python function (or closure) whose own code passes the same test;
+- a number (NumPy's scalars too), string or numeric array, or a small list, tuple, set or
+  dict of numbers and strings (of exactly these types: a subclass may add methods);
+- a plain Python function (or closure) whose own code, defaults and captured values pass
+  the same test and that carries no attributes;
 - an attribute name, unless :data:`DRAWING_NAMES` has it (``random``, ``default_rng``, ...);
 
-and its arguments and defaults are numbers, strings or numeric arrays (their methods draw
-nothing). Anything else, a user class, another module (``time``, ``scipy``, ``acme_core``:
-``acme_core.rng()`` needs the seeding), too deep a chain of helpers, counts as able to draw:
-such calls are seeded as always. The reading can only err towards seeding.
+and its split arguments are numbers, strings or numeric arrays (their methods draw nothing)
+and its broadcast arguments pass the same test as names. Anything else, a user class,
+another module (``time``, ``scipy``, ``acme_core``: ``acme_core.rng()`` needs the seeding),
+too deep a chain of helpers, counts as able to draw: such calls are seeded as always. The
+reading can only err towards seeding. It sees a module as the calling process has it: a
+module global rebound after import (``model.noise = off``) is not what a worker that
+imports the module afresh calls, so pass such choices as arguments.
 """
 
 from __future__ import annotations
@@ -36,13 +41,14 @@ import numpy as np
 SAFE_MODULES = frozenset({"math", "cmath", "operator", "itertools", "functools", "numpy"})
 
 #: Names no code may use, as a name, an attribute or a string constant: they reach a generator
-#: (``random``, ``default_rng``, ...) or any object at all (``getattr``, ``eval``,
-#: ``__dict__``, ...).
+#: (``random``, ``default_rng``; ``matlib``, whose ``rand`` draws) or any object at all
+#: (``getattr``, ``eval``, ``__dict__``; ``load``, which may unpickle one).
 DRAWING_NAMES = frozenset({
     "random", "default_rng", "RandomState", "Generator", "SeedSequence", "seed", "rng",
     "getattr", "setattr", "delattr", "eval", "exec", "compile", "__import__", "globals",
     "locals", "vars", "__dict__", "__globals__", "__builtins__", "breakpoint", "import_module",
-    "modules", "testing", "__getattribute__", "__getattr__", "attrgetter", "methodcaller"})
+    "modules", "testing", "__getattribute__", "__getattr__", "attrgetter", "methodcaller",
+    "matlib", "load", "loads", "allow_pickle"})
 
 #: Helpers followed from the function (a helper's helpers count): beyond, it may draw.
 MAX_FUNCTIONS = 32
@@ -50,7 +56,10 @@ MAX_FUNCTIONS = 32
 MAX_ELEMENTS = 1000
 
 _SCALARS = (int, float, complex, bool, str, bytes, type(None))
-_SCALAR_TYPES = frozenset(_SCALARS)
+#: Exact types only: a subclass may define methods that draw.
+_SCALAR_TYPES = frozenset(_SCALARS) | frozenset(
+    np.dtype(code).type for code in "?bhilqBHILQefdgFDG")  # NumPy's numeric scalars
+_CONTAINERS = (list, tuple, set, frozenset)
 #: An ``import`` inside a function reaches any module; its code units (two bytes each
 #: since Python 3.6, inline caches included) are scanned for it.
 _IMPORTS = frozenset({opcode.opmap["IMPORT_NAME"], opcode.opmap["IMPORT_FROM"]})
@@ -77,16 +86,16 @@ def cannot_draw(func: Any, broadcast: Any, split: Any) -> bool:
     """
     if not isinstance(func, types.FunctionType):
         return False
-    if not (all(type(v) in _SCALAR_TYPES for v in broadcast)
-            and all(_plain_values(seq) for seq in split)):
+    reader = _Reader()
+    if not (all(reader.value(v) for v in broadcast) and all(_plain_values(seq) for seq in split)):
         return False
-    return _Reader().function(func)
+    return reader.function(func)
 
 
 def _plain_values(values: Any) -> bool:
-    if isinstance(values, range):
+    if type(values) is range:
         return True
-    if isinstance(values, np.ndarray):
+    if type(values) is np.ndarray:  # a subclass may hook ufuncs and methods
         return values.dtype.kind in "biufc"
     return set(map(type, values)) <= _SCALAR_TYPES
 
@@ -103,8 +112,10 @@ class _Reader:
         self.seen.add(id(func))
         if len(self.seen) > MAX_FUNCTIONS:
             return False
-        if any(type(v) not in _SCALAR_TYPES for v in (*(func.__defaults__ or ()),
-                                                      *(func.__kwdefaults__ or {}).values())):
+        if func.__dict__:  # attributes a call may reach (helper.impl(x)), or __wrapped__
+            return False
+        if not all(self.value(v) for v in (*(func.__defaults__ or ()),
+                                           *(func.__kwdefaults__ or {}).values())):
             return False
         cells = func.__closure__ or ()
         try:
@@ -130,17 +141,18 @@ class _Reader:
             return _safe_module(value.__name__)
         if isinstance(value, types.FunctionType):
             # a safe module's own functions are trusted whole (reading numpy's would only
-            # find names of its internals)
-            return _safe_module(value.__module__ or "") or self.function(value)
-        if isinstance(value, np.ufunc):
+            # find names of its internals); where a function was defined is its globals'
+            # module, not __module__ (functools.wraps copies that)
+            return _safe_module(value.__globals__.get("__name__", "")) or self.function(value)
+        if type(value) is np.ufunc:
             # NumPy's and SciPy's ufuncs have typed loops; np.frompyfunc(f) has only
             # object loops, which call f
             return any("O" not in loop for loop in value.types)
-        if isinstance(value, np.ndarray):
+        if type(value) is np.ndarray:
             return value.dtype.kind in "biufcSU"
-        if isinstance(value, (list, tuple, set, frozenset)):
+        if type(value) in _CONTAINERS:
             return len(value) <= MAX_ELEMENTS and set(map(type, value)) <= _SCALAR_TYPES
-        if isinstance(value, dict):
+        if type(value) is dict:
             return (len(value) <= MAX_ELEMENTS
                     and set(map(type, value)) | set(map(type, value.values())) <= _SCALAR_TYPES)
         return _safe_builtin(value) or _safe_module_function(value)
@@ -168,7 +180,7 @@ def _names(code: types.CodeType) -> set[str] | None:
 
 def _safe_module(name: str) -> bool:
     root, _, rest = name.partition(".")
-    return root in SAFE_MODULES and "random" not in rest
+    return root in SAFE_MODULES and "random" not in rest and "matlib" not in rest
 
 
 def _safe_builtin(value: Any) -> bool:
@@ -178,8 +190,9 @@ def _safe_builtin(value: Any) -> bool:
         owner = value.__self__
         return (isinstance(owner, types.ModuleType) and _safe_module_or_builtins(owner)
                 and value.__name__ not in DRAWING_NAMES)
-    if isinstance(value, type):
-        return value.__module__ == "builtins" or _safe_module(value.__module__)
+    if isinstance(value, type):  # the builtin of that name itself, or a safe module's
+        return (getattr(builtins, value.__name__, None) is value
+                or _safe_module(value.__module__))
     return False
 
 
