@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import operator
 import os
 import random
 import signal
@@ -252,6 +253,18 @@ class _NoisyArray(np.ndarray):
         return getattr(ufunc, method)(*map(np.asarray, inputs), **kwargs) + random.random()
 
 
+@np.errstate(divide="ignore", invalid="ignore")
+def _log_noisy(x):
+    return np.log(x) + np.random.normal()
+
+
+def _perturb(x):
+    return x + random.gauss(0, 1)
+
+
+_perturb = __import__("functools").singledispatch(_perturb)
+
+
 def _with_impl():
     def helper(x):
         return x
@@ -309,6 +322,15 @@ def _cases():
     yield "a function attribute", (lambda h: (lambda x: h.impl(x)))(_with_impl()), False
     yield "an object unpickled by np.load", lambda x: np.load("f.npy", allow_pickle=True), False
     yield "numpy scalars, a default tuple", _scaled_default, True
+    # found by a second review
+    yield "a helper decorated with np.errstate", lambda x: _log_noisy(x), False
+    yield "a helper made a functools.singledispatch", lambda x: _perturb(x), False
+    yield "allow_pickle as a keyword of an alias of np.load", (
+        lambda load_npy: (lambda x: load_npy("f.npy", allow_pickle=True)))(np.load), False
+    yield "an alias of np.load, allow_pickle given by position", (
+        lambda load_npy: (lambda x: load_npy("f.npy", None, True)))(np.load), False
+    yield "a dotted name in a string", (
+        lambda field: (lambda x: field("random.normal")(np)()))(operator.attrgetter), False
 
 
 @pytest.mark.parametrize(("func", "can_skip"), [c[1:] for c in _cases()],

@@ -143,7 +143,12 @@ class _Reader:
             # a safe module's own functions are trusted whole (reading numpy's would only
             # find names of its internals); where a function was defined is its globals'
             # module, not __module__ (functools.wraps copies that)
-            return _safe_module(value.__globals__.get("__name__", "")) or self.function(value)
+            # (np.errstate or functools.singledispatch wrap a function of the user's in one
+            # of theirs: a closure or attributes, read as any other function)
+            own = (not value.__closure__ and not value.__dict__
+                   and value.__name__ not in DRAWING_NAMES)  # np.load under another name
+            return (own and _safe_module(value.__globals__.get("__name__", ""))
+                    or self.function(value))
         if type(value) is np.ufunc:
             # NumPy's and SciPy's ufuncs have typed loops; np.frompyfunc(f) has only
             # object loops, which call f
@@ -171,11 +176,22 @@ def _names(code: types.CodeType) -> set[str] | None:
             if nested is None:
                 return None
             names |= nested
-        elif isinstance(const, str) and const in DRAWING_NAMES:  # not docstrings' words
+        elif _names_a_blocked_one(const):
             return None
     if names & DRAWING_NAMES:
         return None
     return names
+
+
+def _names_a_blocked_one(const: Any) -> bool:
+    """A string constant that is a blocked name or a dotted path through one
+    (``"random.normal"``), also inside a tuple of them (keyword names, ``allow_pickle``);
+    a docstring's words are not names."""
+    if isinstance(const, str):
+        return any(part in DRAWING_NAMES for part in const.split("."))
+    if isinstance(const, (tuple, frozenset)):
+        return any(_names_a_blocked_one(item) for item in const)
+    return False
 
 
 def _safe_module(name: str) -> bool:
