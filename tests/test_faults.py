@@ -125,11 +125,11 @@ if __name__ == "__main__":
 """
 
 
-def _start_script(tmp_path, name="run", n=40, seconds=1.0):
+def _start_script(tmp_path, name="run", n=40, seconds=1.0, env=None):
     markers, out = tmp_path / f"markers-{name}", str(tmp_path / name)
     markers.mkdir()
     proc = start_script(tmp_path, name, SCRIPT, own_group=True, markers=str(markers), out=out,
-                        n=n, seconds=seconds)
+                        n=n, seconds=seconds, env=env)
     assert wait_for(lambda: len(os.listdir(markers)) >= 2, 120), proc.communicate()
     workers = psutil.Process(proc.pid).children(recursive=True)
     assert workers
@@ -174,7 +174,12 @@ def test_sigterm_of_the_parent_ends_the_run_as_ctrl_c_does(tmp_path):
 
 
 def test_sigkill_of_the_parent_leaves_no_worker(tmp_path):
-    proc, workers = _start_script(tmp_path)
+    # a temporary folder of its own: any run starting on this machine meanwhile (beside
+    # CI) would remove the killed run's folder before this test looks at it
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    proc, workers = _start_script(tmp_path, env=env)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
     assert _no_process_left(workers) == []
@@ -184,15 +189,13 @@ def test_sigkill_of_the_parent_leaves_no_worker(tmp_path):
     assert time.monotonic() - start < 10
     # the killed run's program file is in a folder named after its pid; the next run that
     # starts on this machine removes it
-    left = [n for n in os.listdir(tempfile.gettempdir())
-            if n.startswith(f"acme_joblib_{proc.pid}_")]
+    left = [n for n in os.listdir(temp) if n.startswith(f"acme_joblib_{proc.pid}_")]
     assert len(left) == 1
-    assert any(n.startswith("program_") for n in os.listdir(os.path.join(
-        tempfile.gettempdir(), left[0])))
+    assert any(n.startswith("program_") for n in os.listdir(temp / left[0]))
     subprocess.run([sys.executable, "-c", "from acme_core import ParallelMap; ParallelMap("
                     "abs, [-1, -2], write_worker_results=False, n_workers=1).compute()"],
-                   check=True, capture_output=True, timeout=120, cwd=tmp_path)
-    assert not os.path.exists(os.path.join(tempfile.gettempdir(), left[0]))
+                   check=True, capture_output=True, timeout=120, cwd=tmp_path, env=env)
+    assert not os.path.exists(temp / left[0])
 
 
 AGAIN = """

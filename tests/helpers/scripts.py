@@ -27,13 +27,14 @@ def write_script(folder: Path, name: str, template: str, **fields) -> Path:
 
 
 def start_script(folder: Path, name: str, template: str, *, own_group: bool = False,
-                 **fields) -> subprocess.Popen:
+                 env: dict | None = None, **fields) -> subprocess.Popen:
     """Start the script in ``folder`` (its CWD) with stdout and stderr piped; ``own_group``
-    gives it its own process group and session, as a script started in a terminal has."""
+    gives it its own process group and session, as a script started in a terminal has;
+    ``env`` replaces its environment."""
     script = write_script(folder, name, template, **fields)
     return subprocess.Popen([sys.executable, str(script)], cwd=folder, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            start_new_session=own_group)
+                            start_new_session=own_group, env=env)
 
 
 def run_script(folder: Path, name: str, template: str, *, timeout: float = 120,
