@@ -198,6 +198,52 @@ def test_sigkill_of_the_parent_leaves_no_worker(tmp_path):
     assert not os.path.exists(temp / left[0])
 
 
+ENDS = """
+import os, sys, threading, time
+sys.path.insert(0, {root!r})
+import psutil
+from acme_core import ParallelMap
+from tests.helpers.fault_funcs import pid_then_sleep
+
+def compute():
+    results = ParallelMap(pid_then_sleep, list(range({n})), {markers!r}, {seconds},
+                          write_worker_results=False, n_workers=2, verbose=False).compute()
+    print("RESULTS", results, flush=True)
+
+if __name__ == "__main__":
+    thread = threading.Thread(target=compute)  # not a daemon: the interpreter waits for it
+    thread.start()
+    while len(os.listdir({markers!r})) < {started}:
+        time.sleep(0.02)
+    print("WORKERS", [p.pid for p in psutil.Process().children(recursive=True)], flush=True)
+    if {join}:
+        thread.join()
+    # the main thread ends here
+"""
+
+
+@pytest.mark.parametrize("in_flight", [False, True], ids=["idle", "in-flight"])
+def test_the_interpreter_exit_stops_idle_workers_and_waits_for_calls_in_flight(tmp_path,
+                                                                               in_flight):
+    """A script's end kills the idle workers (a worker still starting included) without a
+    warning, while the calls a thread's run has in its workers when the main thread ends
+    return their results first (two calls, both running: like concurrent.futures, loky
+    takes no new batch once the interpreter is exiting)."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    n = 2 if in_flight else 200
+    proc = start_script(tmp_path, "ends", ENDS, markers=str(markers), n=n,
+                        seconds=0.5 if in_flight else 0.0, join=not in_flight,
+                        started=2 if in_flight else 1)
+    stdout, stderr = communicate_or_fail(proc)
+    assert proc.returncode == 0, stderr
+    assert stderr == ""
+    lines = dict(line.split(" ", 1) for line in stdout.splitlines())
+    assert eval(lines["RESULTS"]) == list(range(n))
+    workers = [psutil.Process(pid) for pid in eval(lines["WORKERS"]) if psutil.pid_exists(pid)]
+    assert _no_process_left(workers) == []
+
+
 AGAIN = """
 import os, signal, sys, threading, time, warnings
 sys.path.insert(0, {root!r})
