@@ -52,7 +52,7 @@ _THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS
 
 _pool_lock = threading.Lock()
 _shared: dict[str, Any] = {"pool": None, "key": None, "records": None, "made": 0,
-                           "in_flight": 0, "exit_hook": False}
+                           "in_flight": 0, "exit_hook": False, "owner": None}
 
 #: Seconds between two looks at the workers' records while calls run.
 WATCH_SECONDS = 0.25
@@ -92,7 +92,7 @@ def shared_pool(n_workers: int, idle_timeout: float) -> Any:
         pool = ProcessPoolExecutor(max_workers=n_workers, timeout=idle_timeout,
                                    env=_thread_limits(n_workers), initializer=init_worker,
                                    initargs=(records, os.getpid()))
-        _shared.update(pool=pool, key=key, records=records)
+        _shared.update(pool=pool, key=key, records=records, owner=os.getpid())
         return pool
 
 
@@ -109,7 +109,9 @@ def _stop_idle_pool_at_exit() -> None:
     """
     with _pool_lock:
         pool = _shared["pool"]
-        if pool is None or _shared["in_flight"]:
+        # a child forked from this process (os.fork) runs the hook too when it ends: the
+        # workers are its parent's
+        if pool is None or _shared["in_flight"] or _shared["owner"] != os.getpid():
             return
         _shared["pool"] = None
     with contextlib.suppress(Exception):
