@@ -272,6 +272,45 @@ def _with_impl():
     return helper
 
 
+class _Trials(list):
+    """Trial ids that index as trial objects: iteration gives ints, ``[i]`` an object."""
+
+    def __getitem__(self, i):
+        item = super().__getitem__(i)
+        return item if isinstance(i, slice) else _Params(item)
+
+
+def _via_frame_builtins(x):
+    importer = (i for i in ()).gi_frame.f_builtins["".join(("__imp", "ort__"))]
+    return x + importer("".join(("ran", "dom"))).gauss(0, 1)
+
+
+def _own_module(source):
+    """The function ``f`` of ``source``, defined in a module of its own that imports only
+    numpy (in this module, `sys` is a global: refused as such)."""
+    scope = {"np": np}
+    exec(textwrap.dedent(source), scope)
+    return scope["f"]
+
+
+_via_numpy_sys = _own_module("""
+    def f(x):  # np.matrixlib.defmatrix holds sys: its _getframe reaches builtins
+        frame = np.matrixlib.defmatrix.sys._getframe()
+        importer = frame.f_builtins["".join(("__imp", "ort__"))]
+        return x + importer("".join(("ran", "dom"))).gauss(0, 1)
+""")
+
+
+def _via_numpy_inspect(x):
+    found = np.matrixlib.defmatrix.N.overrides.inspect.getattr_static(np, "".join(("ran", "dom")))
+    return x + found.normal()
+
+
+def _via_numpy_pickle(x):
+    return x + np._core._methods.pickle._loads(b"cbuiltins\neval\n(V__import__('random')"
+                                               b".random()\ntR.")
+
+
 def _cases():
     import functools
     import math
@@ -331,6 +370,22 @@ def _cases():
         lambda load_npy: (lambda x: load_npy("f.npy", None, True)))(np.load), False
     yield "a dotted name in a string", (
         lambda field: (lambda x: field("random.normal")(np)()))(operator.attrgetter), False
+    # found by a third review (names built at run time: the compiler folds "ran" + "dom")
+    yield "a frame's builtins", _via_frame_builtins, False
+    yield "an alias of operator.attrgetter, a name built at run time", (
+        lambda field: (lambda x: field("".join(("ran", "dom")))(np).normal()))(
+            operator.attrgetter), False
+    yield "an alias of operator.methodcaller", (
+        lambda call: (lambda x: call("".join(("__getattri", "bute__")),
+                                     "".join(("ran", "dom")))(np).normal()))(
+            operator.methodcaller), False
+    yield "the sys module a numpy module holds", _via_numpy_sys, False
+    yield "the inspect module a numpy module holds", _via_numpy_inspect, False
+    yield "the pickle module a numpy module holds", _via_numpy_pickle, False
+    yield "numpy.testing's measure, which runs a string of code", (
+        lambda measure: (lambda x: measure("x = 1", 1)))(np.testing.measure), False
+    yield "np.bmat, which looks a name up in its caller's globals", (
+        lambda x: np.bmat("W")[0, 0]), False
 
 
 @pytest.mark.parametrize(("func", "can_skip"), [c[1:] for c in _cases()],
@@ -342,6 +397,9 @@ def test_which_functions_cannot_draw(func, can_skip):
     assert cannot_draw(func, [object()], [range(3)]) is False  # an argument's methods may draw
     noisy_rows = np.zeros((3, 2)).view(_NoisyArray)
     assert cannot_draw(func, [], [noisy_rows]) is False        # so may a split subclass's
+    assert cannot_draw(func, [], [_Trials([0, 1, 2])]) is False  # and a list subclass's items
+    with np.printoptions(formatter={"float": lambda v: f"{v + random.random():.3f}"}):
+        assert cannot_draw(func, [], [range(3)]) is False      # a print formatter may draw
 
 
 def test_broadcast_values_are_read_as_names():

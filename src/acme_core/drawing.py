@@ -16,15 +16,18 @@ name its code uses is one of these:
   dict of numbers and strings (of exactly these types: a subclass may add methods);
 - a plain Python function (or closure) whose own code, defaults and captured values pass
   the same test and that carries no attributes;
-- an attribute name, unless :data:`DRAWING_NAMES` has it (``random``, ``default_rng``, ...);
+- an attribute name, unless :data:`DRAWING_NAMES` has it (``random``, ``default_rng``, a
+  frame's ``f_globals``, the ``sys`` or ``pickle`` a NumPy module holds, ...);
 
-and its split arguments are numbers, strings or numeric arrays (their methods draw nothing)
-and its broadcast arguments pass the same test as names. Anything else, a user class,
+and its split arguments are ranges, numeric arrays or lists and tuples (exactly: a
+subclass's ``__getitem__`` may give other objects) of numbers and strings (their methods
+draw nothing) and its broadcast arguments pass the same test as names. Anything else, a user class,
 another module (``time``, ``scipy``, ``acme_core``: ``acme_core.rng()`` needs the seeding),
 too deep a chain of helpers, counts as able to draw: such calls are seeded as always. The
 reading can only err towards seeding. It sees a module as the calling process has it: a
 module global rebound after import (``model.noise = off``) is not what a worker that
-imports the module afresh calls, so pass such choices as arguments.
+imports the module afresh calls, so pass such choices as arguments. NumPy's print options
+are process state too: with a formatter set, every call counts as able to draw.
 """
 
 from __future__ import annotations
@@ -48,7 +51,20 @@ DRAWING_NAMES = frozenset({
     "getattr", "setattr", "delattr", "eval", "exec", "compile", "__import__", "globals",
     "locals", "vars", "__dict__", "__globals__", "__builtins__", "breakpoint", "import_module",
     "modules", "testing", "__getattribute__", "__getattr__", "attrgetter", "methodcaller",
-    "matlib", "load", "loads", "allow_pickle"})
+    "matlib", "load", "loads", "allow_pickle",
+    # a third review's: frames reach their globals and builtins (gen.gi_frame.f_builtins)
+    "gi_frame", "cr_frame", "ag_frame", "tb_frame", "f_back", "f_globals", "f_locals",
+    "f_builtins", "_getframe", "__traceback__",
+    # np.bmat (and np.r_/np.c_ given a string) look names up in the caller's frame
+    "bmat", "r_", "c_",
+    # NumPy's other readers of pickles
+    "_load", "_loads", "read_array", "NpzFile",
+    # the attributes under which NumPy's modules hold modules that are not safe
+    # (np.matrixlib.defmatrix.sys, np._core._methods.pickle): a chain stops at its first
+    # step out of the safe modules
+    "ast", "builtins", "collections", "contextlib", "ctypes", "enum", "inspect", "io",
+    "numbers", "os", "pickle", "platform", "re", "sys", "textwrap", "types", "typing",
+    "warnings", "weakref"})
 
 #: Helpers followed from the function (a helper's helpers count): beyond, it may draw.
 MAX_FUNCTIONS = 32
@@ -86,6 +102,8 @@ def cannot_draw(func: Any, broadcast: Any, split: Any) -> bool:
     """
     if not isinstance(func, types.FunctionType):
         return False
+    if np.get_printoptions()["formatter"] is not None:  # a formatter of the user's may draw
+        return False
     reader = _Reader()
     if not (all(reader.value(v) for v in broadcast) and all(_plain_values(seq) for seq in split)):
         return False
@@ -97,7 +115,9 @@ def _plain_values(values: Any) -> bool:
         return True
     if type(values) is np.ndarray:  # a subclass may hook ufuncs and methods
         return values.dtype.kind in "biufc"
-    return set(map(type, values)) <= _SCALAR_TYPES
+    # exact types: a subclass's __getitem__ (what a call's value comes from) may return
+    # other objects than its iteration does
+    return type(values) in (list, tuple) and set(map(type, values)) <= _SCALAR_TYPES
 
 
 class _Reader:
@@ -196,7 +216,9 @@ def _names_a_blocked_one(const: Any) -> bool:
 
 def _safe_module(name: str) -> bool:
     root, _, rest = name.partition(".")
-    return root in SAFE_MODULES and "random" not in rest and "matlib" not in rest
+    # numpy.testing's measure() runs a string of code in its caller's globals
+    return (root in SAFE_MODULES and "random" not in rest and "matlib" not in rest
+            and "testing" not in rest)
 
 
 def _safe_builtin(value: Any) -> bool:
@@ -207,8 +229,9 @@ def _safe_builtin(value: Any) -> bool:
         return (isinstance(owner, types.ModuleType) and _safe_module_or_builtins(owner)
                 and value.__name__ not in DRAWING_NAMES)
     if isinstance(value, type):  # the builtin of that name itself, or a safe module's
-        return (getattr(builtins, value.__name__, None) is value
-                or _safe_module(value.__module__))
+        return ((getattr(builtins, value.__name__, None) is value
+                 or _safe_module(value.__module__))
+                and value.__name__ not in DRAWING_NAMES)  # operator.attrgetter as `ag`
     return False
 
 
