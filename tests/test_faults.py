@@ -15,6 +15,8 @@ import psutil
 import pytest
 
 from acme_core import ParallelComputationError, ParallelMap
+from acme_core.calls import CallBatch, CallProgram, run_batch, set_call_record
+from acme_core.worker_watch import RecordFile, read_state
 from tests.helpers.fault_funcs import (
     generator_for,
     lock_for,
@@ -288,6 +290,40 @@ def test_a_call_over_its_time_limit_fails_alone_and_its_worker_is_killed(tmp_pat
     rows = run_with_a_hung_call(markers)
     hung_pid = int(rows[0].message.split("(pid ")[1].split(")")[0])
     assert process_gone(hung_pid)
+
+
+class _KeepValues:
+    keeps_values = True
+
+    def write(self, index, value):
+        return value
+
+
+def test_a_workers_record_names_each_call_while_it_runs_and_when_it_started(tmp_path):
+    """What the parent reads of a worker (the call a dead worker ran, a call over its time
+    limit): during each call, its own index and a start between the previous call's end
+    and its own first line; after the batch, no call."""
+    folder = str(tmp_path)
+
+    def look(x):
+        state, now = read_state(folder, os.getpid()), time.time()
+        time.sleep(0.005)  # so a start noted once a batch (not once a call) shows
+        return state.index, state.started, now
+
+    program = CallProgram("r1", look, (("pos", "x", 0),), (), _KeepValues(), split=([0] * 5,))
+    set_call_record(RecordFile(folder))
+    try:
+        before = time.time()
+        outcome = run_batch(program, CallBatch("r1", (3, 1, 4, 0, 2)))
+    finally:
+        set_call_record(None)
+    assert [index for index, _, _ in outcome.values] == [3, 1, 4, 0, 2]
+    previous_end = before
+    for _, started, now in outcome.values:
+        # the marks' start comes from the loop's own clock, turned to wall-clock seconds
+        assert previous_end - 1e-3 <= started <= now + 1e-3, (previous_end, started, now)
+        previous_end = now + 0.005
+    assert not read_state(folder, os.getpid()).running
 
 
 def test_timeout_is_checked_before_anything_starts():

@@ -19,6 +19,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from .calls import CallMarks
+
 #: call index (-1: none), the call's start and the last heartbeat (both ``time.time()``), in
 #: native byte order (the worker writes them through typed memory views)
 _LAYOUT = struct.Struct("=qdd")
@@ -58,9 +60,10 @@ class RecordFile:
     >>> from acme_core.worker_watch import RecordFile, read_states
     >>> folder = tempfile.mkdtemp()
     >>> record = RecordFile(folder)
-    >>> record.started(7)
-    >>> [s.index for s in read_states(folder)]
-    [7]
+    >>> marks = record.marks()
+    >>> marks.start[0] = 100.0; marks.index[0] = 7   # what the call loop writes per call
+    >>> [(s.index, s.started) for s in read_states(folder)]
+    [(7, 100.0)]
     >>> record.idle()
     >>> read_states(folder)[0].running
     False
@@ -75,20 +78,17 @@ class RecordFile:
         finally:
             os.close(fd)
         _LAYOUT.pack_into(self._map, 0, -1, 0.0, time.time())
-        # typed views of the map: one store each, about half the cost of pack_into, and
-        # this runs once per call
+        # typed views of the map, which the call loop writes once per call: one store each
         view = memoryview(self._map)
-        self._index, self._start = view[0:8].cast("q"), view[8:16].cast("d")
+        self._marks = CallMarks(view[0:8].cast("q"), view[8:16].cast("d"))
 
-    def started(self, index: int) -> None:
-        """Call ``index`` starts now (the start is written first, so a reader never pairs
-        a new index with an old start)."""
-        self._start[0] = time.time()
-        self._index[0] = index
+    def marks(self) -> CallMarks:
+        """The call marks, in the mapped file."""
+        return self._marks
 
     def idle(self) -> None:
         """No call is running."""
-        self._index[0] = -1
+        self._marks.index[0] = -1
 
     def beat(self) -> None:
         """The worker is alive."""

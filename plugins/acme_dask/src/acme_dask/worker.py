@@ -34,6 +34,7 @@ from acme_core.calls import (
     ERROR,
     BatchOutcome,
     CallBatch,
+    CallMarks,
     CallProgram,
     Failure,
     PickledProgram,
@@ -61,9 +62,11 @@ class CallClock:
 
     Examples
     --------
+    >>> import time
     >>> from acme_dask.worker import CallClock
     >>> clock = CallClock()
-    >>> clock.begin("run1"); clock.started(4)
+    >>> clock.begin("run1"); marks = clock.marks()
+    >>> marks.start[0] = time.time(); marks.index[0] = 4   # what the call loop writes
     >>> [(run, index) for run, index, seconds in clock.running()]
     [('run1', 4)]
     >>> clock.idle(); clock.running()
@@ -72,23 +75,30 @@ class CallClock:
 
     def __init__(self) -> None:
         self._runs: dict[int, str] = {}
-        self._calls: dict[int, tuple[str, int, float]] = {}
+        self._calls: dict[int, tuple[str, CallMarks]] = {}
 
     def begin(self, run_id: str) -> None:
         """This thread's next calls belong to run ``run_id``."""
         self._runs[threading.get_ident()] = run_id
 
-    def started(self, index: int) -> None:
+    def marks(self) -> CallMarks:
+        """New marks for the calling thread's batch (of the run it began last)."""
         thread = threading.get_ident()
-        self._calls[thread] = (self._runs.get(thread, ""), index, time.monotonic())
+        marks = CallMarks.new()
+        self._calls[thread] = (self._runs.get(thread, ""), marks)
+        return marks
 
     def idle(self) -> None:
         self._calls.pop(threading.get_ident(), None)
 
     def running(self) -> list[tuple[str, int, float]]:
         """``(run id, call, seconds it has run)`` of every call running now."""
-        now = time.monotonic()
-        return [(run, index, now - start) for run, index, start in list(self._calls.values())]
+        now, calls = time.time(), []
+        for run, marks in list(self._calls.values()):
+            call = marks.running()
+            if call is not None:
+                calls.append((run, call[0], now - call[1]))
+        return calls
 
 
 _clock = CallClock()

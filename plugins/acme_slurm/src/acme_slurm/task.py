@@ -28,6 +28,7 @@ from acme_core.calls import (
     TIMEOUT,
     BatchOutcome,
     CallBatch,
+    CallMarks,
     Failure,
     ProgramFile,
     run_batch,
@@ -62,13 +63,18 @@ class CallTimer:
     """The call this task runs and since when (its :class:`~acme_core.calls.CallRecord`)."""
 
     def __init__(self) -> None:
-        self.current: tuple[int, float] | None = None
+        self._marks = CallMarks.new()
 
-    def started(self, index: int) -> None:
-        self.current = (index, time.monotonic())
+    def marks(self) -> CallMarks:
+        return self._marks
 
     def idle(self) -> None:
-        self.current = None
+        self._marks.index[0] = -1
+
+    @property
+    def current(self) -> tuple[int, float] | None:
+        """``(call, start)`` (``time.time()`` seconds) of the call running, or None."""
+        return self._marks.running()
 
 
 class Heartbeat(threading.Thread):
@@ -149,7 +155,7 @@ class Task:
         if self.limit is None or current is None:
             return
         index, start = current
-        if time.monotonic() - start <= self.limit:
+        if time.time() - start <= self.limit:
             return
         where = worker_name()
         message = (f"the call ran longer than timeout={self.limit:g} s and its task "
