@@ -197,12 +197,12 @@ def test_calls_that_cannot_draw_skip_the_seeding_and_leave_the_generators_alone(
     them seeded."""
     from tests.helpers.repro_funcs import draws_two_helpers_down, scaled_sqrt
 
-    def generators_after(func):
+    def generators_after(func, values=None):
         np.random.seed(11)
         random.seed(11)
         before = np.random.get_state()[1].copy(), random.getstate()
-        got = ParallelMap(func, list(range(5)), backend="threads", n_workers=1,
-                          write_worker_results=False, verbose=False).compute()
+        got = ParallelMap(func, list(range(5)) if values is None else values, backend="threads",
+                          n_workers=1, write_worker_results=False, verbose=False).compute()
         after = np.random.get_state()[1], random.getstate()
         return got, np.array_equal(after[0], before[0]) and after[1] == before[1]
 
@@ -210,6 +210,22 @@ def test_calls_that_cannot_draw_skip_the_seeding_and_leave_the_generators_alone(
     assert got == [scaled_sqrt(i) for i in range(5)] and untouched
     _, untouched = generators_after(draws_two_helpers_down)
     assert not untouched
+    _, untouched = generators_after(lambda x: x + 1, [0, 1, 2, 3.0, 4])
+    assert untouched
+
+    def drawn(process_seed):
+        random.seed(process_seed)
+        return ParallelMap(lambda x: x + 1, [0, 1, _Noisy()], backend="threads", n_workers=1,
+                           seed=5, write_worker_results=False, verbose=False).compute()[2]
+
+    # the same code over a split list holding an object (its __add__ may draw) is seeded:
+    # the call draws from its own stream, whatever the process's generator holds
+    assert drawn(1) == drawn(2)
+
+
+class _Noisy:
+    def __add__(self, other):
+        return other + random.random()
 
 
 def _module_helper(x):

@@ -35,6 +35,7 @@ from __future__ import annotations
 import builtins
 import opcode
 import types
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -81,10 +82,12 @@ _CONTAINERS = (list, tuple, set, frozenset)
 _IMPORTS = frozenset({opcode.opmap["IMPORT_NAME"], opcode.opmap["IMPORT_FROM"]})
 
 
-def cannot_draw(func: Any, broadcast: Any, split: Any) -> bool:
+def cannot_draw(func: Any, broadcast: Any, split: Any,
+                split_types: Sequence[frozenset[type] | None] | None = None) -> bool:
     """True when no call can reach a random generator, so seeding would change nothing
     (see the module docstring for the rule); ``broadcast`` are the broadcast values and
-    ``split`` the split sequences.
+    ``split`` the split sequences; ``split_types``, when the caller has them, the types of
+    each split list's elements (not scanned again; None where it is not a list).
 
     Examples
     --------
@@ -105,19 +108,23 @@ def cannot_draw(func: Any, broadcast: Any, split: Any) -> bool:
     if np.get_printoptions()["formatter"] is not None:  # a formatter of the user's may draw
         return False
     reader = _Reader()
-    if not (all(reader.value(v) for v in broadcast) and all(_plain_values(seq) for seq in split)):
+    types_of = split_types if split_types is not None else [None] * len(split)
+    if not (all(reader.value(v) for v in broadcast)
+            and all(_plain_values(seq, kinds) for seq, kinds in zip(split, types_of, strict=True))):
         return False
     return reader.function(func)
 
 
-def _plain_values(values: Any) -> bool:
+def _plain_values(values: Any, kinds: frozenset[type] | None) -> bool:
     if type(values) is range:
         return True
     if type(values) is np.ndarray:  # a subclass may hook ufuncs and methods
         return values.dtype.kind in "biufc"
     # exact types: a subclass's __getitem__ (what a call's value comes from) may return
     # other objects than its iteration does
-    return type(values) in (list, tuple) and set(map(type, values)) <= _SCALAR_TYPES
+    if type(values) not in (list, tuple):
+        return False
+    return (kinds if kinds is not None else frozenset(map(type, values))) <= _SCALAR_TYPES
 
 
 class _Reader:

@@ -134,9 +134,10 @@ def call_runner(plan: CallPlan, entropy: int | bool, store: str | os.PathLike[st
                 output_dir: str | None) -> Any:
     """What runs each call: its own random streams (unless ``seed=False`` or no call can
     draw), through the result store of ``reuse=`` (when given); None: a plain call."""
+    split = plan.split_arguments
     streams = None if entropy is False or cannot_draw(
-        plan.func, [a.value for a in plan.broadcast_arguments],
-        [a.value for a in plan.split_arguments]) else CallStreams(entropy)
+        plan.func, [a.value for a in plan.broadcast_arguments], [a.value for a in split],
+        [a.element_types for a in split]) else CallStreams(entropy)
     if store is None:
         return streams
     runner, found = reuse.runner(store, plan.func, plan, streams, entropy, output_dir)

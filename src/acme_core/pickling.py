@@ -20,7 +20,7 @@ from typing import Any
 import cloudpickle
 import numpy as np
 
-from .arguments import CallPlan
+from .arguments import BoundArgument, CallPlan
 from .calls import CallProgram
 from .errors import UnpicklableError
 from .h5py_arguments import reduce_h5py
@@ -152,20 +152,21 @@ def _find_culprit(program: CallProgram, plan: CallPlan, backend: str,
 _PLAIN = frozenset({int, float, bool, complex, str, bytes, type(None)})
 
 
-def _plain_scalars(values: Any) -> bool:
+def _plain_scalars(arg: BoundArgument) -> bool:
     """True for a range, a 1-D numeric array or a list/tuple of plain scalars: what plain
     pickle ships as it is, element by element."""
+    values = arg.value
     if isinstance(values, range):
         return True
     if isinstance(values, np.ndarray):
         return values.ndim == 1 and values.dtype.kind in "biufc"
-    return isinstance(values, (list, tuple)) and set(map(type, values)) <= _PLAIN
+    return arg.element_types is not None and arg.element_types <= _PLAIN
 
 
 def plain_calls(plan: CallPlan) -> bool:
     """True when every split argument is a sequence of plain scalars (see
     :func:`iter_call_blobs`): their pickles cannot fail."""
-    return all(_plain_scalars(a.value) for a in plan.split_arguments)
+    return all(_plain_scalars(a) for a in plan.split_arguments)
 
 
 def iter_call_blobs(plan: CallPlan) -> Iterator[bytes]:
