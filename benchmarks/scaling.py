@@ -17,7 +17,10 @@ Sections:
   peak RSS, and our ratio to each peer.
 - ``disk``: the same calls into ``hdf5-shards``, ``hdf5`` (per-call files; only up to
   ``--disk-max``) and ``memory``, with the time of ``acme_core.load()`` of every result, beside
-  joblib + h5py writing the same values into one file per worker.
+  joblib + h5py writing the same values into one file per worker; then, for the on-disk
+  storages, ``compute()`` again on the finished run (a resume with nothing to run: it reads
+  the manifest, checks the stored results and rebuilds the container): its time and the
+  parent's peak RSS growth.
 
 Usage: ``python benchmarks/scaling.py [--sizes 1000 10000 100000 1000000] [--repeat 3]
 [--workers 2] [--only tiny disk] [--disk-max 100000]``. Prints markdown tables and writes the
@@ -196,7 +199,14 @@ def child(section: str, kind: str, n: int, workers: int) -> None:
             loaded = time.perf_counter() - t1
             got = [int(np.ravel(v)[0]) for v in values]
             assert got == [2 * i for i in range(n)], "wrong results read back"
-            record = {"wall": wall, "load": loaded}
+            del values, got
+            record = {"wall": wall, "load": loaded, "resume": None, "resume_growth": None}
+            if kind in ("shards", "hdf5"):  # compute() again on the finished run: none runs
+                with RssSampler(lambda: _pool_pids(pool, None), interval=0.05) as again:
+                    t2 = time.perf_counter()
+                    run(xs)
+                    record["resume"] = time.perf_counter() - t2
+                record["resume_growth"] = again.parent_peak - again.base
     record.update(parent_growth=rss.parent_peak - rss.base, worker_peak=rss.worker_peak)
     print(json.dumps(record))
 
@@ -249,17 +259,20 @@ def _median(records: list[dict]) -> dict:
 
 def _table(section: str, rows: dict, ours: str, peers: list[str]) -> str:
     lines = [f"### {section}", "",
-             "| N | variant | wall s | µs/call | parent B/call | worker peak MB | load s | ours / it |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| N | variant | wall s | µs/call | parent B/call | worker peak MB | load s | "
+             "resume s | resume B/call | ours / it |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for n, by_kind in rows.items():
         mine = by_kind.get(ours)
         for kind, r in by_kind.items():
             ratio = (f"{mine['wall'] / r['wall']:.2f}x" if mine and kind in peers else "")
             load = f"{r['load']:.3f}" if r.get("load") is not None else ""
+            again = (f"{r['resume']:.3f} | {r['resume_growth'] / n:.1f}"
+                     if r.get("resume") is not None else " | ")
             lines.append(
                 f"| {n:,} | {kind} | {r['wall']:.3f} | {1e6 * r['wall'] / n:.2f} | "
                 f"{r['parent_growth'] / n:.1f} | {r['worker_peak'] / 2**20:.1f} | {load} | "
-                f"{ratio} |")
+                f"{again} | {ratio} |")
     flat = [n for n in rows if ours in rows[n]]
     if len(flat) >= 2:  # the target compares N = 10^6 with N = 10^4 (fixed costs amortised)
         lo, hi = (10_000 if 10_000 in flat[:-1] else flat[0]), flat[-1]

@@ -94,24 +94,26 @@ def read(output_dir: str) -> RunState:
         When the first line is missing or not a run description.
     """
     path = path_in(output_dir)
+    # line by line: the manifest of 10^6 calls is 34 MB, and the file read whole (with
+    # its lines) doubled the peak memory of a resume
     with open(path, encoding="utf-8", errors="replace") as fh:
-        lines = fh.read().splitlines()
-    if not lines:
-        raise _damaged(path, "it is empty")
-    try:
-        header = json.loads(lines[0])
-    except json.JSONDecodeError:
-        raise _damaged(path, "its first line is not JSON") from None
-    if not isinstance(header, dict) or "n_inputs" not in header or "func" not in header:
-        raise _damaged(path, "its first line does not describe a run")
-    state = RunState(header=header)
-    for line, text in enumerate(lines[1:], start=1):
+        first = fh.readline()
+        if not first:
+            raise _damaged(path, "it is empty")
         try:
-            event = json.loads(text)
+            header = json.loads(first)
         except json.JSONDecodeError:
-            continue  # a line cut short by a crash
-        if isinstance(event, dict):
-            _add(state, event, line)
+            raise _damaged(path, "its first line is not JSON") from None
+        if not isinstance(header, dict) or "n_inputs" not in header or "func" not in header:
+            raise _damaged(path, "its first line does not describe a run")
+        state = RunState(header=header)
+        for line, text in enumerate(fh, start=1):
+            try:
+                event = json.loads(text)
+            except json.JSONDecodeError:
+                continue  # a line cut short by a crash
+            if isinstance(event, dict):
+                _add(state, event, line)
     return state
 
 

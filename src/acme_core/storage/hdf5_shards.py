@@ -57,9 +57,12 @@ from .segments import (
     Receipt,
     SegmentStorage,
     SegmentWriter,
+    file_calls,
     group_index,
+    held_calls,
+    not_held,
+    read_each,
     read_results,
-    receipts,
     result_files,
     scan,
     segment_files,
@@ -204,14 +207,17 @@ def _add_unreported(payload_dir: str, segments: list[str], owner: np.ndarray,
                 held = len(rows.table_indices(h5)) + len(h5) - (rows.TABLE in h5)
                 if fid is not None and held <= known[fid]:
                     continue
-                for index, _ in receipts(h5, name, len(owner)):
-                    if owner[index] < 0:
-                        if fid is None:
-                            fid = fids[name] = len(files)
-                            files.append(name)
-                        owner[index] = fid
+                table, _, grouped = file_calls(h5, name, len(owner))
         except (OSError, ValueError) as exc:
             log.warning(f"Result segment {name} cannot be read; it is skipped: {exc}")
+            continue
+        calls = np.concatenate([table, np.array([i for i, _ in grouped], dtype=np.int64)])
+        unknown = calls[owner[calls] < 0]
+        if len(unknown):
+            if fid is None:
+                fid = fids[name] = len(files)
+                files.append(name)
+            owner[unknown] = fid
 
 
 def _new_shard(payload_dir: str, func_name: str, process: str) -> str:
@@ -331,11 +337,14 @@ class HDF5ShardStorage(SegmentStorage):
     def prepare(self) -> None:
         os.makedirs(self.payload_dir, exist_ok=self.settings.resume)
         remove_temporaries(self.payload_dir, f"{self.settings.func_name}_*.h5")
-        if self.settings.resume:  # calls stored by the earlier run(s)
-            found = scan(result_files(self.payload_dir, self.settings.func_name),
-                         self.settings.n_calls)
-            for index, (_, receipt) in found.items():
-                self._record(index, receipt)
+        if self.settings.resume:  # calls stored by the earlier run(s), a later file winning
+            found = read_each(result_files(self.payload_dir, self.settings.func_name),
+                              lambda h5, file: file_calls(h5, file, self.settings.n_calls))
+            for _, (table, shared, grouped) in found:
+                if shared is not None:
+                    self._record_all(table, shared)
+                for index, receipt in grouped:
+                    self._record(index, receipt)
 
     def collect(self, outcome: CallOutcome) -> None:
         """Note where the call is (the worker sealed its segment before it reported)."""
@@ -347,10 +356,9 @@ class HDF5ShardStorage(SegmentStorage):
         it, see ``SegmentWriter``), else call by call."""
         values = batch.values
         first = values[0] if values else None
-        if (first is not None and len(first.names) == 1 and not self._ragged
-                and values.count(first) == len(values)):
+        if first is not None and values.count(first) == len(values):
             calls = np.fromiter(batch.indices, dtype=np.int64, count=len(batch.indices))
-            self._where[calls] = self._file_id(first.file)
+            self._record_all(calls, first)
             return
         for index, receipt in zip(batch.indices, values, strict=True):
             self._record(index, receipt)
@@ -361,8 +369,22 @@ class HDF5ShardStorage(SegmentStorage):
         self._where[index] = self._file_id(file) if fid is None else fid
         if len(names) > 1:
             self._names[index] = tuple(names)
+        elif self._names:  # an earlier result of the call had more values
+            self._names.pop(index, None)
         if self._ragged:
             self._shapes[index] = tuple(shape)
+
+    def _record_all(self, calls: np.ndarray, receipt: Receipt) -> None:
+        """:meth:`_record` of ``calls`` (an int64 array) that share ``receipt``: one array
+        assignment unless they return several values or their shapes vary."""
+        if len(receipt.names) > 1 or self._ragged:
+            for index in calls.tolist():
+                self._record(index, receipt)
+            return
+        self._where[calls] = self._file_id(receipt.file)
+        if self._names:
+            for index in calls.tolist():
+                self._names.pop(index, None)
 
     def _file_id(self, file: str) -> int:
         fid = self._file_ids.get(file)
@@ -385,9 +407,9 @@ class HDF5ShardStorage(SegmentStorage):
         >>> sorted(storage.damaged([0, 1, 2]))
         [0, 2]
         """
-        found = scan(result_files(self.payload_dir, self.settings.func_name),
-                     self.settings.n_calls)
-        return {i for i in indices if i not in found}
+        held = held_calls(result_files(self.payload_dir, self.settings.func_name),
+                          self.settings.n_calls)
+        return not_held(indices, held)
 
     @classmethod
     def load(cls, settings: StorageSettings) -> StoredResults:

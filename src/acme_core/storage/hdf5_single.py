@@ -39,7 +39,15 @@ from ..records import BatchOutcome, CallOutcome, StorageSettings, StoredResults
 from . import rows
 from .atomic import atomic_write, remove, remove_temporaries
 from .readback import group_of, overlay_results, result_keys
-from .segments import Receipt, SegmentStorage, read_results, scan, segment_files
+from .segments import (
+    Receipt,
+    SegmentStorage,
+    held_calls,
+    not_held,
+    read_results,
+    scan,
+    segment_files,
+)
 from .stacking import convert
 from .values import read_dataset, read_group
 from .virtual import AXIS_ATTR
@@ -163,13 +171,10 @@ class HDF5SingleStorage(SegmentStorage):
         >>> sorted(storage.damaged([0, 1, 2]))
         [0, 2]
         """
-        n = self.settings.n_calls
-        mask = self._stored_in_container()
-        if mask is None:
-            mask = np.zeros(n, dtype=bool)
-        for index in scan(segment_files(self.payload_dir, self.settings.func_name), n):
-            mask[index] = True
-        return {i for i in indices if not mask[i]}
+        held = held_calls(segment_files(self.payload_dir, self.settings.func_name),
+                          self.settings.n_calls)
+        in_file = self._stored_in_container()
+        return not_held(indices, held if in_file is None else held | in_file)
 
     def _stored_in_container(self) -> np.ndarray | None:
         """The calls ``<func>.h5`` holds, or None when it is missing or does not open."""

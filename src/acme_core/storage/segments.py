@@ -27,9 +27,9 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Container, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -43,6 +43,8 @@ from .values import read_group, to_arrays
 from .virtual import AXIS_ATTR
 
 log = logging.getLogger("acme_core")
+
+T = TypeVar("T")
 
 
 class Receipt(NamedTuple):
@@ -100,10 +102,38 @@ def segment_files(folder: str, func_name: str) -> list[str]:
             if os.path.basename(p).startswith(f"{func_name}_segment_")]
 
 
+def read_each(paths: Iterable[str], read: Callable[[Any, str], T]) -> Iterator[tuple[str, T]]:
+    """``(path, read(h5, file name))`` for each of ``paths`` opened read-only, in order.
+    Files that do not open or read (truncated, damaged) are skipped with a warning: their
+    calls count as missing.
+
+    Examples
+    --------
+    >>> from acme_core.storage.segments import SegmentWriter, file_calls, read_each, result_files
+    >>> writer = SegmentWriter(str(tmp_path), "f")
+    >>> _ = writer.write(4, 18)
+    >>> _ = writer.end_batch([4])
+    >>> [table.tolist() for _, (table, _, _) in read_each(result_files(str(tmp_path), "f"),
+    ...                                                   file_calls)]
+    [[4]]
+    """
+    import h5py
+
+    for path in paths:
+        try:
+            with h5py.File(path, "r", locking=False) as h5:
+                got = read(h5, os.path.basename(path))
+        except (OSError, KeyError, ValueError) as exc:
+            log.warning(f"Result file {path} cannot be read; its calls count as missing: "
+                        f"{exc}")
+            continue
+        yield path, got
+
+
 def scan(paths: Iterable[str], n_calls: int | None = None) -> dict[int, tuple[str, Receipt]]:
     """Call index -> (file, receipt) for every call stored in ``paths`` (in that order:
-    a later file wins). Files that do not open (truncated, damaged) are skipped with a
-    warning: their calls count as missing.
+    a later file wins), skipping files :func:`read_each` cannot read. One entry per call:
+    :func:`held_calls` and :func:`file_calls` answer for 10^6 calls without them.
 
     Examples
     --------
@@ -114,23 +144,86 @@ def scan(paths: Iterable[str], n_calls: int | None = None) -> dict[int, tuple[st
     >>> [(i, r.names) for i, (_, r) in scan(result_files(str(tmp_path), "f")).items()]
     [(4, ('result_0',))]
     """
-    import h5py
-
     found: dict[int, tuple[str, Receipt]] = {}
-    for path in paths:
-        try:
-            with h5py.File(path, "r", locking=False) as h5:
-                for index, receipt in receipts(h5, os.path.basename(path), n_calls):
-                    found[index] = (path, receipt)
-        except (OSError, KeyError, ValueError) as exc:
-            log.warning(f"Result file {path} cannot be read; its calls count as missing: "
-                        f"{exc}")
+    for path, held in read_each(paths, lambda h5, file: list(receipts(h5, file, n_calls))):
+        for index, receipt in held:
+            found[index] = (path, receipt)
     return found
 
 
+def held_calls(paths: Iterable[str], n_calls: int) -> np.ndarray:
+    """Which of ``n_calls`` calls the readable files among ``paths`` hold (bool array).
+
+    Examples
+    --------
+    >>> from acme_core.storage.segments import SegmentWriter, held_calls, result_files
+    >>> writer = SegmentWriter(str(tmp_path), "f")
+    >>> _ = writer.write(1, 18)
+    >>> _ = writer.end_batch([1])
+    >>> held_calls(result_files(str(tmp_path), "f"), 3).tolist()
+    [False, True, False]
+    """
+    held = np.zeros(n_calls, dtype=bool)
+    for _, (table, _, grouped) in read_each(
+            paths, lambda h5, file: file_calls(h5, file, n_calls)):
+        held[table] = True
+        held[[index for index, _ in grouped]] = True
+    return held
+
+
+def not_held(indices: Iterable[int], held: np.ndarray) -> set[int]:
+    """The calls of ``indices`` that ``held`` (a bool array over every call) says are not
+    stored, without a Python step per held call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from acme_core.storage.segments import not_held
+    >>> not_held({0, 1, 2}, np.array([True, False, True]))
+    {1}
+    """
+    calls = np.fromiter(indices, dtype=np.int64)
+    return set(calls[~held[calls]].tolist())
+
+
+def file_calls(h5: Any, file: str, n_calls: int | None = None
+               ) -> tuple[np.ndarray, Receipt | None, list[tuple[int, Receipt]]]:
+    """The calls the open file ``h5`` holds (below ``n_calls``): those that are rows of its
+    table (:mod:`acme_core.storage.rows`), as an int64 array with the receipt they all
+    share (None without a table), and those stored as groups ``comp_<i>``, each with its
+    receipt.
+
+    Examples
+    --------
+    >>> import h5py
+    >>> from acme_core.storage.segments import file_calls
+    >>> with h5py.File(tmp_path / "g.h5", "w") as h5:
+    ...     h5["comp_3/result_0"] = [1.5]
+    ...     file_calls(h5, "g.h5")
+    (array([], dtype=int64), None, [(3, Receipt(file='g.h5', names=('result_0',), shape=(1,)))])
+    """
+    sig = rows.table_signature(h5)
+    table, shared = np.zeros(0, dtype=np.int64), None
+    if sig is not None:
+        table = rows.table_indices(h5).astype(np.int64, copy=False)
+        if n_calls is not None:
+            table = table[table < n_calls]
+        shared = Receipt(file, tuple(name for name, _, _ in sig), sig[0][2])
+    grouped = []
+    for key, group in h5.items():
+        index = group_index(key)
+        if index is None or (n_calls is not None and index >= n_calls):
+            continue
+        if "result_0" not in group:
+            continue
+        names = tuple(sorted(group, key=lambda k: int(k[7:])))
+        grouped.append((index, Receipt(file, names, tuple(group["result_0"].shape))))
+    return table, shared, grouped
+
+
 def receipts(h5: Any, file: str, n_calls: int | None = None) -> Iterator[tuple[int, Receipt]]:
-    """(call index, receipt) of every call the open file ``h5`` holds, as a row of its
-    table (:mod:`acme_core.storage.rows`) or as a group ``comp_<i>``.
+    """(call index, receipt) of every call the open file ``h5`` holds (see
+    :func:`file_calls`), the table's calls first.
 
     Examples
     --------
@@ -141,21 +234,10 @@ def receipts(h5: Any, file: str, n_calls: int | None = None) -> Iterator[tuple[i
     ...     list(receipts(h5, "g.h5"))
     [(3, Receipt(file='g.h5', names=('result_0',), shape=(1,)))]
     """
-    sig = rows.table_signature(h5)
-    if sig is not None:
-        names = tuple(name for name, _, _ in sig)
-        shape = sig[0][2]
-        for index in rows.table_indices(h5).tolist():
-            if n_calls is None or index < n_calls:
-                yield index, Receipt(file, names, shape)
-    for key, group in h5.items():
-        index = group_index(key)
-        if index is None or (n_calls is not None and index >= n_calls):
-            continue
-        if "result_0" not in group:
-            continue
-        names = tuple(sorted(group, key=lambda k: int(k[7:])))
-        yield index, Receipt(file, names, tuple(group["result_0"].shape))
+    table, shared, grouped = file_calls(h5, file, n_calls)
+    for index in table.tolist():
+        yield index, shared  # type: ignore[misc] - a table has its receipt
+    yield from grouped
 
 
 def values_in(h5: Any, wanted: Container[int] | None = None) -> Iterator[tuple[int, Any]]:
