@@ -87,6 +87,30 @@ def test_per_call_files_leave_no_temporary_files(tmp_path):
     assert sorted(os.listdir(payload)) == sorted(f"f_{i}.h5" for i in range(20))
 
 
+@pytest.mark.parametrize(("n_calls", "resume", "hinted"), [
+    (10_000, False, True), (9_999, False, False), (10_000, True, False)])
+def test_a_new_run_of_many_per_call_files_suggests_shards(tmp_path, caplog, n_calls, resume,
+                                                          hinted):
+    """What a new hdf5 run of 10^4 calls says when it starts (prepare makes the folders
+    only: no call runs here)."""
+    import logging
+
+    from acme_core.records import StorageSettings
+    from acme_core.storage.hdf5_files import HDF5FileStorage
+
+    (tmp_path / "o").mkdir()
+    if resume:  # an earlier run's folders
+        (tmp_path / "o" / "f_payload").mkdir()
+    storage = HDF5FileStorage(StorageSettings("f", n_calls, str(tmp_path / "o"), resume=resume))
+    with caplog.at_level(logging.INFO, logger="acme_core"):
+        storage.prepare()
+    said = [r.getMessage() for r in caplog.records if "hdf5-shards" in r.getMessage()]
+    assert (said == [f"{n_calls} calls write {n_calls} result files, one per call, each "
+                     f"synced to disk on its own (slow on shared file systems, and as many "
+                     f"inodes of a quota); storage='hdf5-shards' keeps small results in one "
+                     f"file per worker process."]) is hinted, said
+
+
 # ------------------------------------------------------------------ return-value mapping
 def _comp(storage, pmap, paths, i):
     """Call i's datasets as a user opens them: the container's comp_i, or (hdf5-shards,
