@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from acme_core import ParallelMap
+from acme_core import ParallelMap, load
 from acme_core.acme_attributes import ConfigView, Daemon
 from acme_core.early_log import EarlyRecords
 from tests.helpers.dask_funcs import worker_address
@@ -71,6 +71,25 @@ def test_a_broadcast_value_replaced_in_place_is_used():
     pmap = ParallelMap(f, [1, 2, 3], 4, backend="joblib", **QUIET)
     pmap.argv[1][0] = 0
     assert pmap.compute() == [3, 6, 9]
+
+
+@pytest.mark.parametrize("new_value", [2.7, "two"])
+def test_an_element_replaced_in_place_is_recorded_by_its_own_digest(tmp_path, new_value):
+    """``pmap.argv[0][1] = v`` changes call 1's argument after the constructor read the
+    list's types: the manifest must record v's digest, so a later run over the original
+    inputs re-runs call 1 instead of keeping f(v) as f(2)."""
+    out = str(tmp_path / "run")
+
+    def times_ten(x):
+        return x * 10
+
+    pmap = ParallelMap(times_ten, [1, 2, 3], backend="threads", output_dir=out,
+                       storage="pickle", verbose=False)
+    pmap.argv[0][1] = new_value
+    assert pmap.compute() and load(out)[1] == new_value * 10
+    ParallelMap(times_ten, [1, 2, 3], backend="threads", output_dir=out, storage="pickle",
+                verbose=False).compute()
+    assert load(out) == [10, 20, 30]
 
 
 def test_an_entry_of_the_wrong_length_is_an_error_naming_it_before_any_work(tmp_path):

@@ -114,7 +114,7 @@ class ArgumentKeys:
         for name, arg in zip(argument_names(plan), plan.arguments, strict=True):
             if arg.split:
                 values[name] = arg.value
-                schemes[name] = scheme_of(arg.value, plan.n_inputs, arg.element_types)
+                schemes[name] = scheme_of(arg.value, plan.n_inputs)
             else:
                 broadcast[name] = digest_of(arg.value)
         return cls(broadcast, values, schemes, plan.n_inputs)
@@ -174,27 +174,18 @@ def element_digests(values: Any, n_calls: int) -> np.ndarray:
     return digests_for(values, scheme_of(values, n_calls), np.arange(n_calls))
 
 
-def scheme_of(values: Any, n_calls: int, element_types: frozenset[type] | None = None) -> str:
+def scheme_of(values: Any, n_calls: int) -> str:
     """How a split argument's elements are hashed, chosen once from all of them (so a call's
     digest does not depend on which calls are hashed with it): ``"flat:<type>"`` (a list,
     tuple or range of one of ``_FLAT``'s types) and ``"array"`` (a 1-D numeric array) in
-    one vectorized pass, ``"rows"`` (other arrays) and ``"each"`` with BLAKE2b.
-    ``element_types``: the types of a list's or tuple's elements, when the caller has them.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from acme_core.callkeys import scheme_of
-    >>> scheme_of([1, 2, 3], 3), scheme_of(np.ones(3), 3), scheme_of([1, "a"], 2)
-    ('flat:int', 'array', 'each')
-    """
+    one vectorized pass, ``"rows"`` (other arrays) and ``"each"`` with BLAKE2b."""
     if isinstance(values, np.ndarray) and not values.dtype.hasobject and values.ndim:
         flat = values.ndim == 1 and values.dtype.kind in "biuf" and values.dtype.itemsize <= 8
         return "array" if flat else "rows"
     if not isinstance(values, (list, tuple, range)) or not n_calls:
         return "each"
-    kinds = element_types if element_types is not None else frozenset(map(type, values))
-    kind = next(iter(kinds)) if len(kinds) == 1 else None
+    kinds = set(map(type, values))
+    kind = kinds.pop() if len(kinds) == 1 else None
     if kind not in _FLAT:
         return "each"
     if kind is int and not -(2**63) <= min(values) <= max(values) < 2**63:
