@@ -223,6 +223,27 @@ def test_calls_that_cannot_draw_skip_the_seeding_and_leave_the_generators_alone(
     assert drawn(1) == drawn(2)
 
 
+def test_a_split_value_replaced_in_place_before_a_redirected_run_is_seeded(tmp_path):
+    """An ACME rewrite of kwargv["outFile"] makes the call program when compute() starts:
+    it reads the split values of then, so an object put into the list after the
+    constructor (its __add__ draws) gets the call's own stream."""
+    import pickle
+
+    def drawn(process_seed):
+        random.seed(process_seed)
+        xs = [0.0, 1.0, 2.0]
+        out = tmp_path / f"run{process_seed}"
+        pmap = ParallelMap(lambda x: x + 1, xs, backend="threads", n_workers=1, seed=5,
+                           output_dir=str(out), storage="pickle", verbose=False)
+        xs[2] = _Noisy()
+        pmap.kwargv["outFile"][0] = str(tmp_path / f"moved{process_seed}.pickle")
+        pmap.compute()
+        with open(out / "lambda__2.pickle", "rb") as fh:
+            return pickle.load(fh)
+
+    assert drawn(1) == drawn(2)
+
+
 class _Noisy:
     def __add__(self, other):
         return other + random.random()

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .arguments import CallPlan, rebuild_call_plan
+from .arguments import CallPlan, measure_arguments, rebuild_call_plan
 from .output_dir import safe_name
 from .parameters import backend_values
 from .result_paths import OutFiles, out_file_paths
@@ -432,6 +432,9 @@ class AcmeAttributes:
             self._plan = self._acme.rebuild(self._plan)
             self._payloads = self._make_payloads()
         elif self._acme.redirected():
+            # the program is made now: its pickling and seeding read the values of now,
+            # which the user may have changed in place since the constructor measured them
+            measure_arguments(self._plan)
             self._payloads = self._make_payloads()
 
     @property

@@ -435,6 +435,23 @@ def _warn_about(bound: list[BoundArgument], name: str, max_arg_size_mb: float) -
             )
 
 
+def measure_arguments(plan: CallPlan) -> None:
+    """Measure every argument of ``plan`` again (size and element types), for a call
+    program made later than the plan.
+
+    Examples
+    --------
+    >>> from acme_core.arguments import build_call_plan, measure_arguments
+    >>> plan = build_call_plan(abs, ([1, 2],), {}, "auto", 1024)
+    >>> plan.arguments[0].value[1] = "two"
+    >>> measure_arguments(plan)
+    >>> sorted(t.__name__ for t in plan.arguments[0].element_types)
+    ['int', 'str']
+    """
+    for arg in plan.arguments:
+        _measure(arg)
+
+
 def _measure(arg: BoundArgument) -> None:
     value = arg.value
     arg.element_types = (frozenset(map(type, value)) if isinstance(value, (list, tuple))
