@@ -299,28 +299,32 @@ class _KeepValues:
         return value
 
 
-def test_a_workers_record_names_each_call_while_it_runs_and_when_it_started(tmp_path):
+def test_a_workers_record_names_each_call_while_it_runs_and_when_it_started(tmp_path,
+                                                                           monkeypatch):
     """What the parent reads of a worker (the call a dead worker ran, a call over its time
-    limit): during each call, its own index and a start between the previous call's end
-    and its own first line; after the batch, no call."""
+    limit): during each call, its own index and a start on the host's monotonic clock
+    between the previous call's end and its own first line, also after the wall clock
+    stepped an hour ahead during the first call; after the batch, no call."""
     folder = str(tmp_path)
+    wall = time.time
 
     def look(x):
-        state, now = read_state(folder, os.getpid()), time.time()
+        state, now = read_state(folder, os.getpid()), time.monotonic()
+        monkeypatch.setattr(time, "time", lambda: wall() + 3600)  # an NTP step, a suspend
         time.sleep(0.005)  # so a start noted once a batch (not once a call) shows
         return state.index, state.started, now
 
     program = CallProgram("r1", look, (("pos", "x", 0),), (), _KeepValues(), split=([0] * 5,))
     set_call_record(RecordFile(folder))
     try:
-        before = time.time()
+        before = time.monotonic()
         outcome = run_batch(program, CallBatch("r1", (3, 1, 4, 0, 2)))
     finally:
         set_call_record(None)
+        monkeypatch.undo()
     assert [index for index, _, _ in outcome.values] == [3, 1, 4, 0, 2]
     previous_end = before
     for _, started, now in outcome.values:
-        # the marks' start comes from the loop's own clock, turned to wall-clock seconds
         assert previous_end - 1e-3 <= started <= now + 1e-3, (previous_end, started, now)
         previous_end = now + 0.005
     assert not read_state(folder, os.getpid()).running

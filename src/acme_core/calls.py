@@ -383,8 +383,8 @@ def _run_calls(program: CallProgram, batch: CallBatch,
     failures: dict[int, Failure] = {}
     append, stamp = values.append, stamps.append
     started, first = time.time(), clock()
-    to_wall = started - first  # the marks hold wall-clock starts; the loop reads one clock
-    since[0] = started
+    to_marks = time.monotonic() - first  # the marks' clock (CallMarks), read once a batch
+    since[0] = first + to_marks
     for index, split in zip(batch.indices, split_values_of(program, batch), strict=True):
         running[0] = index  # its start, the previous call's end, is in since[0] already
         try:
@@ -403,7 +403,7 @@ def _run_calls(program: CallProgram, batch: CallBatch,
         append(value)
         now = clock()
         stamp(now)
-        since[0] = now + to_wall
+        since[0] = now + to_marks
     durations = [b - a for a, b in zip([first, *stamps[:-1]], stamps, strict=True)]
     return values, durations, failures, started
 
@@ -411,13 +411,16 @@ def _run_calls(program: CallProgram, batch: CallBatch,
 @dataclass(frozen=True)
 class CallMarks:
     """Where one thread's call loop notes the call it runs: ``index[0]``, the call (-1:
-    none), and ``start[0]``, when it started (``time.time()`` seconds).
+    none), and ``start[0]``, when it started on ``time.monotonic()``'s clock. That clock is
+    the host's (a parent process on the same host reads it as its own), and neither steps
+    with the wall clock nor counts a suspend, so neither makes a call look older than it is.
 
     Each is a one-item typed buffer (an ``array``, or a memory view of a mapped file a
     parent process reads), so noting a call is two stores and no function call: a method
-    called per call cost 0.1 µs, a third of a tiny call's whole time on its worker. The
-    start is written before the index it belongs to, so a reader that reads the index
-    first never pairs a call with a later call's start.
+    called per call cost 0.1 µs, a third of a tiny call's whole time on its worker. After
+    a call the loop writes the next call's start, then that call's index when it begins:
+    a reader may see the finished call with the next one's start for a moment, which only
+    makes it look younger.
 
     Examples
     --------

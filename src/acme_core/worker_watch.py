@@ -21,8 +21,9 @@ from dataclasses import dataclass
 
 from .calls import CallMarks
 
-#: call index (-1: none), the call's start and the last heartbeat (both ``time.time()``), in
-#: native byte order (the worker writes them through typed memory views)
+#: call index (-1: none), the call's start (``time.monotonic()``, the host's clock) and the
+#: last heartbeat (``time.time()``), in native byte order (the worker writes the first two
+#: through typed memory views)
 _LAYOUT = struct.Struct("=qdd")
 _BEAT = struct.Struct("=d")
 #: Seconds between two heartbeats (and two checks that the parent lives).

@@ -66,7 +66,7 @@ class CallClock:
     >>> from acme_dask.worker import CallClock
     >>> clock = CallClock()
     >>> clock.begin("run1"); marks = clock.marks()
-    >>> marks.start[0] = time.time(); marks.index[0] = 4   # what the call loop writes
+    >>> marks.start[0] = time.monotonic(); marks.index[0] = 4   # what the call loop writes
     >>> [(run, index) for run, index, seconds in clock.running()]
     [('run1', 4)]
     >>> clock.idle(); clock.running()
@@ -93,7 +93,7 @@ class CallClock:
 
     def running(self) -> list[tuple[str, int, float]]:
         """``(run id, call, seconds it has run)`` of every call running now."""
-        now, calls = time.time(), []
+        now, calls = time.monotonic(), []
         for run, marks in list(self._calls.values()):
             call = marks.running()
             if call is not None:

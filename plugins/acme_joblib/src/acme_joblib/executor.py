@@ -298,12 +298,13 @@ class JoblibExecutor(FuturesExecutor):
     def _watch(self) -> None:
         """Kill the worker of a call over its time limit, and a worker that stopped beating.
 
-        Ages are measured on this process's monotonic clock from when it first saw a beat
-        or a call start, so a suspended laptop or a clock change kills nothing."""
+        Ages are measured on the host's monotonic clock: a call's from its start (the
+        worker notes it on that clock), a beat's from when this process first saw it, so a
+        suspended laptop or a clock change kills nothing."""
         records, pool = pool_records(), self._pool
         if records is None or pool is None:
             return
-        now, wall = time.monotonic(), time.time()
+        now = time.monotonic()
         for pid in list(pool._processes):
             state = read_state(records, pid)
             if state is None or pid in self._killed:
@@ -312,7 +313,7 @@ class JoblibExecutor(FuturesExecutor):
             if state.beat != beat_seen[0]:
                 beat_seen = (state.beat, now)
             if (state.index, state.started) != run_seen[0]:
-                run_seen = ((state.index, state.started), now - max(0.0, wall - state.started))
+                run_seen = ((state.index, state.started), min(now, state.started))
             self._seen[pid] = (beat_seen, run_seen)
             limit = self._call_limit
             if limit is not None and state.running and now - run_seen[1] > limit \

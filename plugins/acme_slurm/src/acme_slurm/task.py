@@ -73,7 +73,7 @@ class CallTimer:
 
     @property
     def current(self) -> tuple[int, float] | None:
-        """``(call, start)`` (``time.time()`` seconds) of the call running, or None."""
+        """``(call, start)`` (``time.monotonic()`` seconds) of the call running, or None."""
         return self._marks.running()
 
 
@@ -155,7 +155,7 @@ class Task:
         if self.limit is None or current is None:
             return
         index, start = current
-        if time.time() - start <= self.limit:
+        if time.monotonic() - start <= self.limit:
             return
         where = worker_name()
         message = (f"the call ran longer than timeout={self.limit:g} s and its task "
