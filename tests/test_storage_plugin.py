@@ -50,6 +50,31 @@ def test_a_lost_file_is_missing_and_a_resume_writes_it_again(tmp_path):
     assert os.stat(os.path.join(out, "ones_of_length_npy", "0.npy")).st_mtime_ns == kept
 
 
+def test_damaged_is_asked_about_the_done_calls_as_a_set(tmp_path, monkeypatch):
+    """A storage's damaged() may use its argument as the set it always was (len, in, two
+    passes, set difference): the resume re-runs exactly the lost call."""
+    import acme_npy
+
+    out = str(tmp_path / "run")
+    ParallelMap(ones_of_length, [1, 2, 3, 4], storage="npy", output_dir=out,
+                verbose=False).compute()
+    os.remove(os.path.join(out, "ones_of_length_npy", "2.npy"))
+    asked = []
+
+    def damaged(self, indices):
+        asked.append((len(indices), 3 in indices, 7 in indices))
+        present = {i for i in indices if os.path.isfile(acme_npy._path(self.settings, i))}
+        return set(indices - present)
+
+    monkeypatch.setattr(acme_npy.NpyStorage, "damaged", damaged)
+    kept = os.stat(os.path.join(out, "ones_of_length_npy", "0.npy")).st_mtime_ns
+    ParallelMap(ones_of_length, [1, 2, 3, 4], storage="npy", output_dir=out,
+                verbose=False).compute()
+    assert asked == [(4, True, False)]
+    assert [len(v) for v in load(out)] == [1, 2, 3, 4]
+    assert os.stat(os.path.join(out, "ones_of_length_npy", "0.npy")).st_mtime_ns == kept
+
+
 def test_a_user_script_reads_the_run_back_in_a_new_process(tmp_path):
     out = str(tmp_path / "run")
     script = ("from acme_core import ParallelMap\n"

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .call_runs import CallSet
 from .callkeys import ArgumentKeys
 from .manifest_state import DONE_CODE, FAILED_CODE, MISSING, RunState
 
@@ -73,27 +74,8 @@ class Selection:
         return ", ".join(f"{n} {what}" for n, what in parts if n)
 
 
-#: Calls :func:`python_ints` turns into Python ints at once.
-_INT_CHUNK = 1 << 16
-
-
-def python_ints(calls: np.ndarray) -> Iterator[int]:
-    """``calls`` (an int array) as Python ints, a chunk at a time: the done calls of 10^6
-    as a set were 84 MB of a resumed run's peak, and storages read them once, in order.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from acme_core.rerun import python_ints
-    >>> [type(i).__name__ for i in python_ints(np.arange(2))]
-    ['int', 'int']
-    """
-    for start in range(0, len(calls), _INT_CHUNK):
-        yield from calls[start:start + _INT_CHUNK].tolist()
-
-
 def select(n_calls: int, state: RunState | None, keys: ArgumentKeys | None, code: str,
-           rerun: str, damaged: Callable[[Iterable[int]], set[int]] | None = None) -> Selection:
+           rerun: str, damaged: Callable[[CallSet], set[int]] | None = None) -> Selection:
     """Decide which of ``n_calls`` calls run; see the module docstring.
 
     Parameters
@@ -127,7 +109,7 @@ def select(n_calls: int, state: RunState | None, keys: ArgumentKeys | None, code
                     failed=np.flatnonzero(codes == FAILED_CODE), changed=np.flatnonzero(changed),
                     changed_by=changed_by, recoded=np.flatnonzero(recoded))
     if damaged is not None and kept.any():
-        gone = np.fromiter(damaged(python_ints(np.flatnonzero(kept))), dtype=np.int64)
+        gone = np.fromiter(damaged(CallSet(np.flatnonzero(kept))), dtype=np.int64)
         sel.damaged = np.sort(gone)
         kept[gone] = older[gone] = False
     sel.kept, sel.older_code = np.flatnonzero(kept), np.flatnonzero(older)

@@ -105,10 +105,11 @@ class Storage(abc.ABC):
                          f"holds no results.")
 
     def damaged(self, indices: Iterable[int]) -> set[int]:
-        """Of ``indices`` (calls the manifest records as done: Python ints in increasing
-        order, an iterable to read once), those whose stored result is missing or
-        unreadable, found by a cheap check (a file exists and opens, a pickle is whole),
-        not by reading every result. A resumed run re-runs them.
+        """Of ``indices`` (calls the manifest records as done: a set of Python ints, as a
+        :class:`~acme_core.call_runs.CallSet`, whose ``array`` holds them sorted), those
+        whose stored result is missing or unreadable, found by a cheap check (a file exists
+        and opens, a pickle is whole), not by reading every result. A resumed run re-runs
+        them.
 
         The default (storages that keep nothing on disk) returns an empty set.
 

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
+from ..call_runs import CallSet
 from ..records import StorageSettings
 from . import rows
 from .atomic import as_disk_full, publish, remove, temporary_name
@@ -173,7 +174,8 @@ def held_calls(paths: Iterable[str], n_calls: int) -> np.ndarray:
 
 def not_held(indices: Iterable[int], held: np.ndarray) -> set[int]:
     """The calls of ``indices`` that ``held`` (a bool array over every call) says are not
-    stored, without a Python step per held call.
+    stored, without a Python step per held call when ``indices`` is a
+    :class:`~acme_core.call_runs.CallSet`.
 
     Examples
     --------
@@ -182,7 +184,8 @@ def not_held(indices: Iterable[int], held: np.ndarray) -> set[int]:
     >>> not_held({0, 1, 2}, np.array([True, False, True]))
     {1}
     """
-    calls = np.fromiter(indices, dtype=np.int64)
+    calls = (indices.array if isinstance(indices, CallSet)
+             else np.fromiter(indices, dtype=np.int64))
     return set(calls[~held[calls]].tolist())
 
 
