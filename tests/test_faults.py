@@ -330,6 +330,18 @@ def test_a_workers_record_names_each_call_while_it_runs_and_when_it_started(tmp_
     assert not read_state(folder, os.getpid()).running
 
 
+def test_a_call_record_of_the_earlier_protocol_is_refused_when_it_is_set():
+    class StartedOnly:
+        def started(self, index):
+            pass
+
+        def idle(self):
+            pass
+
+    with pytest.raises(TypeError, match=r"StartedOnly is not a CallRecord: it needs marks\(\)"):
+        set_call_record(StartedOnly())
+
+
 def test_timeout_is_checked_before_anything_starts():
     with pytest.raises(ValueError, match="`timeout` has to be None or a number of seconds > 0"):
         ParallelMap(abs, [1, 2], timeout=0, write_worker_results=False)

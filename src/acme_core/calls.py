@@ -468,8 +468,20 @@ def set_call_record(record: CallRecord | None) -> None:
     --------
     >>> from acme_core.calls import set_call_record
     >>> set_call_record(None)  # the default: nothing is noted
+
+    Raises
+    ------
+    TypeError
+        When ``record`` has no ``marks()`` and ``idle()`` (a record of the earlier protocol,
+        whose ``started(index)`` the loop no longer calls).
     """
     global _record
+    if record is not None and not (callable(getattr(record, "marks", None))
+                                   and callable(getattr(record, "idle", None))):
+        raise TypeError(
+            f"set_call_record: {type(record).__qualname__} is not a CallRecord: it needs "
+            f"marks() (the CallMarks its thread's calls are noted in, see "
+            f"acme_core.calls.CallMarks) and idle(); started(index) is no longer called.")
     _record = record
 
 
